@@ -1,0 +1,35 @@
+/**
+ * Test helpers for integration tests on real PostgreSQL: a `PgClient` layer on the run's database, and a
+ * fresh schema per test file (dropped when the layer is released).
+ */
+import { randomBytes } from "node:crypto"
+import { Effect, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { inject } from "vitest"
+
+/** The URL of the run's database (see globalSetup.ts). */
+export const databaseUrl = (): string => inject("databaseUrl")
+
+/** A PgClient on the run's database. */
+export const PgTest = (options: { readonly maxConnections?: number } = {}) =>
+  PgClient.layer({
+    url: Redacted.make(databaseUrl()),
+    maxConnections: options.maxConnections ?? 10
+  })
+
+/** A unique schema name for one test file. */
+export const uniqueSchema = (prefix: string): string =>
+  `t_${prefix.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 30)}_${randomBytes(4).toString("hex")}`
+
+/** Drops `schema` (and everything in it) when the surrounding scope closes. */
+export const dropSchemaOnExit = (schema: string) =>
+  Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`
+    }).pipe(Effect.ignore)
+  )
+
+/** A layer that provides nothing but drops `schema` when released. */
+export const DropSchema = (schema: string) => Layer.effectDiscard(dropSchemaOnExit(schema))
