@@ -19,6 +19,16 @@ export class InvalidSchemaName extends Schema.TaggedError<InvalidSchemaName>()("
 }) {}
 
 /**
+ * Options given to a cuckmq Layer or function are invalid (for example a negative number of seconds or a
+ * concurrency below 1). Raised before anything starts or is written.
+ *
+ * @since 0.1.0
+ */
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
+  message: Schema.String
+}) {}
+
+/**
  * A job definition's settings are invalid (empty name, `numAttempts` below 1, a negative timeout, a repeat
  * interval that is not positive, a cron expression that does not parse, or two definitions with one name).
  *

@@ -5,7 +5,19 @@
  */
 
 /** @since 0.1.0 */
+export * as Cuckmq from "./Cuckmq.js"
+
+/** @since 0.1.0 */
 export * as CuckmqError from "./CuckmqError.js"
+
+/** @since 0.1.0 */
+export * as CuckmqEvent from "./CuckmqEvent.js"
+
+/** @since 0.1.0 */
+export * as JobDefinition from "./JobDefinition.js"
+
+/** @since 0.1.0 */
+export * as JobStore from "./JobStore.js"
 
 /** @since 0.1.0 */
 export * as Migrations from "./Migrations.js"

@@ -33,3 +33,10 @@ export const dropSchemaOnExit = (schema: string) =>
 
 /** A layer that provides nothing but drops `schema` when released. */
 export const DropSchema = (schema: string) => Layer.effectDiscard(dropSchemaOnExit(schema))
+
+/**
+ * A PgClient (exposed too, for assertions) plus a fresh schema that is dropped when the layer is released,
+ * after everything built on top of it.
+ */
+export const PgWithSchema = (schema: string, options: { readonly maxConnections?: number } = {}) =>
+  Layer.provideMerge(DropSchema(schema), PgTest(options))

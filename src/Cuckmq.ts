@@ -1,0 +1,299 @@
+/**
+ * The cuckmq context (the seed's `Context`): the storage backend, the schema, the settings, the registry
+ * of job definitions this process knows, and the event PubSub. Workers, orchestrators and enqueue all
+ * require this service.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Cuckmq } from "@cuckmq/effect"
+ *
+ * const CuckmqLive = Cuckmq.layer({ definitions: [SendEmail, Cleanup] }).pipe(
+ *   Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, Context, Effect, Layer, PubSub, type Scope, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import {
+  InvalidJobDefinition,
+  InvalidOptions,
+  type InvalidSchemaName,
+  PayloadDecodeError,
+  type StorageError
+} from "./CuckmqError.js"
+import type { CuckmqEvent } from "./CuckmqEvent.js"
+import * as internal from "./internal/definition.js"
+import * as PgStore from "./internal/pgStore.js"
+import type * as JobDefinition from "./JobDefinition.js"
+import { JobStore } from "./JobStore.js"
+import * as Migrations from "./Migrations.js"
+
+/**
+ * Settings shared by every worker and orchestrator of a context.
+ *
+ * @since 0.1.0
+ */
+export interface Settings {
+  /** Seconds a finalized job is kept before the orchestrator deletes it. */
+  readonly jobPostFinalizeDeleteSecs: number
+  /**
+   * Hard ceiling, in seconds, on how long a job group stays locked by one job. A worker interrupts a job that
+   * would hold its group longer (and releases the group); the orchestrator releases any lock older than this.
+   */
+  readonly jobGroupUnlockSecs: number
+  /** Events buffered per subscriber; a subscriber that falls further behind loses its oldest events. */
+  readonly eventBufferSize: number
+}
+
+/**
+ * The defaults of every setting of `layer`.
+ *
+ * @since 0.1.0
+ */
+export const defaults = {
+  schema: Migrations.defaultSchema,
+  jobPostFinalizeDeleteSecs: 24 * 60 * 60,
+  jobGroupUnlockSecs: 3 * 60 * 60,
+  eventBufferSize: 4096,
+  migrate: true,
+  deploy: true
+} as const
+
+/**
+ * A definition as registered in a context: its handler runs with the services captured when the context
+ * layer was built.
+ *
+ * @since 0.1.0
+ */
+export interface Registered {
+  readonly definition: JobDefinition.Any
+  /** Decodes the stored payload (failing with `PayloadDecodeError`) and runs the handler. */
+  readonly run: (job: { readonly id: string; readonly payload: unknown }, metadata: JobDefinition.JobMetadata) => Effect.Effect<void, unknown>
+}
+
+/**
+ * The context service.
+ *
+ * @since 0.1.0
+ */
+export class Cuckmq extends Context.Service<Cuckmq, {
+  /** The PostgreSQL schema of the queue (also set for other backends, where it is only a name). */
+  readonly schema: string
+  readonly settings: Settings
+  /** The definitions this process knows, by name: what its workers run and its orchestrators schedule. */
+  readonly definitions: ReadonlyMap<string, Registered>
+  /** The storage backend. */
+  readonly store: JobStore["Service"]
+  /**
+   * Events from the moment the stream starts running. To be sure not to miss events published between
+   * forking a consumer and its first pull, use `subscribe`.
+   */
+  readonly events: Stream.Stream<CuckmqEvent>
+  /** Subscribes now (for the life of the scope) and returns the stream of events from this moment. */
+  readonly subscribe: Effect.Effect<Stream.Stream<CuckmqEvent>, never, Scope.Scope>
+  /**
+   * Runs `handler` for every event (one at a time, in order) in a fiber that lives as long as the scope.
+   * A failing handler is logged and the next event still arrives; a slow handler loses events beyond
+   * `eventBufferSize` rather than slowing workers.
+   */
+  readonly addEventHandler: <E, R>(
+    handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>
+  ) => Effect.Effect<void, never, Scope.Scope | R>
+  /** Publishes an event built by `make`, which is only called when someone is subscribed. */
+  readonly publish: (make: () => CuckmqEvent) => void
+  /** Whether anyone is subscribed to events (so that hot paths can skip building them). */
+  readonly hasSubscribers: () => boolean
+}>()("cuckmq/Cuckmq") {}
+
+/**
+ * Options of `layer` and `layerStore`.
+ *
+ * @since 0.1.0
+ */
+export interface Options<Defs extends ReadonlyArray<JobDefinition.Any>> {
+  /** The PostgreSQL schema (a plain identifier). Defaults to `"_cuckmq"`. */
+  readonly schema?: string | undefined
+  /** The definitions this process runs and schedules. Defaults to none (enqueue-only processes). */
+  readonly definitions?: Defs | undefined
+  /** Seconds a finalized job is kept. 0 deletes jobs as they finalize. Defaults to 86400 (24 h). */
+  readonly jobPostFinalizeDeleteSecs?: number | undefined
+  /** Hard ceiling on one job's hold of its group lock, in seconds. Defaults to 10800 (3 h). */
+  readonly jobGroupUnlockSecs?: number | undefined
+  /** Events buffered per subscriber. Defaults to 4096. */
+  readonly eventBufferSize?: number | undefined
+  /** Migrate the schema when the layer starts (safe with many processes). Defaults to true. */
+  readonly migrate?: boolean | undefined
+  /** Deploy `definitions` when the layer starts. Defaults to true. */
+  readonly deploy?: boolean | undefined
+}
+
+/**
+ * The errors a context layer can fail with.
+ *
+ * @since 0.1.0
+ */
+export type LayerError = InvalidSchemaName | InvalidJobDefinition | InvalidOptions | StorageError
+
+const nonNegative = (name: string, value: number | undefined, fallback: number) =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : typeof value === "number" && Number.isFinite(value) && value >= 0
+    ? Effect.succeed(value)
+    : Effect.fail(new InvalidOptions({ message: `${name} must be a finite number >= 0, got ${String(value)}` }))
+
+const resolveSettings = (options: Options<any>) =>
+  Effect.gen(function*() {
+    const schema = yield* Migrations.validateSchemaName(options.schema ?? defaults.schema)
+    const settings: Settings = {
+      jobPostFinalizeDeleteSecs: yield* nonNegative(
+        "jobPostFinalizeDeleteSecs",
+        options.jobPostFinalizeDeleteSecs,
+        defaults.jobPostFinalizeDeleteSecs
+      ),
+      jobGroupUnlockSecs: yield* nonNegative("jobGroupUnlockSecs", options.jobGroupUnlockSecs, defaults.jobGroupUnlockSecs),
+      eventBufferSize: yield* nonNegative("eventBufferSize", options.eventBufferSize, defaults.eventBufferSize)
+    }
+    if (!Number.isInteger(settings.eventBufferSize) || settings.eventBufferSize < 1) {
+      return yield* new InvalidOptions({ message: `eventBufferSize must be an integer >= 1, got ${settings.eventBufferSize}` })
+    }
+    return { schema, settings }
+  })
+
+/** Builds the service on an already-available store. */
+const makeWith = Effect.fnUntraced(function*(
+  options: Options<ReadonlyArray<JobDefinition.Any>>,
+  schema: string,
+  settings: Settings
+) {
+  const store = yield* JobStore
+  const now = yield* Clock.currentTimeMillis
+  const services = yield* Effect.context<never>()
+
+  // ---- registry ----
+  const definitions = new Map<string, Registered>()
+  const records = []
+  for (const definition of options.definitions ?? []) {
+    if (definitions.has(definition.name)) {
+      return yield* new InvalidJobDefinition({
+        definitionName: definition.name,
+        message: `Job definition ${JSON.stringify(definition.name)} is registered twice`
+      })
+    }
+    records.push(yield* internal.validate(definition, now))
+    const decode = internal.internals(definition).decode
+    definitions.set(definition.name, {
+      definition,
+      run: (job, metadata) =>
+        Effect.flatMap(
+          Effect.mapError(decode(job.payload), (error) =>
+            new PayloadDecodeError({
+              definitionName: definition.name,
+              jobId: job.id,
+              message: `The stored payload of job ${job.id} (${definition.name}) does not decode: ${error.message}`
+            })),
+          (payload) =>
+            Effect.updateContext(
+              definition.handler(payload, metadata) as Effect.Effect<void, unknown, any>,
+              (current: Context.Context<any>) => Context.merge(services, current)
+            ) as Effect.Effect<void, unknown>
+        )
+    })
+  }
+
+  // ---- events ----
+  const pubsub = yield* PubSub.sliding<CuckmqEvent>(settings.eventBufferSize)
+  yield* Effect.addFinalizer(() => PubSub.shutdown(pubsub))
+  let subscribers = 0
+  const subscribe = Effect.gen(function*() {
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        subscribers++
+      }),
+      () =>
+        Effect.sync(() => {
+          subscribers--
+        })
+    )
+    return Stream.fromSubscription(yield* PubSub.subscribe(pubsub))
+  })
+  const publish = (make: () => CuckmqEvent) => {
+    if (subscribers > 0) PubSub.publishUnsafe(pubsub, make())
+  }
+  const addEventHandler = <E, R>(handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>) =>
+    Effect.gen(function*() {
+      const stream = yield* subscribe
+      yield* stream.pipe(
+        Stream.runForEach((event) =>
+          handler(event).pipe(
+            Effect.catchCause((cause) =>
+              Cause.hasInterruptsOnly(cause)
+                ? Effect.failCause(cause)
+                : Effect.logWarning("cuckmq: event handler failed", cause)
+            )
+          )
+        ),
+        Effect.forkScoped
+      )
+    })
+
+  const service = Cuckmq.of({
+    schema,
+    settings,
+    definitions,
+    store,
+    events: Stream.unwrap(subscribe),
+    subscribe,
+    addEventHandler,
+    publish,
+    hasSubscribers: () => subscribers > 0
+  })
+
+  if (options.deploy ?? defaults.deploy) {
+    yield* store.deploy(records)
+  }
+  return service
+})
+
+/**
+ * The context on any storage backend (a `JobStore` layer); used by the test backend.
+ *
+ * @since 0.1.0
+ */
+export const layerStore = <const Defs extends ReadonlyArray<JobDefinition.Any> = readonly []>(
+  options: Options<Defs> = {}
+): Layer.Layer<Cuckmq, LayerError, JobStore | JobDefinition.Requirements<Defs[number]>> =>
+  Layer.effect(
+    Cuckmq,
+    Effect.gen(function*() {
+      const { schema, settings } = yield* resolveSettings(options)
+      return yield* makeWith(options, schema, settings)
+    })
+  )
+
+/**
+ * The context on PostgreSQL: migrates the schema (unless `migrate: false`), deploys the definitions
+ * (unless `deploy: false`) and builds the PostgreSQL store. Requires a `PgClient`: provide the same one
+ * your app uses so that enqueue joins your transactions.
+ *
+ * @since 0.1.0
+ */
+export const layer = <const Defs extends ReadonlyArray<JobDefinition.Any> = readonly []>(
+  options: Options<Defs> = {}
+): Layer.Layer<Cuckmq, LayerError, PgClient.PgClient | JobDefinition.Requirements<Defs[number]>> =>
+  Layer.effect(
+    Cuckmq,
+    Effect.gen(function*() {
+      const { schema, settings } = yield* resolveSettings(options)
+      if (options.migrate ?? defaults.migrate) {
+        const pg = yield* PgClient.PgClient
+        yield* Migrations.migrate(schema).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+      }
+      const store = yield* PgStore.make({ schema, keepFinalized: settings.jobPostFinalizeDeleteSecs > 0 })
+      return yield* makeWith(options, schema, settings).pipe(Effect.provideService(JobStore, store))
+    })
+  )

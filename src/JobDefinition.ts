@@ -1,0 +1,298 @@
+/**
+ * Job definitions: a name, a payload Schema and a handler, plus the settings every job of the definition
+ * inherits (channel, attempts, retry timeout, repeat schedule). A definition is a plain value; deploying,
+ * enqueueing and running it need the `Cuckmq` service.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobDefinition } from "@cuckmq/effect"
+ *
+ * export const SendEmail = JobDefinition.make({
+ *   name: "send-email",
+ *   payload: Schema.Struct({ to: Schema.String, subject: Schema.String }),
+ *   numAttempts: 3,
+ *   timeoutSecs: 30,
+ *   handler: (payload, { attempt }) => Effect.log(`sending to ${payload.to} (attempt ${attempt})`)
+ * })
+ *
+ * // in a program that provides Cuckmq:
+ * const jobId = yield* SendEmail.enqueue({ to: "a@example.com", subject: "hi" }, { delaySecs: 60 })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect, Schema } from "effect"
+import { Cuckmq } from "./Cuckmq.js"
+import {
+  type EnqueueError,
+  InvalidEnqueueOptions,
+  type InvalidJobDefinition,
+  InvalidPayload,
+  type StorageError
+} from "./CuckmqError.js"
+import * as internal from "./internal/definition.js"
+import type * as JobStore from "./JobStore.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: "~@cuckmq/effect/JobDefinition" = internal.TypeId
+
+/**
+ * What a handler learns about the job it runs.
+ *
+ * @since 0.1.0
+ */
+export interface JobMetadata {
+  readonly jobId: string
+  readonly definitionName: string
+  /** The attempt being made, starting at 1. */
+  readonly attempt: number
+  /** The definition's `numAttempts` when the job was enqueued. */
+  readonly maxAttempts: number
+  readonly channel: string
+  /** The job's named group, or `undefined` when it is in its own group. */
+  readonly jobGroup: string | undefined
+  readonly enqueuedAt: Date
+  /** When the job became available (after its delay or retry timeout). */
+  readonly runAt: Date
+  /** For a repeating job: the due time it was enqueued for. */
+  readonly scheduledFor: Date | undefined
+  readonly workerId: string
+}
+
+/**
+ * Options of one enqueued job.
+ *
+ * @since 0.1.0
+ */
+export interface EnqueueOptions {
+  /** Do not run the job before this many seconds from now. Defaults to 0. */
+  readonly delaySecs?: number | undefined
+  /**
+   * The job's group: no two jobs of one group ever run at the same time, anywhere. Defaults to the job's own
+   * group (it runs concurrently with everything).
+   */
+  readonly jobGroup?: string | undefined
+}
+
+/**
+ * One job for `enqueueMany`.
+ *
+ * @since 0.1.0
+ */
+export interface EnqueueItem<A> extends EnqueueOptions {
+  readonly payload: A
+}
+
+/**
+ * A job definition. `A` is the payload type, `E` and `R` the handler's error and requirements (the
+ * requirements are provided by the app's Layers when the definition is registered with `Cuckmq.layer`).
+ *
+ * @since 0.1.0
+ */
+export interface JobDefinition<in out A, out E = never, out R = never> {
+  readonly [TypeId]: typeof TypeId
+  readonly name: string
+  /** The payload Schema (stored as its JSON encoding). */
+  readonly payload: Schema.Codec<A, any>
+  readonly channel: string
+  readonly numAttempts: number
+  readonly timeoutSecs: number
+  readonly repeat: JobStore.Repeat | undefined
+  readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
+  /**
+   * Upserts the definition's metadata (channel, attempts, timeout, repeat) into the database. A definition
+   * whose settings changed is updated; jobs already enqueued keep the settings they were enqueued with.
+   */
+  readonly deploy: Effect.Effect<void, InvalidJobDefinition | StorageError, Cuckmq>
+  /**
+   * Enqueues one job and returns its id. The payload is encoded with the Schema first (a bad payload fails
+   * with `InvalidPayload`, nothing inserted). Inside `sql.withTransaction` it joins that transaction: a
+   * rollback leaves no job.
+   */
+  readonly enqueue: (payload: A, options?: EnqueueOptions) => Effect.Effect<string, EnqueueError, Cuckmq>
+  /**
+   * Enqueues many jobs in one INSERT statement and returns their ids in input order. All-or-nothing: if one
+   * payload or option is invalid, nothing is inserted.
+   */
+  readonly enqueueMany: (jobs: Iterable<EnqueueItem<A>>) => Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq>
+}
+
+/**
+ * A definition of any payload, error and requirements.
+ *
+ * @since 0.1.0
+ */
+export type Any = JobDefinition<any, any, any>
+
+/**
+ * The requirements of a definition's handler.
+ *
+ * @since 0.1.0
+ */
+export type Requirements<D> = D extends JobDefinition<any, any, infer R> ? R : never
+
+/**
+ * The payload type of a definition.
+ *
+ * @since 0.1.0
+ */
+export type Payload<D> = D extends JobDefinition<infer A, any, any> ? A : never
+
+/** Repeat options are only allowed where the payload is the empty struct (there is no one to supply one). */
+type RepeatOptions<T> = [keyof T] extends [never] ? {
+    /** Enqueue a job every this many seconds (run by the Orchestrator). */
+    readonly repeatSecs?: number | undefined
+    /** Enqueue a job on this cron schedule (5 or 6 fields), run by the Orchestrator. */
+    readonly cron?: string | undefined
+    /** The IANA time zone of `cron`. Defaults to UTC. */
+    readonly cronTimeZone?: string | undefined
+  }
+  : {
+    readonly repeatSecs?: never
+    readonly cron?: never
+    readonly cronTimeZone?: never
+  }
+
+/**
+ * Options of `make`.
+ *
+ * @since 0.1.0
+ */
+export type MakeOptions<S extends Schema.Top, E, R> = {
+  /** The definition's unique name (its identity in the database). */
+  readonly name: string
+  /** The payload Schema. Defaults to the empty struct. */
+  readonly payload?: S
+  /** Runs one job. Its failures (typed or defects) fail the attempt; they are reported, never thrown. */
+  readonly handler: (payload: S["Type"], metadata: JobMetadata) => Effect.Effect<void, E, R>
+  /** The channel the definition publishes on; workers take only their channels. Defaults to `"_default"`. */
+  readonly channel?: string | undefined
+  /** How many times a job is attempted before it is finalized as failed. Defaults to 1. */
+  readonly numAttempts?: number | undefined
+  /**
+   * Seconds after a failed attempt before the job is available again; also the lease of a claimed job: a job
+   * whose worker died is run again once this much time has passed since it was claimed. Defaults to 60.
+   */
+  readonly timeoutSecs?: number | undefined
+} & RepeatOptions<S["Type"]>
+
+/**
+ * Builds a job definition. Settings are checked when the definition is deployed or registered
+ * (`InvalidJobDefinition`), not here, so that defining one never throws.
+ *
+ * `repeatSecs` and `cron` type-check only when the payload is the empty struct (or omitted).
+ *
+ * @since 0.1.0
+ */
+export const make = <
+  S extends Schema.Top & { readonly DecodingServices: never; readonly EncodingServices: never } = Schema.Struct<{}>,
+  E = never,
+  R = never
+>(options: MakeOptions<S, E, R>): JobDefinition<S["Type"], E, R> => {
+  const payload = (options.payload ?? Schema.Struct({})) as unknown as Schema.Codec<S["Type"], any>
+  const codec = Schema.toCodecJson(payload)
+  const encode = Schema.encodeUnknownEffect(codec)
+  const repeat: JobStore.Repeat | undefined = options.cron !== undefined
+    ? { _tag: "Cron", expression: options.cron, tz: options.cronTimeZone }
+    : options.repeatSecs !== undefined
+    ? { _tag: "Every", secs: options.repeatSecs }
+    : undefined
+  const self: JobDefinition<S["Type"], E, R> & internal.Internals = {
+    [TypeId]: TypeId,
+    name: options.name,
+    payload,
+    channel: options.channel ?? internal.defaults.channel,
+    numAttempts: options.numAttempts ?? internal.defaults.numAttempts,
+    timeoutSecs: options.timeoutSecs ?? internal.defaults.timeoutSecs,
+    repeat,
+    handler: options.handler,
+    [internal.InternalsId]: {
+      decode: Schema.decodeUnknownEffect(codec),
+      repeatSecsAndCronBoth: options.cron !== undefined && options.repeatSecs !== undefined
+    },
+    get deploy() {
+      return deploy(self)
+    },
+    enqueue: (payload, enqueueOptions) =>
+      Effect.map(enqueueItems(self, encode, [{ payload, ...enqueueOptions }]), (ids) => ids[0]!),
+    enqueueMany: (jobs) => enqueueItems(self, encode, Array.from(jobs))
+  }
+  return self
+}
+
+const deploy = (definition: Any) =>
+  Effect.gen(function*() {
+    const cuckmq = yield* Cuckmq
+    const now = yield* Clock.currentTimeMillis
+    const record = yield* internal.validate(definition, now)
+    const [result] = yield* cuckmq.store.deploy([record])
+    cuckmq.publish(() => ({
+      _tag: "JOB_DEFINITION_DEPLOY",
+      timestamp: new Date(),
+      definitionName: definition.name,
+      changed: result?.changed ?? false
+    }))
+  }).pipe(Effect.withSpan("cuckmq.deploy", { attributes: { "cuckmq.definition": definition.name } }))
+
+const enqueueItems = <A>(
+  definition: JobDefinition<A, any, any>,
+  encode: (u: unknown) => Effect.Effect<unknown, Schema.SchemaError>,
+  items: ReadonlyArray<EnqueueItem<A>>
+): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
+  Effect.gen(function*() {
+    const cuckmq = yield* Cuckmq
+    const parent = yield* Effect.option(Effect.currentSpan)
+    const traceId = parent._tag === "Some" ? parent.value.traceId : undefined
+    const spanId = parent._tag === "Some" ? parent.value.spanId : undefined
+    const jobs: Array<JobStore.NewJob> = []
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      const where = items.length > 1 ? ` (job ${i})` : ""
+      const delaySecs = item.delaySecs ?? 0
+      if (typeof delaySecs !== "number" || !Number.isFinite(delaySecs) || delaySecs < 0) {
+        return yield* new InvalidEnqueueOptions({
+          definitionName: definition.name,
+          message: `delaySecs must be a finite number >= 0, got ${String(delaySecs)}${where}`
+        })
+      }
+      if (item.jobGroup !== undefined && (typeof item.jobGroup !== "string" || item.jobGroup.length === 0)) {
+        return yield* new InvalidEnqueueOptions({
+          definitionName: definition.name,
+          message: `jobGroup must be a non-empty string when given${where}`
+        })
+      }
+      const payload = yield* Effect.mapError(encode(item.payload), (error) =>
+        new InvalidPayload({
+          definitionName: definition.name,
+          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ${error.message}`
+        }))
+      jobs.push({ payload, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
+    }
+    return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
+      Effect.sync(() => {
+        if (!cuckmq.hasSubscribers()) return
+        const timestamp = new Date()
+        for (let i = 0; i < ids.length; i++) {
+          const job = jobs[i]!
+          cuckmq.publish(() => ({
+            _tag: "JOB_DEFINITION_JOB_ENQUEUE",
+            timestamp,
+            jobId: ids[i]!,
+            definitionName: definition.name,
+            jobGroup: job.jobGroup,
+            delaySecs: job.delaySecs
+          }))
+        }
+      }))
+  })
+
+/**
+ * Returns true when `u` is a job definition.
+ *
+ * @since 0.1.0
+ */
+export const isJobDefinition = (u: unknown): u is Any => typeof u === "object" && u !== null && TypeId in u

@@ -1,0 +1,90 @@
+/**
+ * Internals of job definitions shared by JobDefinition.ts and Cuckmq.ts (kept apart to avoid an import cycle).
+ */
+import { Cron, Effect, Result, type Schema } from "effect"
+import { InvalidJobDefinition } from "../CuckmqError.js"
+import type * as JobStore from "../JobStore.js"
+
+export const TypeId = "~@cuckmq/effect/JobDefinition" as const
+export const InternalsId = "~@cuckmq/effect/JobDefinition/internals" as const
+
+/** Defaults of a definition's settings. */
+export const defaults = {
+  channel: "_default",
+  numAttempts: 1,
+  timeoutSecs: 60
+} as const
+
+/** What a definition carries besides its public fields. */
+export interface Internals {
+  readonly [InternalsId]: {
+    readonly decode: (json: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+    readonly repeatSecsAndCronBoth: boolean
+  }
+}
+
+/** The public fields validate reads (structural, to avoid importing JobDefinition). */
+export interface DefinitionLike {
+  readonly name: string
+  readonly channel: string
+  readonly numAttempts: number
+  readonly timeoutSecs: number
+  readonly repeat: JobStore.Repeat | undefined
+}
+
+export const internals = (definition: DefinitionLike): Internals[typeof InternalsId] =>
+  (definition as unknown as Internals)[InternalsId]
+
+const maxNameLength = 200
+
+/** Checks a definition's settings and turns them into the stored record. */
+export const validate = (
+  definition: DefinitionLike,
+  nowMillis: number
+): Effect.Effect<JobStore.DefinitionRecord, InvalidJobDefinition> => {
+  const name = definition.name
+  const fail = (message: string) =>
+    Effect.fail(new InvalidJobDefinition({ definitionName: String(name), message: `Job definition ${JSON.stringify(name)}: ${message}` }))
+  if (typeof name !== "string" || name.length === 0 || name.length > maxNameLength) {
+    return fail(`the name must be a non-empty string of at most ${maxNameLength} characters`)
+  }
+  if (typeof definition.channel !== "string" || definition.channel.length === 0 || definition.channel.length > maxNameLength) {
+    return fail(`the channel must be a non-empty string of at most ${maxNameLength} characters`)
+  }
+  if (!Number.isInteger(definition.numAttempts) || definition.numAttempts < 1) {
+    return fail(`numAttempts must be an integer >= 1, got ${String(definition.numAttempts)}`)
+  }
+  if (typeof definition.timeoutSecs !== "number" || !Number.isFinite(definition.timeoutSecs) || definition.timeoutSecs < 0) {
+    return fail(`timeoutSecs must be a finite number >= 0, got ${String(definition.timeoutSecs)}`)
+  }
+  if (internals(definition).repeatSecsAndCronBoth) {
+    return fail("give repeatSecs or cron, not both")
+  }
+  const repeat = definition.repeat
+  let firstDue: Date | undefined
+  if (repeat?._tag === "Every") {
+    if (typeof repeat.secs !== "number" || !Number.isFinite(repeat.secs) || repeat.secs <= 0) {
+      return fail(`repeatSecs must be a finite number > 0, got ${String(repeat.secs)}`)
+    }
+  } else if (repeat?._tag === "Cron") {
+    const parsed = Cron.parse(repeat.expression, repeat.tz ?? "UTC")
+    if (Result.isFailure(parsed)) {
+      return fail(`invalid cron ${JSON.stringify(repeat.expression)} (time zone ${repeat.tz ?? "UTC"}): ${parsed.failure.message}`)
+    }
+    firstDue = Cron.next(parsed.success, new Date(nowMillis))
+  }
+  return Effect.succeed({
+    name,
+    channel: definition.channel,
+    numAttempts: definition.numAttempts,
+    timeoutSecs: definition.timeoutSecs,
+    repeat,
+    firstDue
+  })
+}
+
+/** The due time after `after` for a repeat (cron expressions were validated at deploy). */
+export const nextDue: JobStore.NextDue = (repeat, after) => {
+  if (repeat._tag === "Every") return new Date(after.getTime() + repeat.secs * 1000)
+  return Cron.next(Cron.parseUnsafe(repeat.expression, repeat.tz ?? "UTC"), after)
+}

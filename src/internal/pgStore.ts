@@ -1,0 +1,324 @@
+/**
+ * The PostgreSQL implementation of the JobStore contract.
+ *
+ * Wake-ups: one LISTEN connection per store (started when the first worker subscribes), re-listened after a
+ * dropped connection with a `Reconnected` wake-up so that workers run a catch-up claim. Enqueue never puts a
+ * NOTIFY in the caller's transaction (a NOTIFY serialises commits cluster-wide): after the transaction
+ * commits, the channel is added to a pending set and one notifier fiber sends the whole set in one
+ * `pg_notify` statement with `synchronous_commit` off; while one is in flight, later requests coalesce into
+ * the next. Workers in the same process are woken directly, and ignore the echo of their own NOTIFY.
+ */
+import { randomUUID } from "node:crypto"
+import { Effect, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
+import type { SqlError } from "effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { JobDefinitionNotDeployed, StorageError } from "../CuckmqError.js"
+import * as JobStore from "../JobStore.js"
+import { notifyChannel, statements } from "./pgSql.js"
+
+/** Options of the PostgreSQL store. */
+export interface PgStoreOptions {
+  readonly schema: string
+  /** Keep finalized jobs in `job_finalized` (false when `jobPostFinalizeDeleteSecs` is 0). */
+  readonly keepFinalized: boolean
+}
+
+const storageError = (operation: string) => (cause: SqlError.SqlError) =>
+  Effect.fail(new StorageError({ operation, message: `${operation} failed: ${cause.message}`, cause }))
+
+const optionalString = (value: unknown): string | undefined =>
+  value === null || value === undefined ? undefined : String(value)
+
+const optionalDate = (value: unknown): Date | undefined => value instanceof Date ? value : undefined
+
+type Row = Record<string, unknown>
+
+const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
+  id: String(row.id),
+  name: row.name as string,
+  channel: row.channel as string,
+  jobGroup: optionalString(row.job_group),
+  payload: row.payload,
+  attempt: Number(row.attempts),
+  maxAttempts: Number(row.max_attempts),
+  timeoutSecs: Number(row.timeout_secs),
+  runAt: row.run_at as Date,
+  createdAt: row.created_at as Date,
+  scheduledFor: optionalDate(row.scheduled_for),
+  traceId: optionalString(row.trace_id),
+  spanId: optionalString(row.span_id)
+})
+
+/** Builds the store. Requires a `PgClient`; the schema must already be migrated. */
+export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["Service"], never, PgClient.PgClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const pg = yield* PgClient.PgClient
+    // Our statements read snake_case columns: never apply the app's name transforms to them.
+    const sql = pg.withoutTransforms()
+    const s = statements(options.schema)
+    const scope = yield* Effect.scope
+    const senderId = randomUUID()
+    const channelName = notifyChannel(options.schema)
+
+    // ---- wake-ups ---------------------------------------------------------------------------------------
+    const hub = yield* PubSub.sliding<JobStore.Wakeup>(1024)
+    yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
+
+    const pending = new Set<string>()
+    let notifying = false
+    const notifyLoop: Effect.Effect<void> = Effect.suspend(() => {
+      if (pending.size === 0) {
+        notifying = false
+        return Effect.void
+      }
+      const payloads = Array.from(pending, (channel) => `${senderId}:${channel}`)
+      pending.clear()
+      return sql.unsafe(
+        `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, p) FROM unnest($2::text[]) AS p`,
+        [channelName, payloads]
+      ).pipe(
+        Effect.catchCause((cause) => Effect.logDebug("cuckmq: NOTIFY failed (workers will poll)", cause)),
+        Effect.andThen(notifyLoop)
+      )
+    })
+    /** Wakes local workers now and, coalesced, every other process (`*` = any channel). */
+    const wake = (channel: string | "*"): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const wakeup: JobStore.Wakeup = channel === "*" ? { _tag: "Any" } : { _tag: "Channel", channel }
+        PubSub.publishUnsafe(hub, wakeup)
+        pending.add(channel)
+        if (notifying) return Effect.void
+        notifying = true
+        return Effect.asVoid(Effect.forkIn(notifyLoop, scope))
+      })
+
+    const listener = Stream.unwrap(Effect.map(pg.listen(channelName), (queue) =>
+      Stream.concat(
+        // (re)listening: notifications sent while nobody listened are lost, so every worker polls once
+        Stream.succeed<JobStore.Wakeup | undefined>({ _tag: "Any" }),
+        Stream.map(Stream.fromQueue(queue), (n): JobStore.Wakeup | undefined => {
+          const at = n.payload.indexOf(":")
+          if (at < 0 || n.payload.slice(0, at) === senderId) return undefined
+          const channel = n.payload.slice(at + 1)
+          return channel === "*" ? { _tag: "Any" } : { _tag: "Channel", channel }
+        })
+      ))).pipe(
+        Stream.tapError((e) => Effect.logWarning("cuckmq: LISTEN connection lost, reconnecting", e.message)),
+        Stream.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])),
+        Stream.runForEach((w) => w === undefined ? Effect.void : PubSub.publish(hub, w)),
+        Effect.catchCause((cause) => Effect.logError("cuckmq: listener stopped", cause)),
+        Effect.annotateLogs({ cuckmq: "listener", schema: options.schema })
+      )
+    let listening = false
+    const wakeups = Effect.gen(function*() {
+      const subscription = yield* PubSub.subscribe(hub)
+      if (!listening) {
+        listening = true
+        yield* Effect.forkIn(listener, scope)
+      }
+      return Stream.fromSubscription(subscription)
+    })
+
+    // ---- definitions and enqueue -----------------------------------------------------------------------
+    const deploy = (definitions: ReadonlyArray<JobStore.DefinitionRecord>) =>
+      sql.withTransaction(Effect.forEach(definitions, (d) =>
+        Effect.map(
+          sql.unsafe(s.deploy, [
+            d.name,
+            d.channel,
+            d.numAttempts,
+            d.timeoutSecs,
+            d.repeat?._tag === "Every" ? d.repeat.secs : null,
+            d.repeat?._tag === "Cron" ? d.repeat.expression : null,
+            d.repeat?._tag === "Cron" ? (d.repeat.tz ?? null) : null,
+            d.firstDue ?? null
+          ]),
+          (rows) => ({ name: d.name, changed: rows.length > 0 })
+        ))).pipe(Effect.catchTag("SqlError", storageError("deploy")))
+
+    const enqueue = (
+      definitionName: string,
+      jobs: ReadonlyArray<JobStore.NewJob>,
+      onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
+    ): Effect.Effect<ReadonlyArray<string>, JobDefinitionNotDeployed | StorageError> => {
+      if (jobs.length === 0) return Effect.succeed([])
+      const insert = jobs.length === 1
+        ? sql.unsafe<Row>(s.enqueueOne, [
+          definitionName,
+          jobs[0]!.jobGroup ?? null,
+          JSON.stringify(jobs[0]!.payload),
+          jobs[0]!.delaySecs,
+          jobs[0]!.traceId ?? null,
+          jobs[0]!.spanId ?? null
+        ])
+        : sql.unsafe<Row>(s.enqueueMany, [
+          definitionName,
+          jobs.map((j) => JSON.stringify(j.payload)),
+          jobs.map((j) => String(j.delaySecs)),
+          jobs.map((j) => j.jobGroup ?? ""),
+          jobs.map((j) => j.traceId ?? ""),
+          jobs.map((j) => j.spanId ?? "")
+        ])
+      return insert.pipe(
+        Effect.catchTag("SqlError", storageError("enqueue")),
+        Effect.flatMap((rows) => {
+          if (rows.length === 0) {
+            return Effect.fail(
+              new JobDefinitionNotDeployed({
+                definitionName,
+                message: `Job definition ${JSON.stringify(definitionName)} was never deployed to schema ` +
+                  `${JSON.stringify(options.schema)}: deploy it (JobDefinition.deploy, or Cuckmq.layer with it in ` +
+                  `\`definitions\`) before enqueueing`
+              })
+            )
+          }
+          // ids come from an identity column in insertion order; sort to be independent of RETURNING order
+          const ids = rows.map((r) => BigInt(r.id as bigint)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String)
+          const channel = rows[0]!.channel as string
+          return Effect.as(pg.afterCommit(Effect.andThen(wake(channel), onCommit(ids, channel))), ids)
+        })
+      )
+    }
+
+    // ---- workers ---------------------------------------------------------------------------------------
+    const registerWorker = (w: JobStore.WorkerRegistration) =>
+      sql.unsafe(s.registerWorker, [w.id, w.name, w.hostname, w.pid, [...w.channels], w.leaseSecs]).pipe(
+        Effect.asVoid,
+        Effect.catchTag("SqlError", storageError("register worker"))
+      )
+
+    const heartbeat = (workerId: string, leaseSecs: number) =>
+      sql.unsafe(s.heartbeat, [workerId, leaseSecs]).pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.catchTag("SqlError", storageError("heartbeat"))
+      )
+
+    const deregisterWorker = (workerId: string) =>
+      sql.unsafe(s.deregisterWorker, [workerId]).pipe(
+        Effect.asVoid,
+        Effect.catchTag("SqlError", storageError("deregister worker"))
+      )
+
+    const claim = (r: JobStore.ClaimRequest) =>
+      sql.unsafe<Row>(s.claim, [r.workerId, [...r.channels], [...r.excludeNames], r.limit]).pipe(
+        Effect.map((rows) => rows.map(toClaimedJob).sort((a, b) => a.runAt.getTime() - b.runAt.getTime())),
+        Effect.catchTag("SqlError", storageError("claim"))
+      )
+
+    const settleSql = options.keepFinalized ? s.settleKeep : s.settleDrop
+    const settle = (workerId: string, settlements: ReadonlyArray<JobStore.Settlement>) =>
+      settlements.length === 0 ? Effect.void : sql.unsafe<Row>(settleSql, [
+        workerId,
+        settlements.map((x) => x.id),
+        settlements.map((x) => x.attempt),
+        settlements.map((x) => x.outcome),
+        settlements.map((x) => x.error === undefined ? "" : JSON.stringify(x.error))
+      ]).pipe(
+        // A released group lock may make a waiting job of that group claimable: wake every worker.
+        Effect.flatMap((rows) => Number(rows[0]?.unlocked ?? 0) > 0 ? wake("*") : Effect.void),
+        Effect.catchTag("SqlError", storageError("settle"))
+      )
+
+    // ---- orchestrator ----------------------------------------------------------------------------------
+    const scheduleDue = (known: ReadonlySet<string>, nextDue: JobStore.NextDue, limit: number) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const due = yield* sql.unsafe<Row>(s.dueDefinitions, [limit])
+        const scheduled: Array<JobStore.ScheduledJob> = []
+        const orphans: Array<string> = []
+        for (const row of due) {
+          const name = row.name as string
+          if (!known.has(name)) {
+            orphans.push(name)
+            continue
+          }
+          const dueAt = row.next_run_at as Date
+          const now = row.db_now as Date
+          const repeat: JobStore.Repeat = row.repeat_secs !== null
+            ? { _tag: "Every", secs: Number(row.repeat_secs) }
+            : { _tag: "Cron", expression: row.cron as string, tz: optionalString(row.cron_tz) }
+          // Missed due times are coalesced: the next due time is the first one after now.
+          let next = nextDue(repeat, dueAt)
+          if (next.getTime() <= now.getTime()) next = nextDue(repeat, now)
+          const inserted = yield* sql.unsafe<Row>(s.scheduleJob, [name, dueAt])
+          yield* sql.unsafe(s.advanceDefinition, [name, dueAt, next])
+          scheduled.push({ definitionName: name, jobId: String(inserted[0]!.id), scheduledFor: dueAt })
+          yield* pg.afterCommit(wake(inserted[0]!.channel as string))
+        }
+        return { scheduled, orphans }
+      })).pipe(Effect.catchTag("SqlError", storageError("schedule")))
+
+    const deleteFinalized = (olderThanSecs: number, limit: number) =>
+      sql.unsafe<Row>(s.deleteFinalized, [olderThanSecs, limit]).pipe(
+        Effect.map((rows) => rows.map((r) => ({ id: String(r.id), name: r.name as string }))),
+        Effect.catchTag("SqlError", storageError("delete finalized jobs"))
+      )
+
+    const deleteUnreferencedGroups = (limit: number) =>
+      sql.unsafe<Row>(s.deleteGroups, [limit]).pipe(
+        Effect.map((rows) => rows.map((r) => r.name as string)),
+        Effect.catchTag("SqlError", storageError("delete job groups"))
+      )
+
+    const rescueSql = s.rescue(options.keepFinalized)
+    const rescue = (jobGroupUnlockSecs: number) =>
+      Effect.gen(function*() {
+        const jobs = yield* sql.unsafe<Row>(rescueSql, [1000])
+        const groups = yield* sql.unsafe<Row>(s.releaseGroups, [jobGroupUnlockSecs, 1000])
+        if (jobs.length > 0 || groups.length > 0) yield* wake("*")
+        return {
+          jobs: jobs.map((r): JobStore.RescuedJob => ({
+            jobId: String(r.id),
+            definitionName: r.name as string,
+            workerId: String(r.worker_id),
+            finalized: r.finalized === true
+          })),
+          groups: groups.map((r): JobStore.UnlockedGroup => ({
+            jobGroup: r.name as string,
+            jobId: String(r.locked_by_job),
+            reason: r.past_ceiling === true ? "ceiling" : "worker-dead"
+          }))
+        }
+      }).pipe(Effect.catchTag("SqlError", storageError("rescue")))
+
+    const getJob = (id: string) =>
+      (/^\d{1,19}$/.test(id) ? sql.unsafe<Row>(s.getJob, [id]) : Effect.succeed([] as ReadonlyArray<Row>)).pipe(
+        Effect.map((rows) =>
+          Option.map(Option.fromNullishOr(rows[0]), (r): JobStore.JobInfo => ({
+            id: String(r.id),
+            name: r.name as string,
+            channel: r.channel as string,
+            jobGroup: optionalString(r.job_group),
+            payload: r.payload,
+            state: r.state as JobStore.JobInfo["state"],
+            attempts: Number(r.attempts),
+            maxAttempts: Number(r.max_attempts),
+            runAt: optionalDate(r.run_at),
+            lastError: r.last_error ?? undefined,
+            workerId: optionalString(r.worker_id),
+            createdAt: r.created_at as Date,
+            finalizedAt: optionalDate(r.finalized_at)
+          }))
+        ),
+        Effect.catchTag("SqlError", storageError("get job"))
+      )
+
+    return JobStore.JobStore.of({
+      deploy,
+      enqueue,
+      wakeups,
+      registerWorker,
+      heartbeat,
+      deregisterWorker,
+      claim,
+      settle,
+      scheduleDue,
+      deleteFinalized,
+      deleteUnreferencedGroups,
+      rescue,
+      getJob
+    })
+  })
+
+/** The store as a layer. */
+export const layer = (options: PgStoreOptions): Layer.Layer<JobStore.JobStore, never, PgClient.PgClient> =>
+  Layer.effect(JobStore.JobStore, make(options))

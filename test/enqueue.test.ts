@@ -1,0 +1,216 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect, Exit, Layer, Option, Schema, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { Cuckmq, JobDefinition } from "../src/index.js"
+import { PgWithSchema, uniqueSchema } from "./support/pg.js"
+
+const schema = uniqueSchema("enqueue")
+
+const Email = JobDefinition.make({
+  name: "email",
+  payload: Schema.Struct({ to: Schema.String, sendAt: Schema.Date, count: Schema.Int }),
+  numAttempts: 3,
+  timeoutSecs: 7,
+  channel: "mail",
+  handler: () => Effect.void
+})
+
+const NeverDeployed = JobDefinition.make({ name: "never-deployed", handler: () => Effect.void })
+
+const Tick = JobDefinition.make({ name: "tick", repeatSecs: 60, handler: () => Effect.void })
+
+// repeatSecs only type-checks for an empty payload:
+JobDefinition.make({
+  name: "bad-repeat",
+  payload: Schema.Struct({ a: Schema.String }),
+  // @ts-expect-error repeatSecs requires the empty struct as payload
+  repeatSecs: 5,
+  handler: () => Effect.void
+})
+JobDefinition.make({
+  name: "bad-cron",
+  payload: Schema.Struct({ a: Schema.String }),
+  // @ts-expect-error cron requires the empty struct as payload
+  cron: "* * * * *",
+  handler: () => Effect.void
+})
+
+const TestLive = Cuckmq.layer({ schema, definitions: [Email, Tick] }).pipe(Layer.provideMerge(PgWithSchema(schema)))
+
+const table = (name: string) => `${schema}.${name}`
+const countJobs = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ n: bigint }>`SELECT count(*) AS n FROM ${sql(table("job"))}`
+  return Number(row!.n)
+})
+
+describe("deploy and enqueue", () => {
+  layer(TestLive, { excludeTestServices: true })((it) => {
+    it.effect("the layer deployed its definitions; deploy updates changed settings", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql<{ name: string; channel: string; num_attempts: number; timeout_secs: number; repeat_secs: number | null }>`
+          SELECT name, channel, num_attempts, timeout_secs, repeat_secs FROM ${sql(table("job_definition"))} ORDER BY name`
+        assert.deepStrictEqual(rows.map((r) => [r.name, r.channel, r.num_attempts, r.timeout_secs, r.repeat_secs]), [
+          ["email", "mail", 3, 7, null],
+          ["tick", "_default", 1, 60, 60]
+        ])
+        const cuckmq = yield* Cuckmq.Cuckmq
+        const events = yield* cuckmq.subscribe
+        // unchanged: no update
+        yield* Email.deploy
+        // changed: updated
+        const Email2 = JobDefinition.make({ ...Email, numAttempts: 5, handler: Email.handler })
+        yield* Email2.deploy
+        const [after] = yield* sql<{ num_attempts: number }>`
+          SELECT num_attempts FROM ${sql(table("job_definition"))} WHERE name = 'email'`
+        assert.strictEqual(after!.num_attempts, 5)
+        const deploys = yield* events.pipe(Stream.take(2), Stream.runCollect)
+        assert.deepStrictEqual(deploys.map((e) => e._tag === "JOB_DEFINITION_DEPLOY" && [e.definitionName, e.changed]), [
+          ["email", false],
+          ["email", true]
+        ])
+        yield* Email.deploy // restore
+      }).pipe(Effect.scoped))
+
+    it.effect("enqueue stores the JSON-encoded payload with the definition's settings and returns the id", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const cuckmq = yield* Cuckmq.Cuckmq
+        const events = yield* cuckmq.subscribe
+        const id = yield* Email.enqueue(
+          { to: "a@b.c", sendAt: new Date("2030-01-02T03:04:05Z"), count: 2 },
+          { delaySecs: 3600, jobGroup: "user-1" }
+        )
+        assert.match(id, /^\d+$/)
+        const [row] = yield* sql<Record<string, unknown>>`
+          SELECT name, channel, payload, job_group, max_attempts, timeout_secs, attempts, worker_id,
+            run_at >= now() + interval '3599 seconds' AS delayed
+          FROM ${sql(table("job"))} WHERE id = ${id}`
+        assert.deepStrictEqual(row, {
+          name: "email",
+          channel: "mail",
+          payload: { to: "a@b.c", sendAt: "2030-01-02T03:04:05.000Z", count: 2 },
+          job_group: "user-1",
+          max_attempts: 3,
+          timeout_secs: 7,
+          attempts: 0,
+          worker_id: null,
+          delayed: true
+        })
+        const [event] = yield* events.pipe(Stream.take(1), Stream.runCollect)
+        assert.deepInclude(event, { _tag: "JOB_DEFINITION_JOB_ENQUEUE", jobId: id, definitionName: "email", jobGroup: "user-1", delaySecs: 3600 })
+        const info = yield* cuckmq.store.getJob(id)
+        assert.isTrue(Option.isSome(info))
+        assert.strictEqual(Option.getOrThrow(info).state, "waiting")
+      }).pipe(Effect.scoped))
+
+    it.effect("enqueue joins the caller's transaction: rollback leaves no job and no event, commit keeps it", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const cuckmq = yield* Cuckmq.Cuckmq
+        const events = yield* cuckmq.subscribe
+        const before = yield* countJobs
+        const payload = { to: "tx@b.c", sendAt: new Date(0), count: 1 }
+        const rolledBack = yield* sql.withTransaction(Effect.gen(function*() {
+          yield* Email.enqueue(payload)
+          yield* Email.enqueueMany([{ payload }, { payload }])
+          assert.strictEqual(yield* countJobs, before + 3) // visible inside the transaction
+          return yield* Effect.fail("boom" as const)
+        })).pipe(Effect.exit)
+        assert.isTrue(Exit.isFailure(rolledBack))
+        assert.strictEqual(yield* countJobs, before)
+        const committedId = yield* sql.withTransaction(Email.enqueue(payload))
+        assert.strictEqual(yield* countJobs, before + 1)
+        // the only enqueue event is the committed one
+        const [event] = yield* events.pipe(Stream.take(1), Stream.runCollect)
+        assert.strictEqual(event!._tag === "JOB_DEFINITION_JOB_ENQUEUE" && event.jobId, committedId)
+      }).pipe(Effect.scoped))
+
+    it.effect("bulk enqueue inserts 10,000 jobs in one statement, ids in input order", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const items = Array.from({ length: 10_000 }, (_, i) => ({
+          payload: { to: `u${i}@x`, sendAt: new Date(i * 1000), count: i },
+          ...(i % 2 === 0 ? { jobGroup: `g${i % 10}` } : {}),
+          delaySecs: i % 3 === 0 ? 0.5 : 0
+        }))
+        const ids = yield* Email.enqueueMany(items)
+        assert.strictEqual(ids.length, 10_000)
+        const rows = yield* sql<{ id: bigint; count: number; job_group: string | null; created_at: Date }>`
+          SELECT id, (payload->>'count')::int AS count, job_group, created_at FROM ${sql(table("job"))}
+          WHERE id IN (SELECT unnest(${ids}::bigint[]))`
+        assert.strictEqual(rows.length, 10_000)
+        const byId = new Map(rows.map((r) => [String(r.id), r]))
+        ids.forEach((id, i) => {
+          const row = byId.get(id)!
+          assert.strictEqual(row.count, i)
+          assert.strictEqual(row.job_group, i % 2 === 0 ? `g${i % 10}` : null)
+        })
+        // one statement = one transaction: every row has the same transaction timestamp
+        assert.strictEqual(new Set(rows.map((r) => r.created_at.getTime())).size, 1)
+      }))
+
+    it.effect("bad input is a typed error with a readable message and writes nothing", () =>
+      Effect.gen(function*() {
+        const before = yield* countJobs
+        const ok = { to: "x@y", sendAt: new Date(0), count: 1 }
+
+        const notDeployed = yield* Effect.flip(NeverDeployed.enqueue({}))
+        assert.strictEqual(notDeployed._tag, "JobDefinitionNotDeployed")
+        assert.include(notDeployed.message, "never deployed")
+
+        const badPayload = yield* Effect.flip(Email.enqueue({ ...ok, count: 1.5 }))
+        assert.strictEqual(badPayload._tag, "InvalidPayload")
+        assert.include(badPayload.message, "Expected an integer")
+
+        const wrongShape = yield* Effect.flip(Email.enqueue({ to: 42 } as any))
+        assert.strictEqual(wrongShape._tag, "InvalidPayload")
+
+        for (const delaySecs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+          const badDelay = yield* Effect.flip(Email.enqueue(ok, { delaySecs }))
+          assert.strictEqual(badDelay._tag, "InvalidEnqueueOptions")
+          assert.include(badDelay.message, "delaySecs")
+        }
+        const badGroup = yield* Effect.flip(Email.enqueue(ok, { jobGroup: "" }))
+        assert.strictEqual(badGroup._tag, "InvalidEnqueueOptions")
+
+        // bulk: one bad item rejects the whole batch
+        const bulk = yield* Effect.flip(Email.enqueueMany([{ payload: ok }, { payload: { ...ok, count: 0.1 } }]))
+        assert.strictEqual(bulk._tag, "InvalidPayload")
+        assert.include(bulk.message, "(job 1)")
+        const bulkNotDeployed = yield* Effect.flip(NeverDeployed.enqueueMany([{ payload: {} }, { payload: {} }]))
+        assert.strictEqual(bulkNotDeployed._tag, "JobDefinitionNotDeployed")
+
+        assert.strictEqual(yield* countJobs, before)
+      }))
+
+    it.effect("invalid definitions and layer options are typed errors", () =>
+      Effect.gen(function*() {
+        const bad = JobDefinition.make({ name: "bad", numAttempts: 0, handler: () => Effect.void })
+        const e1 = yield* Effect.flip(bad.deploy)
+        assert.strictEqual(e1._tag, "InvalidJobDefinition")
+        assert.include(e1.message, "numAttempts")
+        const badCron = JobDefinition.make({ name: "bad-cron2", cron: "61 * * * *", handler: () => Effect.void })
+        const e2 = yield* Effect.flip(badCron.deploy)
+        assert.strictEqual(e2._tag, "InvalidJobDefinition")
+        const badTz = JobDefinition.make({ name: "bad-tz", cron: "* * * * *", cronTimeZone: "Mars/Olympus", handler: () => Effect.void })
+        assert.strictEqual((yield* Effect.flip(badTz.deploy))._tag, "InvalidJobDefinition")
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql`SELECT 1 FROM ${sql(table("job_definition"))} WHERE name IN ('bad', 'bad-cron2', 'bad-tz')`
+        assert.strictEqual(rows.length, 0)
+
+        const buildWith = (options: Cuckmq.Options<ReadonlyArray<JobDefinition.JobDefinition<any, any, never>>>) =>
+          Effect.flip(Layer.build(Cuckmq.layer(options)).pipe(Effect.scoped))
+        const e3 = yield* buildWith({ schema: "no.dots" })
+        assert.strictEqual(e3._tag, "InvalidSchemaName")
+        const e4 = yield* buildWith({ schema, jobGroupUnlockSecs: -1 })
+        assert.strictEqual(e4._tag, "InvalidOptions")
+        const e5 = yield* buildWith({ schema, definitions: [Email, Email] })
+        assert.strictEqual(e5._tag, "InvalidJobDefinition")
+        assert.include(e5.message, "registered twice")
+        const none = yield* sql`SELECT 1 FROM pg_namespace WHERE nspname = 'no.dots'`
+        assert.strictEqual(none.length, 0)
+      }))
+  })
+})
