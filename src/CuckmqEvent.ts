@@ -169,25 +169,26 @@ export interface OrchestratorJobScheduleOrphan {
 }
 
 /**
- * The orchestrator took back a job whose worker died (its heartbeat lease expired): the job is available
- * again (`finalized: false`) or, with no attempts left, finalized as failed (`finalized: true`).
+ * A job whose worker died (its heartbeat lease expired) was taken back, by an orchestrator or by another
+ * worker's heartbeat: it is available again (`finalized: false`) once its `timeoutSecs` lease has passed or,
+ * with no attempts left, finalized as failed (`finalized: true`).
  *
  * @since 0.1.0
  */
-export interface OrchestratorJobRescue extends JobFields {
-  readonly _tag: "ORCHESTRATOR_JOB_RESCUE"
+export interface JobRescue extends JobFields {
+  readonly _tag: "JOB_RESCUE"
   readonly workerId: string
   readonly finalized: boolean
 }
 
 /**
- * The orchestrator released a group lock whose holder is gone (dead worker) or that was held past
- * `jobGroupUnlockSecs`.
+ * A group lock whose holder is gone (dead worker) or that was held past `jobGroupUnlockSecs` was released,
+ * by an orchestrator or by another worker's heartbeat.
  *
  * @since 0.1.0
  */
-export interface OrchestratorJobGroupUnlock {
-  readonly _tag: "ORCHESTRATOR_JOB_GROUP_UNLOCK"
+export interface JobGroupUnlock {
+  readonly _tag: "JOB_GROUP_UNLOCK"
   readonly timestamp: Date
   readonly jobGroup: string
   readonly jobId: string
@@ -213,8 +214,8 @@ export type CuckmqEvent =
   | OrchestratorJobGroupDelete
   | OrchestratorJobSchedule
   | OrchestratorJobScheduleOrphan
-  | OrchestratorJobRescue
-  | OrchestratorJobGroupUnlock
+  | JobRescue
+  | JobGroupUnlock
 
 /**
  * The `_tag` of every event, for filtering.

@@ -21,3 +21,6 @@ export * as JobStore from "./JobStore.js"
 
 /** @since 0.1.0 */
 export * as Migrations from "./Migrations.js"
+
+/** @since 0.1.0 */
+export * as Worker from "./Worker.js"
