@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Effect, Layer, PubSub, type Scope, Stream } from "effect"
+import { Cause, Clock, Context, Effect, Layer, Queue, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
@@ -206,23 +206,24 @@ const makeWith = Effect.fnUntraced(function*(
   }
 
   // ---- events ----
-  const pubsub = yield* PubSub.sliding<CuckmqEvent>(settings.eventBufferSize)
-  yield* Effect.addFinalizer(() => PubSub.shutdown(pubsub))
-  let subscribers = 0
-  const subscribe = Effect.gen(function*() {
-    yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        subscribers++
-      }),
-      () =>
-        Effect.sync(() => {
-          subscribers--
-        })
-    )
-    return Stream.fromSubscription(yield* PubSub.subscribe(pubsub))
-  })
+  // Fan-out to one sliding queue per subscriber: publishing never waits, and a subscriber that falls behind
+  // loses its own oldest events without holding back the others.
+  const subscribers = new Set<Queue.Queue<CuckmqEvent>>()
+  const subscribe = Effect.map(
+    Effect.acquireRelease(
+      Effect.tap(Queue.sliding<CuckmqEvent>(settings.eventBufferSize), (queue) => Effect.sync(() => subscribers.add(queue))),
+      (queue) =>
+        Effect.andThen(
+          Effect.sync(() => subscribers.delete(queue)),
+          Queue.shutdown(queue)
+        )
+    ),
+    (queue) => Stream.fromQueue(queue)
+  )
   const publish = (make: () => CuckmqEvent) => {
-    if (subscribers > 0) PubSub.publishUnsafe(pubsub, make())
+    if (subscribers.size === 0) return
+    const event = make()
+    for (const queue of subscribers) Queue.offerUnsafe(queue, event)
   }
   const addEventHandler = <E, R>(handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>) =>
     Effect.gen(function*() {
@@ -250,7 +251,7 @@ const makeWith = Effect.fnUntraced(function*(
     subscribe,
     addEventHandler,
     publish,
-    hasSubscribers: () => subscribers > 0
+    hasSubscribers: () => subscribers.size > 0
   })
 
   if (options.deploy ?? defaults.deploy) {

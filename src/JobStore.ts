@@ -218,6 +218,12 @@ export class JobStore extends Context.Service<JobStore, {
   readonly deregisterWorker: (workerId: string) => Effect.Effect<void, StorageError>
   /** Claims up to `limit` available jobs, at most one per named group, locking their groups. */
   readonly claim: (request: ClaimRequest) => Effect.Effect<ReadonlyArray<ClaimedJob>, StorageError>
+  /**
+   * Releases (attempt refunded) every job the database says `workerId` holds that is not in `owned`: jobs
+   * whose claim committed but whose result never reached the worker (a connection lost mid-claim).
+   * Returns how many were released.
+   */
+  readonly releaseUnowned: (workerId: string, owned: ReadonlyArray<string>) => Effect.Effect<number, StorageError>
   /** Applies a batch of settlements in one round trip and releases the group locks the jobs held. */
   readonly settle: (workerId: string, settlements: ReadonlyArray<Settlement>) => Effect.Effect<void, StorageError>
   /** Enqueues due repeating jobs of known definitions (once per due time); reports due unknown ones. */

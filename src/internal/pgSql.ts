@@ -183,6 +183,19 @@ unlocked AS (
 )
 DELETE FROM ${worker} WHERE id = $1::uuid`,
 
+    releaseUnowned: `
+WITH back AS (
+  UPDATE ${job} j SET worker_id = NULL, claimed_at = NULL, locked_until = NULL, attempts = j.attempts - 1
+  WHERE j.worker_id = $1::uuid AND j.id <> ALL($2::text[]::bigint[])
+  RETURNING j.id, j.job_group
+),
+unlocked AS (
+  UPDATE ${group} g SET locked_by_job = NULL, worker_id = NULL, locked_at = NULL
+  FROM back WHERE g.name = back.job_group AND g.locked_by_job = back.id AND g.worker_id = $1::uuid
+  RETURNING g.name
+)
+SELECT (SELECT count(*) FROM back)::int AS released, (SELECT count(*) FROM unlocked)::int AS unlocked`,
+
     getJob: `
 SELECT id, name, channel, job_group, payload,
   CASE WHEN worker_id IS NULL THEN 'waiting' ELSE 'running' END AS state,

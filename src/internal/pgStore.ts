@@ -205,6 +205,13 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         Effect.catchTag("SqlError", storageError("claim"))
       )
 
+    const releaseUnowned = (workerId: string, owned: ReadonlyArray<string>) =>
+      sql.unsafe<Row>(s.releaseUnowned, [workerId, [...owned]]).pipe(
+        Effect.tap((rows) => Number(rows[0]?.released ?? 0) > 0 ? wake("*") : Effect.void),
+        Effect.map((rows) => Number(rows[0]?.released ?? 0)),
+        Effect.catchTag("SqlError", storageError("release unowned jobs"))
+      )
+
     const settleSql = options.keepFinalized ? s.settleKeep : s.settleDrop
     const settle = (workerId: string, settlements: ReadonlyArray<JobStore.Settlement>) =>
       settlements.length === 0 ? Effect.void : sql.unsafe<Row>(settleSql, [
@@ -310,6 +317,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       heartbeat,
       deregisterWorker,
       claim,
+      releaseUnowned,
       settle,
       scheduleDue,
       deleteFinalized,

@@ -47,6 +47,14 @@ interface Pending {
   readonly settlement: JobStore.Settlement
 }
 
+const safeJson = (u: unknown): string => {
+  try {
+    return JSON.stringify(u) ?? String(u)
+  } catch {
+    return String(u)
+  }
+}
+
 /** A failure as JSON, for the job row's `last_error` and the event. */
 const describeCause = (cause: Cause.Cause<unknown>): { readonly message: string; readonly json: unknown } => {
   const error = Cause.squash(cause)
@@ -54,6 +62,8 @@ const describeCause = (cause: Cause.Cause<unknown>): { readonly message: string;
     ? error.message || error.name
     : typeof error === "object" && error !== null && "message" in error
     ? String((error as { message: unknown }).message)
+    : typeof error === "object" && error !== null
+    ? safeJson(error)
     : String(error)
   const tag = typeof error === "object" && error !== null && "_tag" in error ? String((error as { _tag: unknown })._tag) : undefined
   return {
@@ -98,6 +108,10 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     }
     const settlements = yield* Queue.unbounded<Pending>()
     let settling = 0 // settlements taken from the queue but not yet written
+    // Jobs this worker holds in the database as far as it knows: running, or ended with the settlement not
+    // yet written. After a failed claim (whose commit we cannot see) anything else we hold is released.
+    const owned = new Map<string, number>() // job id -> attempt
+    let needsReconcile = false
     let idle: (() => void) | undefined // resolves when running is empty (shutdown)
 
     const channelSet = new Set(config.channels)
@@ -181,6 +195,9 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
           Effect.retry(retrySchedule),
           Effect.orDie
         )
+        for (const p of batch) {
+          if (owned.get(p.settlement.id) === p.settlement.attempt) owned.delete(p.settlement.id)
+        }
         settling = 0
       }
     })
@@ -308,6 +325,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
             // A definition this process does not know (rolling deploy): give it back, attempt refunded, and stop
             // claiming it so that a worker that knows it gets it.
             excludeNames.add(job.name)
+            owned.set(job.id, job.attempt)
             Queue.offerUnsafe(settlements, {
               workerId: claimedBy,
               settlement: { id: job.id, attempt: job.attempt, outcome: "Released" }
@@ -323,6 +341,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
           }
           if (stopping || claimedBy !== workerId || !registered) {
             // claimed while we were stopping or losing the lease: give it back untouched
+            owned.set(job.id, job.attempt)
             Queue.offerUnsafe(settlements, {
               workerId: claimedBy,
               settlement: { id: job.id, attempt: job.attempt, outcome: "Released" }
@@ -330,6 +349,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
             continue
           }
           running.set(job.id, entry)
+          owned.set(job.id, job.attempt)
           entry.fiber = yield* Effect.forkIn(execute(entry), jobsScope)
         }
       })
@@ -348,12 +368,19 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
       if (free <= 0 || !(moreLikely || rung)) return
       rung = false
       const claimedBy = workerId
+      if (needsReconcile) {
+        const released = yield* store.releaseUnowned(claimedBy, Array.from(owned.keys()))
+        needsReconcile = false
+        if (released > 0) yield* Effect.logInfo(`cuckmq: released ${released} job(s) claimed by a lost claim`)
+      }
+      needsReconcile = true // until the claim's result is in our hands
       const jobs = yield* store.claim({
         workerId: claimedBy,
         channels: config.channels,
         excludeNames: Array.from(excludeNames),
         limit: free
       })
+      needsReconcile = false
       moreLikely = jobs.length === free
       if (jobs.length > 0) yield* dispatch(jobs, claimedBy)
     })
