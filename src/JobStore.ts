@@ -185,11 +185,12 @@ export interface JobInfo {
 }
 
 /**
- * Computes the due time that follows `after` for a repeat (used by the orchestrator and the backends).
+ * Given a repeat, the due time being scheduled and the current time, returns the next due time: the first
+ * one strictly after `now` (missed due times are coalesced into the one being scheduled).
  *
  * @since 0.1.0
  */
-export type NextDue = (repeat: Repeat, after: Date) => Date
+export type Advance = (repeat: Repeat, due: Date, now: Date) => Date
 
 /**
  * The storage contract.
@@ -226,12 +227,19 @@ export class JobStore extends Context.Service<JobStore, {
   readonly releaseUnowned: (workerId: string, owned: ReadonlyArray<string>) => Effect.Effect<number, StorageError>
   /** Applies a batch of settlements in one round trip and releases the group locks the jobs held. */
   readonly settle: (workerId: string, settlements: ReadonlyArray<Settlement>) => Effect.Effect<void, StorageError>
-  /** Enqueues due repeating jobs of known definitions (once per due time); reports due unknown ones. */
+  /**
+   * Enqueues due repeating jobs of known definitions (exactly once per due time, however many callers),
+   * reports due definitions it does not know, and says in how many seconds the next known one is due.
+   */
   readonly scheduleDue: (
     known: ReadonlySet<string>,
-    nextDue: NextDue,
+    advance: Advance,
     limit: number
-  ) => Effect.Effect<{ readonly scheduled: ReadonlyArray<ScheduledJob>; readonly orphans: ReadonlyArray<string> }, StorageError>
+  ) => Effect.Effect<{
+    readonly scheduled: ReadonlyArray<ScheduledJob>
+    readonly orphans: ReadonlyArray<string>
+    readonly nextDueInSecs: number | undefined
+  }, StorageError>
   /** Deletes up to `limit` finalized jobs finalized more than `olderThanSecs` ago. */
   readonly deleteFinalized: (
     olderThanSecs: number,

@@ -23,4 +23,7 @@ export * as JobStore from "./JobStore.js"
 export * as Migrations from "./Migrations.js"
 
 /** @since 0.1.0 */
+export * as Orchestrator from "./Orchestrator.js"
+
+/** @since 0.1.0 */
 export * as Worker from "./Worker.js"

@@ -83,8 +83,17 @@ export const validate = (
   })
 }
 
-/** The due time after `after` for a repeat (cron expressions were validated at deploy). */
-export const nextDue: JobStore.NextDue = (repeat, after) => {
-  if (repeat._tag === "Every") return new Date(after.getTime() + repeat.secs * 1000)
-  return Cron.next(Cron.parseUnsafe(repeat.expression, repeat.tz ?? "UTC"), after)
+/**
+ * The next due time of a repeat after scheduling `due`: the first one strictly after `now` (so due times
+ * missed while no orchestrator ran are coalesced into one run). `Every` keeps its phase (`due + k * secs`);
+ * cron takes the next match in its time zone.
+ */
+export const advance: JobStore.Advance = (repeat, due, now) => {
+  if (repeat._tag === "Every") {
+    const step = repeat.secs * 1000
+    const k = Math.max(1, Math.floor((now.getTime() - due.getTime()) / step) + 1)
+    return new Date(due.getTime() + k * step)
+  }
+  const cron = Cron.parseUnsafe(repeat.expression, repeat.tz ?? "UTC")
+  return Cron.next(cron, now.getTime() >= due.getTime() ? now : due)
 }

@@ -101,7 +101,7 @@ RETURNING id, channel`,
     deploy: `
 INSERT INTO ${definition} AS d (name, channel, num_attempts, timeout_secs, repeat_secs, cron, cron_tz, next_run_at)
 VALUES ($1, $2, $3, $4::float8, $5::float8, $6, $7,
-  CASE WHEN $5::float8 IS NOT NULL THEN now() ELSE $8::timestamptz END)
+  CASE WHEN $5::float8 IS NOT NULL THEN date_trunc('milliseconds', now()) ELSE $8::timestamptz END)
 ON CONFLICT (name) DO UPDATE SET
   channel = EXCLUDED.channel, num_attempts = EXCLUDED.num_attempts, timeout_secs = EXCLUDED.timeout_secs,
   repeat_secs = EXCLUDED.repeat_secs, cron = EXCLUDED.cron, cron_tz = EXCLUDED.cron_tz,
@@ -214,14 +214,19 @@ ORDER BY next_run_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED`,
 
+    /** Runs in the scheduling transaction, which holds the definition's row lock. */
     scheduleJob: `
 INSERT INTO ${job} (name, channel, payload, run_at, max_attempts, timeout_secs, scheduled_for)
-SELECT d.name, d.channel, '{}'::jsonb, now(), d.num_attempts, d.timeout_secs, $2::timestamptz
+SELECT d.name, d.channel, '{}'::jsonb, now(), d.num_attempts, d.timeout_secs, d.next_run_at
 FROM ${definition} d WHERE d.name = $1
-RETURNING id, channel`,
+RETURNING id, channel, scheduled_for`,
+
+    nextDue: `
+SELECT extract(epoch FROM min(next_run_at) - now())::float8 AS secs
+FROM ${definition} WHERE next_run_at IS NOT NULL AND name = ANY($1::text[])`,
 
     advanceDefinition: `
-UPDATE ${definition} SET next_run_at = $3::timestamptz WHERE name = $1 AND next_run_at = $2::timestamptz`,
+UPDATE ${definition} SET next_run_at = $2::timestamptz WHERE name = $1`,
 
     deleteFinalized: `
 DELETE FROM ${finalized} WHERE id IN (

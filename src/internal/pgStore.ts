@@ -227,7 +227,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       )
 
     // ---- orchestrator ----------------------------------------------------------------------------------
-    const scheduleDue = (known: ReadonlySet<string>, nextDue: JobStore.NextDue, limit: number) =>
+    const scheduleDue = (known: ReadonlySet<string>, advance: JobStore.Advance, limit: number) =>
       sql.withTransaction(Effect.gen(function*() {
         const due = yield* sql.unsafe<Row>(s.dueDefinitions, [limit])
         const scheduled: Array<JobStore.ScheduledJob> = []
@@ -243,15 +243,19 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
           const repeat: JobStore.Repeat = row.repeat_secs !== null
             ? { _tag: "Every", secs: Number(row.repeat_secs) }
             : { _tag: "Cron", expression: row.cron as string, tz: optionalString(row.cron_tz) }
-          // Missed due times are coalesced: the next due time is the first one after now.
-          let next = nextDue(repeat, dueAt)
-          if (next.getTime() <= now.getTime()) next = nextDue(repeat, now)
-          const inserted = yield* sql.unsafe<Row>(s.scheduleJob, [name, dueAt])
-          yield* sql.unsafe(s.advanceDefinition, [name, dueAt, next])
-          scheduled.push({ definitionName: name, jobId: String(inserted[0]!.id), scheduledFor: dueAt })
+          const next = advance(repeat, dueAt, now)
+          const inserted = yield* sql.unsafe<Row>(s.scheduleJob, [name])
+          yield* sql.unsafe(s.advanceDefinition, [name, next])
+          scheduled.push({
+            definitionName: name,
+            jobId: String(inserted[0]!.id),
+            scheduledFor: inserted[0]!.scheduled_for as Date
+          })
           yield* pg.afterCommit(wake(inserted[0]!.channel as string))
         }
-        return { scheduled, orphans }
+        const [soonest] = yield* sql.unsafe<Row>(s.nextDue, [Array.from(known)])
+        const secs = soonest?.secs
+        return { scheduled, orphans, nextDueInSecs: secs === null || secs === undefined ? undefined : Number(secs) }
       })).pipe(Effect.catchTag("SqlError", storageError("schedule")))
 
     const deleteFinalized = (olderThanSecs: number, limit: number) =>
