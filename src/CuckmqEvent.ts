@@ -124,7 +124,7 @@ export interface WorkerJobInterrupt extends JobFields {
   readonly _tag: "WORKER_JOB_INTERRUPT"
   readonly workerId: string
   readonly attempt: number
-  readonly reason: "shutdown" | "lease-lost" | "group-lock-ceiling"
+  readonly reason: "shutdown" | "lease-lost"
 }
 
 /**

@@ -182,6 +182,8 @@ export interface JobInfo {
   readonly workerId: string | undefined
   readonly createdAt: Date
   readonly finalizedAt: Date | undefined
+  /** For a repeating job: the due time it was enqueued for. */
+  readonly scheduledFor: Date | undefined
 }
 
 /**

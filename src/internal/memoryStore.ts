@@ -93,7 +93,8 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       lastError: fin ? fin.lastError : job.lastError,
       workerId: fin ? undefined : job.workerId,
       createdAt: new Date(job.createdAt),
-      finalizedAt: fin ? new Date(fin.finalizedAt) : undefined
+      finalizedAt: fin ? new Date(fin.finalizedAt) : undefined,
+      scheduledFor: job.scheduledFor === undefined ? undefined : new Date(job.scheduledFor)
     })
 
     const unlock = (job: Job, workerId: string | undefined) => {

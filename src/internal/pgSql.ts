@@ -199,11 +199,11 @@ SELECT (SELECT count(*) FROM back)::int AS released, (SELECT count(*) FROM unloc
     getJob: `
 SELECT id, name, channel, job_group, payload,
   CASE WHEN worker_id IS NULL THEN 'waiting' ELSE 'running' END AS state,
-  attempts, max_attempts, run_at, last_error, worker_id, created_at, NULL::timestamptz AS finalized_at
+  attempts, max_attempts, run_at, last_error, worker_id, created_at, NULL::timestamptz AS finalized_at, scheduled_for
 FROM ${job} WHERE id = $1::bigint
 UNION ALL
 SELECT id, name, channel, job_group, payload, CASE WHEN succeeded THEN 'succeeded' ELSE 'failed' END,
-  attempts, max_attempts, NULL, last_error, NULL, created_at, finalized_at
+  attempts, max_attempts, NULL, last_error, NULL, created_at, finalized_at, scheduled_for
 FROM ${finalized} WHERE id = $1::bigint`,
 
     dueDefinitions: `

@@ -307,7 +307,8 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
             lastError: r.last_error ?? undefined,
             workerId: optionalString(r.worker_id),
             createdAt: r.created_at as Date,
-            finalizedAt: optionalDate(r.finalized_at)
+            finalizedAt: optionalDate(r.finalized_at),
+            scheduledFor: optionalDate(r.scheduled_for)
           }))
         ),
         Effect.catchTag("SqlError", storageError("get job"))

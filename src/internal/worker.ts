@@ -15,11 +15,11 @@
  */
 import * as os from "node:os"
 import { randomUUID } from "node:crypto"
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Option, Queue, Schedule, Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Fiber, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Cuckmq } from "../Cuckmq.js"
 import type { StorageError } from "../CuckmqError.js"
-import type { JobMetadata } from "../JobDefinition.js"
 import type * as JobStore from "../JobStore.js"
+import * as Execute from "./execute.js"
 import * as Maintenance from "./maintenance.js"
 
 /** Resolved worker settings (all validated). */
@@ -33,7 +33,7 @@ export interface WorkerConfig {
   readonly leaseSecs: number
 }
 
-type InterruptReason = "shutdown" | "lease-lost" | "group-lock-ceiling"
+type InterruptReason = Execute.InterruptReason
 
 interface Running {
   readonly job: JobStore.ClaimedJob
@@ -45,36 +45,6 @@ interface Running {
 interface Pending {
   readonly workerId: string
   readonly settlement: JobStore.Settlement
-}
-
-const safeJson = (u: unknown): string => {
-  try {
-    return JSON.stringify(u) ?? String(u)
-  } catch {
-    return String(u)
-  }
-}
-
-/** A failure as JSON, for the job row's `last_error` and the event. */
-const describeCause = (cause: Cause.Cause<unknown>): { readonly message: string; readonly json: unknown } => {
-  const error = Cause.squash(cause)
-  const message = error instanceof Error
-    ? error.message || error.name
-    : typeof error === "object" && error !== null && "message" in error
-    ? String((error as { message: unknown }).message)
-    : typeof error === "object" && error !== null
-    ? safeJson(error)
-    : String(error)
-  const tag = typeof error === "object" && error !== null && "_tag" in error ? String((error as { _tag: unknown })._tag) : undefined
-  return {
-    message,
-    json: {
-      message,
-      ...(tag !== undefined ? { tag } : {}),
-      defect: Cause.hasDies(cause),
-      pretty: Cause.pretty(cause).slice(0, 4000)
-    }
-  }
 }
 
 /** Exponential from 100 ms, capped at 5 s, jittered. */
@@ -89,8 +59,6 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     const scope = yield* Effect.scope
     const jobsScope = yield* Scope.fork(scope, "parallel")
     const hostname = os.hostname()
-    const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
-    const ceilingMarginSecs = Math.min(60, Math.max(0.5, ceilingSecs * 0.1))
     const leaseMarginMs = Math.min(5000, config.leaseSecs * 100) // 10% of the lease, at most 5 s
 
     // ---- state ----
@@ -211,99 +179,14 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     }
 
     const execute = (entry: Running): Effect.Effect<void> => {
-      const job = entry.job
-      const registeredDefinition = cuckmq.definitions.get(job.name)!
-      const metadata: JobMetadata = {
-        jobId: job.id,
-        definitionName: job.name,
-        attempt: job.attempt,
-        maxAttempts: job.maxAttempts,
-        channel: job.channel,
-        jobGroup: job.jobGroup,
-        enqueuedAt: job.createdAt,
-        runAt: job.runAt,
-        scheduledFor: job.scheduledFor,
-        workerId: entry.workerId
-      }
-      let handler = registeredDefinition.run(job, metadata)
-      if (job.jobGroup !== undefined && ceilingSecs > 0) {
-        // Never hold a group lock past the ceiling: the orchestrator would release it while we still run.
-        handler = Effect.timeoutOrElse(handler, {
-          duration: Duration.seconds(Math.max(0.1, ceilingSecs - ceilingMarginSecs)),
-          orElse: () =>
-            Effect.die(new Error(`the job held its group lock ${JSON.stringify(job.jobGroup)} for ` +
-              `jobGroupUnlockSecs (${ceilingSecs} s) and was stopped`))
-        })
-      }
+      const handler = Execute.handler(cuckmq, entry.job, entry.workerId)
       return Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          cuckmq.publish(() => ({
-            _tag: "WORKER_JOB_RUN",
-            timestamp: new Date(started),
-            jobId: job.id,
-            definitionName: job.name,
-            workerId: entry.workerId,
-            attempt: job.attempt
-          }))
+          Execute.publishRun(cuckmq, entry.job, entry.workerId, started)
           const exit = yield* Effect.exit(restore(handler))
           const ended = yield* Clock.currentTimeMillis
-          const durationMs = ended - started
-          if (Exit.isSuccess(exit)) {
-            finish(entry, { id: job.id, attempt: job.attempt, outcome: "Succeeded" })
-            cuckmq.publish(() => ({
-              _tag: "WORKER_JOB_RUN_SUCCESS",
-              timestamp: new Date(ended),
-              jobId: job.id,
-              definitionName: job.name,
-              workerId: entry.workerId,
-              attempt: job.attempt,
-              durationMs
-            }))
-            return
-          }
-          if (entry.reason !== undefined && Cause.hasInterruptsOnly(exit.cause)) {
-            // stopped by us (shutdown, lost lease): not the job's fault, the attempt is refunded
-            finish(entry, { id: job.id, attempt: job.attempt, outcome: "Released" })
-            const reason = entry.reason
-            cuckmq.publish(() => ({
-              _tag: "WORKER_JOB_INTERRUPT",
-              timestamp: new Date(ended),
-              jobId: job.id,
-              definitionName: job.name,
-              workerId: entry.workerId,
-              attempt: job.attempt,
-              reason
-            }))
-            return
-          }
-          const { json, message } = describeCause(exit.cause)
-          const willRetry = job.attempt < job.maxAttempts
-          const retryAt = willRetry ? new Date(ended + job.timeoutSecs * 1000) : undefined
-          finish(entry, { id: job.id, attempt: job.attempt, outcome: willRetry ? "Retry" : "Expired", error: json })
-          cuckmq.publish(() => ({
-            _tag: "WORKER_JOB_RUN_ERROR",
-            timestamp: new Date(ended),
-            jobId: job.id,
-            definitionName: job.name,
-            workerId: entry.workerId,
-            attempt: job.attempt,
-            error: Cause.squash(exit.cause),
-            message,
-            willRetry,
-            retryAt,
-            durationMs
-          }))
-          if (!willRetry) {
-            cuckmq.publish(() => ({
-              _tag: "WORKER_JOB_EXPIRE",
-              timestamp: new Date(ended),
-              jobId: job.id,
-              definitionName: job.name,
-              workerId: entry.workerId,
-              attempts: job.attempt
-            }))
-          }
+          finish(entry, Execute.conclude(cuckmq, entry.job, entry.workerId, exit, started, ended, entry.reason))
         })
       )
     }

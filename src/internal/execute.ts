@@ -1,0 +1,153 @@
+/**
+ * Running one claimed job, shared by the worker and the test backend's `drain`: the handler (with the
+ * group-lock ceiling), the outcome it leads to, and the events that report it.
+ */
+import { Cause, Duration, Effect, Exit } from "effect"
+import type { Cuckmq } from "../Cuckmq.js"
+import type { JobMetadata } from "../JobDefinition.js"
+import type * as JobStore from "../JobStore.js"
+
+/** Why a worker interrupted a job itself. */
+export type InterruptReason = "shutdown" | "lease-lost"
+
+const safeJson = (u: unknown): string => {
+  try {
+    return JSON.stringify(u) ?? String(u)
+  } catch {
+    return String(u)
+  }
+}
+
+/** A failure as JSON, for the job row's `last_error` and the event. */
+export const describeCause = (cause: Cause.Cause<unknown>): { readonly message: string; readonly json: unknown } => {
+  const error = Cause.squash(cause)
+  const message = error instanceof Error
+    ? error.message || error.name
+    : typeof error === "object" && error !== null && "message" in error
+    ? String((error as { message: unknown }).message)
+    : typeof error === "object" && error !== null
+    ? safeJson(error)
+    : String(error)
+  const tag = typeof error === "object" && error !== null && "_tag" in error ? String((error as { _tag: unknown })._tag) : undefined
+  return {
+    message,
+    json: {
+      message,
+      ...(tag !== undefined ? { tag } : {}),
+      defect: Cause.hasDies(cause),
+      pretty: Cause.pretty(cause).slice(0, 4000)
+    }
+  }
+}
+
+/** What a handler learns about the job it runs. */
+export const metadata = (job: JobStore.ClaimedJob, workerId: string): JobMetadata => ({
+  jobId: job.id,
+  definitionName: job.name,
+  attempt: job.attempt,
+  maxAttempts: job.maxAttempts,
+  channel: job.channel,
+  jobGroup: job.jobGroup,
+  enqueuedAt: job.createdAt,
+  runAt: job.runAt,
+  scheduledFor: job.scheduledFor,
+  workerId
+})
+
+/**
+ * The job's handler (decode, then run). A job in a named group is stopped, as a failure, just before it
+ * would hold its group lock for `jobGroupUnlockSecs`: past that ceiling the orchestrator releases the lock,
+ * and the job must not still be running then.
+ */
+export const handler = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, workerId: string): Effect.Effect<void, unknown> => {
+  const run = cuckmq.definitions.get(job.name)!.run(job, metadata(job, workerId))
+  const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
+  if (job.jobGroup === undefined || ceilingSecs <= 0) return run
+  const marginSecs = Math.min(60, Math.max(0.5, ceilingSecs * 0.1))
+  return Effect.timeoutOrElse(run, {
+    duration: Duration.seconds(Math.max(0.1, ceilingSecs - marginSecs)),
+    orElse: () =>
+      Effect.die(
+        new Error(`the job held its group lock ${JSON.stringify(job.jobGroup)} for nearly jobGroupUnlockSecs ` +
+          `(${ceilingSecs} s) and was stopped`)
+      )
+  })
+}
+
+/** Publishes WORKER_JOB_RUN. */
+export const publishRun = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, workerId: string, at: number) =>
+  cuckmq.publish(() => ({
+    _tag: "WORKER_JOB_RUN",
+    timestamp: new Date(at),
+    jobId: job.id,
+    definitionName: job.name,
+    workerId,
+    attempt: job.attempt
+  }))
+
+/**
+ * Turns a handler's exit into the job's settlement and publishes the events that report it. `interrupted`
+ * is set when the worker itself stopped the job (shutdown, lost lease): that is not the job's fault, so the
+ * attempt is refunded.
+ */
+export const conclude = (
+  cuckmq: Cuckmq["Service"],
+  job: JobStore.ClaimedJob,
+  workerId: string,
+  exit: Exit.Exit<void, unknown>,
+  started: number,
+  ended: number,
+  interrupted: InterruptReason | undefined
+): JobStore.Settlement => {
+  const durationMs = ended - started
+  if (Exit.isSuccess(exit)) {
+    cuckmq.publish(() => ({
+      _tag: "WORKER_JOB_RUN_SUCCESS",
+      timestamp: new Date(ended),
+      jobId: job.id,
+      definitionName: job.name,
+      workerId,
+      attempt: job.attempt,
+      durationMs
+    }))
+    return { id: job.id, attempt: job.attempt, outcome: "Succeeded" }
+  }
+  if (interrupted !== undefined && Cause.hasInterruptsOnly(exit.cause)) {
+    cuckmq.publish(() => ({
+      _tag: "WORKER_JOB_INTERRUPT",
+      timestamp: new Date(ended),
+      jobId: job.id,
+      definitionName: job.name,
+      workerId,
+      attempt: job.attempt,
+      reason: interrupted
+    }))
+    return { id: job.id, attempt: job.attempt, outcome: "Released" }
+  }
+  const { json, message } = describeCause(exit.cause)
+  const willRetry = job.attempt < job.maxAttempts
+  cuckmq.publish(() => ({
+    _tag: "WORKER_JOB_RUN_ERROR",
+    timestamp: new Date(ended),
+    jobId: job.id,
+    definitionName: job.name,
+    workerId,
+    attempt: job.attempt,
+    error: Cause.squash(exit.cause),
+    message,
+    willRetry,
+    retryAt: willRetry ? new Date(ended + job.timeoutSecs * 1000) : undefined,
+    durationMs
+  }))
+  if (!willRetry) {
+    cuckmq.publish(() => ({
+      _tag: "WORKER_JOB_EXPIRE",
+      timestamp: new Date(ended),
+      jobId: job.id,
+      definitionName: job.name,
+      workerId,
+      attempts: job.attempt
+    }))
+  }
+  return { id: job.id, attempt: job.attempt, outcome: willRetry ? "Retry" : "Expired", error: json }
+}
