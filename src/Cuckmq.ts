@@ -28,6 +28,7 @@ import {
 } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as internal from "./internal/definition.js"
+import * as Metrics from "./internal/metrics.js"
 import * as PgStore from "./internal/pgStore.js"
 import type * as JobDefinition from "./JobDefinition.js"
 import { JobStore } from "./JobStore.js"
@@ -108,6 +109,8 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly publish: (make: () => CuckmqEvent) => void
   /** Whether anyone is subscribed to events (so that hot paths can skip building them). */
   readonly hasSubscribers: () => boolean
+  /** Metric updates (see `CuckmqMetrics`), synchronous for the hot paths. */
+  readonly metrics: Metrics.Recorder
 }>()("cuckmq/Cuckmq") {}
 
 /**
@@ -251,7 +254,8 @@ const makeWith = Effect.fnUntraced(function*(
     subscribe,
     addEventHandler,
     publish,
-    hasSubscribers: () => subscribers.size > 0
+    hasSubscribers: () => subscribers.size > 0,
+    metrics: Metrics.make(services)
   })
 
   if (options.deploy ?? defaults.deploy) {

@@ -274,6 +274,7 @@ const enqueueItems = <A>(
     }
     return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
       Effect.sync(() => {
+        cuckmq.metrics.enqueued(definition.name, ids.length)
         if (!cuckmq.hasSubscribers()) return
         const timestamp = new Date()
         for (let i = 0; i < ids.length; i++) {
@@ -288,7 +289,12 @@ const enqueueItems = <A>(
           }))
         }
       }))
-  })
+  }).pipe(
+    Effect.withSpan("cuckmq.enqueue", {
+      kind: "producer",
+      attributes: { "cuckmq.definition": definition.name, "cuckmq.jobs": items.length }
+    })
+  )
 
 /**
  * Returns true when `u` is a job definition.

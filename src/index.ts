@@ -14,6 +14,9 @@ export * as CuckmqError from "./CuckmqError.js"
 export * as CuckmqEvent from "./CuckmqEvent.js"
 
 /** @since 0.1.0 */
+export * as CuckmqMetrics from "./CuckmqMetrics.js"
+
+/** @since 0.1.0 */
 export * as JobDefinition from "./JobDefinition.js"
 
 /** @since 0.1.0 */

@@ -2,7 +2,7 @@
  * Running one claimed job, shared by the worker and the test backend's `drain`: the handler (with the
  * group-lock ceiling), the outcome it leads to, and the events that report it.
  */
-import { Cause, Duration, Effect, Exit } from "effect"
+import { Cause, Duration, Effect, Exit, Tracer } from "effect"
 import type { Cuckmq } from "../Cuckmq.js"
 import type { JobMetadata } from "../JobDefinition.js"
 import type * as JobStore from "../JobStore.js"
@@ -60,22 +60,41 @@ export const metadata = (job: JobStore.ClaimedJob, workerId: string): JobMetadat
  * and the job must not still be running then.
  */
 export const handler = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, workerId: string): Effect.Effect<void, unknown> => {
-  const run = cuckmq.definitions.get(job.name)!.run(job, metadata(job, workerId))
+  let run = cuckmq.definitions.get(job.name)!.run(job, metadata(job, workerId))
   const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
-  if (job.jobGroup === undefined || ceilingSecs <= 0) return run
-  const marginSecs = Math.min(60, Math.max(0.5, ceilingSecs * 0.1))
-  return Effect.timeoutOrElse(run, {
-    duration: Duration.seconds(Math.max(0.1, ceilingSecs - marginSecs)),
-    orElse: () =>
-      Effect.die(
-        new Error(`the job held its group lock ${JSON.stringify(job.jobGroup)} for nearly jobGroupUnlockSecs ` +
-          `(${ceilingSecs} s) and was stopped`)
-      )
+  if (job.jobGroup !== undefined && ceilingSecs > 0) {
+    const marginSecs = Math.min(60, Math.max(0.5, ceilingSecs * 0.1))
+    run = Effect.timeoutOrElse(run, {
+      duration: Duration.seconds(Math.max(0.1, ceilingSecs - marginSecs)),
+      orElse: () =>
+        Effect.die(
+          new Error(`the job held its group lock ${JSON.stringify(job.jobGroup)} for nearly jobGroupUnlockSecs ` +
+            `(${ceilingSecs} s) and was stopped`)
+        )
+    })
+  }
+  // Each run is the root of its own trace, linked to the span that enqueued the job.
+  return Effect.withSpan(run, `cuckmq.job ${job.name}`, {
+    kind: "consumer",
+    root: true,
+    captureStackTrace: false,
+    attributes: {
+      "cuckmq.job.id": job.id,
+      "cuckmq.definition": job.name,
+      "cuckmq.attempt": job.attempt,
+      "cuckmq.channel": job.channel,
+      ...(job.jobGroup !== undefined ? { "cuckmq.job_group": job.jobGroup } : {}),
+      "cuckmq.worker_id": workerId
+    },
+    links: job.traceId !== undefined && job.spanId !== undefined
+      ? [{ span: Tracer.externalSpan({ traceId: job.traceId, spanId: job.spanId }), attributes: {} }]
+      : []
   })
 }
 
-/** Publishes WORKER_JOB_RUN. */
-export const publishRun = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, workerId: string, at: number) =>
+/** Records the queue wait and publishes WORKER_JOB_RUN. */
+export const publishRun = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, workerId: string, at: number) => {
+  cuckmq.metrics.waited(job.name, Math.max(0, at - job.runAt.getTime()) / 1000)
   cuckmq.publish(() => ({
     _tag: "WORKER_JOB_RUN",
     timestamp: new Date(at),
@@ -84,6 +103,7 @@ export const publishRun = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, 
     workerId,
     attempt: job.attempt
   }))
+}
 
 /**
  * Turns a handler's exit into the job's settlement and publishes the events that report it. `interrupted`
@@ -101,6 +121,7 @@ export const conclude = (
 ): JobStore.Settlement => {
   const durationMs = ended - started
   if (Exit.isSuccess(exit)) {
+    cuckmq.metrics.succeeded(job.name, durationMs / 1000)
     cuckmq.publish(() => ({
       _tag: "WORKER_JOB_RUN_SUCCESS",
       timestamp: new Date(ended),
@@ -126,6 +147,7 @@ export const conclude = (
   }
   const { json, message } = describeCause(exit.cause)
   const willRetry = job.attempt < job.maxAttempts
+  cuckmq.metrics.failed(job.name, durationMs / 1000, !willRetry)
   cuckmq.publish(() => ({
     _tag: "WORKER_JOB_RUN_ERROR",
     timestamp: new Date(ended),

@@ -174,6 +174,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     const finish = (entry: Running, settlement: JobStore.Settlement) => {
       Queue.offerUnsafe(settlements, { workerId: entry.workerId, settlement })
       running.delete(entry.job.id)
+      cuckmq.metrics.inFlight(config.name, running.size)
       if (running.size === 0 && idle) idle()
       ring()
     }
@@ -232,6 +233,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
             continue
           }
           running.set(job.id, entry)
+          cuckmq.metrics.inFlight(config.name, running.size)
           owned.set(job.id, job.attempt)
           entry.fiber = yield* Effect.forkIn(execute(entry), jobsScope)
         }
