@@ -161,6 +161,9 @@ const resolveSettings = (options: Options<any>) =>
       jobGroupUnlockSecs: yield* nonNegative("jobGroupUnlockSecs", options.jobGroupUnlockSecs, defaults.jobGroupUnlockSecs),
       eventBufferSize: yield* nonNegative("eventBufferSize", options.eventBufferSize, defaults.eventBufferSize)
     }
+    if (settings.jobGroupUnlockSecs <= 0) {
+      return yield* new InvalidOptions({ message: `jobGroupUnlockSecs must be > 0, got ${settings.jobGroupUnlockSecs}` })
+    }
     if (!Number.isInteger(settings.eventBufferSize) || settings.eventBufferSize < 1) {
       return yield* new InvalidOptions({ message: `eventBufferSize must be an integer >= 1, got ${settings.eventBufferSize}` })
     }

@@ -69,7 +69,7 @@ const schedule = (cuckmq: Cuckmq["Service"], known: ReadonlySet<string>) =>
       for (const name of result.orphans) {
         cuckmq.publish(() => ({ _tag: "ORCHESTRATOR_JOB_SCHEDULE_ORPHAN", timestamp, definitionName: name }))
       }
-      if (result.scheduled.length + result.orphans.length < scheduleBatch) return result.nextDueInSecs
+      if (result.scheduled.length < scheduleBatch) return result.nextDueInSecs
     }
   })
 

@@ -37,6 +37,13 @@ export interface Options {
   /** Jobs run at once by this worker. Defaults to 10. */
   readonly concurrency?: number | undefined
   /**
+   * At most this many jobs claimed ahead of free slots, so that the next claim's round trip overlaps the
+   * jobs in hand. The buffer adapts to how long jobs take: it holds only the jobs expected to start within
+   * 50 ms, so with slow jobs nothing is claimed ahead. Prefetched jobs are given back (no attempt spent) on
+   * shutdown. 0 claims strictly for free slots. Defaults to `concurrency`.
+   */
+  readonly prefetch?: number | undefined
+  /**
    * Seconds between polls when no wake-up arrives. Wake-ups come by LISTEN/NOTIFY, so polling is the
    * fallback, and what makes delayed and retried jobs start once due. Defaults to 1.
    */
@@ -79,6 +86,7 @@ const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
       name: options.name ?? defaults.name,
       channels: options.channels ?? Array.from(new Set(Array.from(cuckmq.definitions.values(), (r) => r.definition.channel))),
       concurrency: options.concurrency ?? defaults.concurrency,
+      prefetch: options.prefetch ?? options.concurrency ?? defaults.concurrency,
       pollIntervalSecs: options.pollIntervalSecs ?? defaults.pollIntervalSecs,
       gracePeriodSecs: options.gracePeriodSecs ?? defaults.gracePeriodSecs,
       heartbeatSecs: options.heartbeatSecs ?? defaults.heartbeatSecs,
@@ -86,6 +94,7 @@ const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
     }
     const problems = [
       positive("concurrency", config.concurrency, 1, true),
+      positive("prefetch", config.prefetch, 0, true),
       positive("pollIntervalSecs", config.pollIntervalSecs, 0.001),
       positive("gracePeriodSecs", config.gracePeriodSecs, 0),
       positive("heartbeatSecs", config.heartbeatSecs, 0.001),

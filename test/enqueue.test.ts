@@ -206,6 +206,8 @@ describe("deploy and enqueue", () => {
         assert.strictEqual(e3._tag, "InvalidSchemaName")
         const e4 = yield* buildWith({ schema, jobGroupUnlockSecs: -1 })
         assert.strictEqual(e4._tag, "InvalidOptions")
+        const e4b = yield* buildWith({ schema, jobGroupUnlockSecs: 0 }) // 0 would release every lock at once
+        assert.strictEqual(e4b._tag, "InvalidOptions")
         const e5 = yield* buildWith({ schema, definitions: [Email, Email] })
         assert.strictEqual(e5._tag, "InvalidJobDefinition")
         assert.include(e5.message, "registered twice")

@@ -18,6 +18,12 @@ const safeJson = (u: unknown): string => {
   }
 }
 
+/** A string PostgreSQL's jsonb accepts: well-formed UTF-16 and no NUL characters. */
+const clean = (text: string): string =>
+  text
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD")
+    .replace(/\u0000/g, "")
+
 /** A failure as JSON, for the job row's `last_error` and the event. */
 export const describeCause = (cause: Cause.Cause<unknown>): { readonly message: string; readonly json: unknown } => {
   const error = Cause.squash(cause)
@@ -32,10 +38,10 @@ export const describeCause = (cause: Cause.Cause<unknown>): { readonly message: 
   return {
     message,
     json: {
-      message,
-      ...(tag !== undefined ? { tag } : {}),
+      message: clean(message),
+      ...(tag !== undefined ? { tag: clean(tag) } : {}),
       defect: Cause.hasDies(cause),
-      pretty: Cause.pretty(cause).slice(0, 4000)
+      pretty: clean(Cause.pretty(cause).slice(0, 4000))
     }
   }
 }

@@ -296,16 +296,13 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
         Effect.map(Clock.currentTimeMillis, (now) => {
           const scheduled: Array<JobStore.ScheduledJob> = []
           const orphans: Array<string> = []
-          const due = Array.from(definitions.values())
+          const allDue = Array.from(definitions.values())
             .filter((d) => d.nextRunAt !== undefined && d.nextRunAt <= now)
             .sort((a, b) => a.nextRunAt! - b.nextRunAt!)
-            .slice(0, limit)
+          for (const d of allDue) if (!known.has(d.record.name)) orphans.push(d.record.name)
+          const due = allDue.filter((d) => known.has(d.record.name) && d.record.repeat !== undefined).slice(0, limit)
           for (const d of due) {
             const name = d.record.name
-            if (!known.has(name) || d.record.repeat === undefined) {
-              orphans.push(name)
-              continue
-            }
             const dueAt = d.nextRunAt!
             const id = nextId++
             jobs.set(id, {
@@ -326,7 +323,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
               spanId: undefined,
               createdAt: now
             })
-            d.nextRunAt = advance(d.record.repeat, new Date(dueAt), new Date(now)).getTime()
+            d.nextRunAt = advance(d.record.repeat!, new Date(dueAt), new Date(now)).getTime()
             scheduled.push({ definitionName: name, jobId: String(id), scheduledFor: new Date(dueAt) })
             wake({ _tag: "Channel", channel: d.record.channel })
           }

@@ -114,26 +114,43 @@ WHERE (d.channel, d.num_attempts, d.timeout_secs, d.repeat_secs, d.cron, d.cron_
     EXCLUDED.cron, EXCLUDED.cron_tz)
 RETURNING name`,
 
-    claim: `
-WITH live AS (
-  SELECT 1 FROM ${worker} WHERE id = $1::uuid AND expires_at > now()
-),
-cand AS (
+    /**
+     * The claim, in four shapes so that each is planned well once and then reused (prepared, generic plan):
+     * one channel (a plain range scan of the claim index) or several (one range per channel, merged), and
+     * with or without excluded definition names. Parameters: $1 worker id, $2 channel or channels, $3 limit,
+     * $4 excluded names (when present).
+     */
+    claim: (multiChannel: boolean, exclude: boolean) => {
+      const excluded = exclude ? "AND w.name <> ALL($4::text[])" : ""
+      const filter = `w.worker_id IS NULL AND w.run_at <= now() ${excluded}
+      AND (w.job_group IS NULL OR w.job_group NOT IN (
+        SELECT g.name FROM ${group} g WHERE g.locked_by_job IS NOT NULL))`
+      const candidates = multiChannel
+        ? `
   SELECT j.id, j.job_group, j.run_at
   FROM unnest($2::text[]) AS c(channel)
   CROSS JOIN LATERAL (
-    SELECT id, job_group, run_at FROM ${job} w
-    WHERE w.channel = c.channel AND w.worker_id IS NULL AND w.run_at <= now()
-      AND w.name <> ALL($3::text[])
-      AND (w.job_group IS NULL OR NOT EXISTS (
-        SELECT 1 FROM ${group} g WHERE g.name = w.job_group AND g.locked_by_job IS NOT NULL))
+    SELECT w.id, w.job_group, w.run_at FROM ${job} w
+    WHERE w.channel = c.channel AND ${filter}
     ORDER BY w.run_at, w.id
-    LIMIT $4
+    LIMIT $3
     FOR UPDATE SKIP LOCKED
   ) j
   WHERE EXISTS (SELECT 1 FROM live)
   ORDER BY j.run_at, j.id
-  LIMIT $4
+  LIMIT $3`
+        : `
+  SELECT w.id, w.job_group, w.run_at FROM ${job} w
+  WHERE w.channel = $2::text AND ${filter} AND EXISTS (SELECT 1 FROM live)
+  ORDER BY w.run_at, w.id
+  LIMIT $3
+  FOR UPDATE OF w SKIP LOCKED`
+      return `
+WITH live AS (
+  -- the worker's lease must be live; KEY SHARE makes a rescue (FOR UPDATE SKIP LOCKED) pass it over meanwhile
+  SELECT 1 FROM ${worker} WHERE id = $1::uuid AND expires_at > now() FOR KEY SHARE
+),
+cand AS (${candidates}
 ),
 grouped AS (
   SELECT DISTINCT ON (job_group) id, job_group FROM cand WHERE job_group IS NOT NULL
@@ -155,7 +172,8 @@ chosen AS (
 UPDATE ${job} j SET worker_id = $1::uuid, attempts = j.attempts + 1, claimed_at = now(),
   locked_until = now() + make_interval(secs => j.timeout_secs)
 FROM chosen WHERE j.id = chosen.id
-RETURNING ${claimedColumns("j")}`,
+RETURNING ${claimedColumns("j")}`
+    },
 
     settleKeep: settle(true),
     settleDrop: settle(false),
@@ -206,13 +224,21 @@ SELECT id, name, channel, job_group, payload, CASE WHEN succeeded THEN 'succeede
   attempts, max_attempts, NULL, last_error, NULL, created_at, finalized_at, scheduled_for
 FROM ${finalized} WHERE id = $1::bigint`,
 
+    /** Due definitions this process knows ($2), locked for the scheduling transaction. */
     dueDefinitions: `
 SELECT name, next_run_at, repeat_secs, cron, cron_tz, now() AS db_now
 FROM ${definition}
-WHERE next_run_at <= now()
+WHERE next_run_at <= now() AND name = ANY($2::text[])
 ORDER BY next_run_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED`,
+
+    /** Due definitions this process does not know (reported, never locked or touched). */
+    dueOrphans: `
+SELECT name FROM ${definition}
+WHERE next_run_at <= now() AND NOT (name = ANY($1::text[]))
+ORDER BY next_run_at
+LIMIT 100`,
 
     /** Runs in the scheduling transaction, which holds the definition's row lock. */
     scheduleJob: `
@@ -248,10 +274,12 @@ DELETE FROM ${group} WHERE name IN (
 RETURNING name`,
 
     /**
-     * Rescue: workers whose lease expired are locked (skipping any that is heartbeating right now) and
-     * deleted; running jobs of those workers, or of workers whose row is gone, go back to waiting (available
-     * once their lease `locked_until` has passed; finalized as failed when no attempt is left). Then group
-     * locks whose holder is not a live worker, or that are older than the ceiling ($2 seconds), are released.
+     * Rescue: workers whose lease expired are locked (skipping any that is heartbeating or claiming right now)
+     * and deleted; running jobs of those workers, or of workers whose row is gone, go back to waiting
+     * (available once their lease `locked_until` has passed; finalized as failed when no attempt is left).
+     * The candidates are read without locks and every write compares the row with what was read
+     * (`worker_id`, `attempts`): under READ COMMITTED a lock would recheck the row against this statement's
+     * old snapshot, so a job claimed meanwhile by a worker that registered after it must not be taken.
      */
     rescue: (keep: boolean) => `
 WITH dead AS (
@@ -261,15 +289,14 @@ dead_deleted AS (
   DELETE FROM ${worker} w USING dead WHERE w.id = dead.id
 ),
 stale AS (
-  SELECT j.id, j.worker_id FROM ${job} j
+  SELECT j.id, j.worker_id, j.attempts FROM ${job} j
   WHERE j.worker_id IS NOT NULL
     AND (j.worker_id IN (SELECT id FROM dead) OR NOT EXISTS (SELECT 1 FROM ${worker} w WHERE w.id = j.worker_id))
   LIMIT $1
-  FOR UPDATE OF j SKIP LOCKED
 ),
 fin AS (
   DELETE FROM ${job} j USING stale s
-  WHERE j.id = s.id AND j.attempts >= j.max_attempts
+  WHERE j.id = s.id AND j.worker_id = s.worker_id AND j.attempts = s.attempts AND j.attempts >= j.max_attempts
   RETURNING j.*
 ),${keep ? `
 fin_ins AS (${archive("false", "jsonb_build_object('message', 'the worker running this job died')")}
@@ -278,26 +305,28 @@ back AS (
   UPDATE ${job} j SET worker_id = NULL, claimed_at = NULL, run_at = GREATEST(now(), j.locked_until),
     locked_until = NULL, last_error = jsonb_build_object('message', 'the worker running this job died')
   FROM stale s
-  WHERE j.id = s.id AND j.attempts < j.max_attempts
+  WHERE j.id = s.id AND j.worker_id = s.worker_id AND j.attempts = s.attempts AND j.attempts < j.max_attempts
   RETURNING j.id, j.name, s.worker_id
 )
 SELECT f.id, f.name, f.worker_id, true AS finalized FROM fin f
 UNION ALL
 SELECT b.id, b.name, b.worker_id, false FROM back b`,
 
+    /** Releases group locks held by no live worker, or past the ceiling ($1 seconds); compare-and-set as above. */
     releaseGroups: `
 WITH old AS (
-  SELECT g.name, g.locked_by_job, g.worker_id,
+  SELECT g.name, g.locked_by_job, g.worker_id, g.locked_at,
     (g.locked_at < now() - make_interval(secs => $1::float8)) AS past_ceiling
   FROM ${group} g
   WHERE g.locked_by_job IS NOT NULL AND (
     g.locked_at < now() - make_interval(secs => $1::float8)
     OR NOT EXISTS (SELECT 1 FROM ${worker} w WHERE w.id = g.worker_id AND w.expires_at > now()))
   LIMIT $2
-  FOR UPDATE OF g SKIP LOCKED
 )
 UPDATE ${group} g SET locked_by_job = NULL, worker_id = NULL, locked_at = NULL
-FROM old WHERE g.name = old.name
+FROM old
+WHERE g.name = old.name AND g.locked_by_job = old.locked_by_job AND g.worker_id IS NOT DISTINCT FROM old.worker_id
+  AND g.locked_at = old.locked_at
 RETURNING old.name, old.locked_by_job, old.past_ceiling`
   }
 }

@@ -121,7 +121,8 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
 
     // ---- definitions and enqueue -----------------------------------------------------------------------
     const deploy = (definitions: ReadonlyArray<JobStore.DefinitionRecord>) =>
-      sql.withTransaction(Effect.forEach(definitions, (d) =>
+      // in name order, so that processes deploying the same definitions at once never deadlock
+      sql.withTransaction(Effect.forEach([...definitions].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), (d) =>
         Effect.map(
           sql.unsafe(s.deploy, [
             d.name,
@@ -199,11 +200,17 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         Effect.catchTag("SqlError", storageError("deregister worker"))
       )
 
-    const claim = (r: JobStore.ClaimRequest) =>
-      sql.unsafe<Row>(s.claim, [r.workerId, [...r.channels], [...r.excludeNames], r.limit]).pipe(
+    const claimSql = [s.claim(false, false), s.claim(false, true), s.claim(true, false), s.claim(true, true)] as const
+    const claim = (r: JobStore.ClaimRequest) => {
+      const multi = r.channels.length > 1
+      const exclude = r.excludeNames.length > 0
+      const params: Array<unknown> = [r.workerId, multi ? [...r.channels] : r.channels[0], r.limit]
+      if (exclude) params.push([...r.excludeNames])
+      return sql.unsafe<Row>(claimSql[(multi ? 2 : 0) + (exclude ? 1 : 0)]!, params).pipe(
         Effect.map((rows) => rows.map(toClaimedJob).sort((a, b) => a.runAt.getTime() - b.runAt.getTime())),
         Effect.catchTag("SqlError", storageError("claim"))
       )
+    }
 
     const releaseUnowned = (workerId: string, owned: ReadonlyArray<string>) =>
       sql.unsafe<Row>(s.releaseUnowned, [workerId, [...owned]]).pipe(
@@ -229,15 +236,12 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     // ---- orchestrator ----------------------------------------------------------------------------------
     const scheduleDue = (known: ReadonlySet<string>, advance: JobStore.Advance, limit: number) =>
       sql.withTransaction(Effect.gen(function*() {
-        const due = yield* sql.unsafe<Row>(s.dueDefinitions, [limit])
+        const knownNames = Array.from(known)
+        const due = yield* sql.unsafe<Row>(s.dueDefinitions, [limit, knownNames])
         const scheduled: Array<JobStore.ScheduledJob> = []
-        const orphans: Array<string> = []
+        const orphans = (yield* sql.unsafe<Row>(s.dueOrphans, [knownNames])).map((r) => r.name as string)
         for (const row of due) {
           const name = row.name as string
-          if (!known.has(name)) {
-            orphans.push(name)
-            continue
-          }
           const dueAt = row.next_run_at as Date
           const now = row.db_now as Date
           const repeat: JobStore.Repeat = row.repeat_secs !== null
@@ -253,7 +257,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
           })
           yield* pg.afterCommit(wake(inserted[0]!.channel as string))
         }
-        const [soonest] = yield* sql.unsafe<Row>(s.nextDue, [Array.from(known)])
+        const [soonest] = yield* sql.unsafe<Row>(s.nextDue, [knownNames])
         const secs = soonest?.secs
         return { scheduled, orphans, nextDueInSecs: secs === null || secs === undefined ? undefined : Number(secs) }
       })).pipe(Effect.catchTag("SqlError", storageError("schedule")))

@@ -2,20 +2,22 @@
  * The worker engine. Parts, each with one job:
  * - registration and heartbeat: the worker's row and its lease. The lease deadline is tracked locally from
  *   the time each heartbeat was *sent*, minus a margin, so the worker always stops its jobs before the
- *   database can declare it dead and let the orchestrator hand them to someone else (fencing).
- * - producer (the claim loop): claims as many jobs as there are free slots, in one statement; claims again
- *   right away while claims come back full; otherwise waits for a wake-up (LISTEN/NOTIFY, a released group
- *   lock, the poll timer).
+ *   database can declare it dead and let another worker take them (fencing).
+ * - producer (the claim loop): claims as many jobs as it has room for, in one statement. Room is the free
+ *   slots plus a small prefetch buffer, so that the next claim's round trip (a commit, so an fsync) overlaps
+ *   the jobs in hand; the buffer shrinks to nothing when jobs are slow (see `prefetchLimit`). It claims
+ *   again right away while claims come back full, otherwise it waits for a wake-up (LISTEN/NOTIFY, a
+ *   released group lock, the poll timer).
  * - executor: one fiber per job: decode, run the handler, decide the outcome, publish events.
- * - completer: settles outcomes in batches (one statement per batch), retrying with backoff when the
- *   database is away; a job's slot is free as soon as its handler ends.
- * - shutdown (scope close): stop claiming, let running jobs finish within the grace period, interrupt the
- *   rest (they go back to the queue without spending the attempt), flush settlements, deregister (which
- *   releases anything still held).
+ * - completer: settles outcomes in batches (one statement per batch, up to two in flight), retrying with
+ *   backoff while the database is away; a job's slot is free as soon as its handler ends.
+ * - shutdown (scope close): stop claiming, give back the prefetched jobs, let running jobs finish within the
+ *   grace period, interrupt the rest (they go back to the queue without spending their attempt), flush
+ *   settlements, deregister (which releases anything still held).
  */
 import * as os from "node:os"
 import { randomUUID } from "node:crypto"
-import { Clock, Duration, Effect, Fiber, Option, Queue, Schedule, Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Fiber, Option, Queue, Scope, Stream } from "effect"
 import type { Cuckmq } from "../Cuckmq.js"
 import type { StorageError } from "../CuckmqError.js"
 import type * as JobStore from "../JobStore.js"
@@ -27,19 +29,18 @@ export interface WorkerConfig {
   readonly name: string
   readonly channels: ReadonlyArray<string>
   readonly concurrency: number
+  readonly prefetch: number
   readonly pollIntervalSecs: number
   readonly gracePeriodSecs: number
   readonly heartbeatSecs: number
   readonly leaseSecs: number
 }
 
-type InterruptReason = Execute.InterruptReason
-
 interface Running {
   readonly job: JobStore.ClaimedJob
   readonly workerId: string
   fiber: Fiber.Fiber<void> | undefined
-  reason: InterruptReason | undefined
+  reason: Execute.InterruptReason | undefined
 }
 
 interface Pending {
@@ -47,19 +48,26 @@ interface Pending {
   readonly settlement: JobStore.Settlement
 }
 
-/** Exponential from 100 ms, capped at 5 s, jittered. */
-const retrySchedule = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.spaced("5 seconds")]).pipe(
-  Schedule.jittered
-)
+/**
+ * How far ahead prefetching looks: the buffer holds at most the jobs that the worker is expected to start
+ * within this many milliseconds, given how long its handlers take (an average over recent runs).
+ */
+const prefetchHorizonMs = 50
+
+/** How often a worker reconciles what it holds with what the database says it holds. */
+const reconcileEveryMs = 60_000
 
 /** Runs a worker in the current scope until the scope closes. */
 export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const store = cuckmq.store
     const scope = yield* Effect.scope
-    const jobsScope = yield* Scope.fork(scope, "parallel")
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
     const hostname = os.hostname()
-    const leaseMarginMs = Math.min(5000, config.leaseSecs * 100) // 10% of the lease, at most 5 s
+    // The worker stops its jobs a quarter of the lease before the database could declare it dead: slack for
+    // a slow statement, a busy event loop or clocks that drift apart.
+    const leaseMarginMs = config.leaseSecs * 250
 
     // ---- state ----
     let workerId = randomUUID()
@@ -68,26 +76,31 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     let stopping = false
     let moreLikely = true // the last claim came back full: more jobs are probably waiting
     let rung = true // a wake-up arrived since the last claim
+    let avgDurationMs = 1000 // until measured, assume slow jobs (no prefetch)
     const running = new Map<string, Running>()
+    const buffer: Array<{ readonly job: JobStore.ClaimedJob; readonly workerId: string }> = []
     const excludeNames = new Set<string>()
     const doorbell = yield* Queue.sliding<void>(1)
     const ring = () => {
       Queue.offerUnsafe(doorbell, undefined)
     }
     const settlements = yield* Queue.unbounded<Pending>()
-    let settling = 0 // settlements taken from the queue but not yet written
-    // Jobs this worker holds in the database as far as it knows: running, or ended with the settlement not
-    // yet written. After a failed claim (whose commit we cannot see) anything else we hold is released.
+    let unsettled = 0 // settlements queued or being written
+    let idle: (() => void) | undefined // resolves when nothing runs any more (shutdown)
+    // Jobs this worker holds in the database as far as it knows: buffered, running, or ended with the
+    // settlement not yet written. After a failed claim (whose commit we cannot see) the rest is released.
     const owned = new Map<string, number>() // job id -> attempt
     let needsReconcile = false
-    let idle: (() => void) | undefined // resolves when running is empty (shutdown)
-
     const channelSet = new Set(config.channels)
+    const capacity = () => config.concurrency + prefetchLimit()
+    /** The prefetch buffer's size: what we expect to start within the horizon, up to `prefetch`. */
+    const prefetchLimit = () =>
+      Math.min(config.prefetch, Math.floor(config.concurrency * prefetchHorizonMs / Math.max(avgDurationMs, 0.01)))
 
     // ---- registration and lease ----
     const register = Effect.gen(function*() {
       workerId = randomUUID()
-      const sentAt = yield* Clock.currentTimeMillis
+      const sentAt = now()
       yield* store.registerWorker({
         id: workerId,
         name: config.name,
@@ -102,45 +115,81 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
       yield* Effect.logDebug("cuckmq: worker registered").pipe(Effect.annotateLogs("workerId", workerId))
     })
 
-    /** Stops every running job of the current identity: the lease is gone (or about to be). */
+    const submit = (pending: Pending) => {
+      unsettled++
+      Queue.offerUnsafe(settlements, pending)
+    }
+
+    const release = (job: JobStore.ClaimedJob, claimedBy: string) => {
+      owned.set(job.id, job.attempt)
+      submit({ workerId: claimedBy, settlement: { id: job.id, attempt: job.attempt, outcome: "Released" } })
+    }
+
+    /** Gives back the prefetched jobs that have not started. */
+    const releaseBuffer = () => {
+      for (const { job, workerId: claimedBy } of buffer.splice(0)) release(job, claimedBy)
+    }
+
+    /** Stops every job of the current identity: the lease is gone (or about to be). */
     const fence = (why: string) =>
       Effect.gen(function*() {
         if (!registered) return
         registered = false
         yield* Effect.logWarning(`cuckmq: worker lost its lease (${why}); interrupting its jobs and re-registering`)
           .pipe(Effect.annotateLogs("workerId", workerId))
+        releaseBuffer()
         const fibers: Array<Fiber.Fiber<void>> = []
         for (const entry of running.values()) {
           entry.reason = "lease-lost"
           if (entry.fiber) fibers.push(entry.fiber)
         }
-        yield* Effect.forEach(fibers, Fiber.interrupt, { discard: true, concurrency: "unbounded" })
+        // Interrupt without waiting: a handler slow to stop must not hold up the heartbeat or the producer.
+        yield* Effect.forkIn(Effect.forEach(fibers, Fiber.interrupt, { discard: true, concurrency: "unbounded" }), scope)
       })
+
+    /** Fences the moment the lease deadline passes, whatever the heartbeat loop is doing. */
+    const fenceTimerLoop = Effect.gen(function*() {
+      while (true) {
+        const wait = registered ? leaseDeadline - now() : config.heartbeatSecs * 1000
+        if (registered && wait <= 0) {
+          yield* fence("no heartbeat reached the database in time")
+          continue
+        }
+        yield* Effect.sleep(Duration.millis(Math.max(10, wait)))
+      }
+    })
 
     const heartbeatLoop = Effect.gen(function*() {
       while (true) {
         yield* Effect.sleep(Duration.seconds(config.heartbeatSecs))
-        if (!registered || stopping) continue
-        const now = yield* Clock.currentTimeMillis
-        if (now >= leaseDeadline) {
-          yield* fence("no heartbeat reached the database in time")
-          continue
-        }
+        if (!registered) continue
+        const sentAt = now()
         const id = workerId
-        const ok = yield* Effect.result(store.heartbeat(id, config.leaseSecs))
-        if (id !== workerId) continue
-        if (ok._tag === "Success") {
-          if (ok.success) leaseDeadline = now + config.leaseSecs * 1000 - leaseMarginMs
-          else yield* fence("the orchestrator declared it dead")
+        // A heartbeat that cannot land before the deadline is useless: give up on it then (the fence fires).
+        const ok = yield* Effect.result(
+          store.heartbeat(id, config.leaseSecs).pipe(
+            Effect.timeoutOrElse({
+              duration: Duration.millis(Math.max(1, leaseDeadline - sentAt)),
+              orElse: () => Effect.succeed(undefined)
+            })
+          )
+        )
+        if (id !== workerId || !registered) continue
+        if (ok._tag === "Success" && ok.success === true) {
+          leaseDeadline = sentAt + config.leaseSecs * 1000 - leaseMarginMs
+        } else if (ok._tag === "Success" && ok.success === false) {
+          yield* fence("the database declared it dead")
+          continue
         } else {
-          yield* Effect.logWarning("cuckmq: heartbeat failed", ok.failure.message)
-          if ((yield* Clock.currentTimeMillis) >= leaseDeadline) yield* fence("heartbeats failed")
+          yield* Effect.logWarning("cuckmq: heartbeat failed", ok._tag === "Failure" ? ok.failure.message : "timed out")
           continue
         }
         // Every live worker also takes back what dead workers held, so crash recovery needs no orchestrator.
-        yield* Maintenance.rescue(cuckmq).pipe(
-          Effect.catch((e) => Effect.logWarning("cuckmq: rescuing dead workers' jobs failed", e.message))
-        )
+        if (!stopping) {
+          yield* Maintenance.rescue(cuckmq).pipe(
+            Effect.catch((e) => Effect.logWarning("cuckmq: rescuing dead workers' jobs failed", e.message))
+          )
+        }
       }
     })
 
@@ -154,103 +203,126 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
       }
       return Effect.forEach(byWorker, ([id, list]) => store.settle(id, list), { discard: true })
     }
+    /** A writer: takes whatever settlements are queued and writes them, retrying until it succeeds. */
     const completerLoop = Effect.gen(function*() {
       while (true) {
-        const batch = yield* Queue.takeAll(settlements)
-        settling = batch.length
-        yield* writeBatch(batch).pipe(
-          Effect.tapError((e) => Effect.logWarning("cuckmq: settling jobs failed; retrying", e.message)),
-          Effect.retry(retrySchedule),
-          Effect.orDie
-        )
+        let batch: ReadonlyArray<Pending> = yield* Queue.takeAll(settlements)
+        let failures = 0
+        while (true) {
+          const result = yield* Effect.result(writeBatch(batch))
+          if (result._tag === "Success") break
+          failures++
+          yield* Effect.logWarning("cuckmq: settling jobs failed; retrying", result.failure.message)
+          if (failures === 3) {
+            // A failure the database keeps refusing (not an outage) must not block every later settlement:
+            // retry with the recorded errors reduced to a plain message.
+            batch = batch.map((p) =>
+              p.settlement.error === undefined ? p : {
+                ...p,
+                settlement: { ...p.settlement, error: { message: "the job failed; its error could not be stored" } }
+              }
+            )
+          }
+          yield* Effect.sleep(Duration.millis(Math.min(5000, 100 * 2 ** Math.min(failures, 6))))
+        }
         for (const p of batch) {
           if (owned.get(p.settlement.id) === p.settlement.attempt) owned.delete(p.settlement.id)
         }
-        settling = 0
+        unsettled -= batch.length
       }
     })
 
     // ---- executor ----
-    const finish = (entry: Running, settlement: JobStore.Settlement) => {
-      Queue.offerUnsafe(settlements, { workerId: entry.workerId, settlement })
-      running.delete(entry.job.id)
+    const startBuffered = () => {
+      if (now() >= leaseDeadline) return // the fence gives the buffer back
+      while (running.size < config.concurrency && buffer.length > 0) {
+        const { job, workerId: claimedBy } = buffer.shift()!
+        const entry: Running = { job, workerId: claimedBy, fiber: undefined, reason: undefined }
+        running.set(job.id, entry)
+        entry.fiber = Effect.runForkWith(jobServices)(execute(entry))
+      }
       cuckmq.metrics.inFlight(config.name, running.size)
+    }
+
+    const finish = (entry: Running, settlement: JobStore.Settlement, durationMs: number) => {
+      submit({ workerId: entry.workerId, settlement })
+      running.delete(entry.job.id)
+      avgDurationMs = avgDurationMs * 0.9 + durationMs * 0.1
+      if (!stopping) startBuffered()
+      else cuckmq.metrics.inFlight(config.name, running.size)
       if (running.size === 0 && idle) idle()
       ring()
     }
 
-    const execute = (entry: Running): Effect.Effect<void> => {
-      const handler = Execute.handler(cuckmq, entry.job, entry.workerId)
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          const started = yield* Clock.currentTimeMillis
-          Execute.publishRun(cuckmq, entry.job, entry.workerId, started)
-          const exit = yield* Effect.exit(restore(handler))
-          const ended = yield* Clock.currentTimeMillis
-          finish(entry, Execute.conclude(cuckmq, entry.job, entry.workerId, exit, started, ended, entry.reason))
-        })
-      )
-    }
-
-    const dispatch = (jobs: ReadonlyArray<JobStore.ClaimedJob>, claimedBy: string) =>
-      Effect.gen(function*() {
-        const now = new Date()
-        for (const job of jobs) {
-          cuckmq.publish(() => ({
-            _tag: "WORKER_JOB_DEQUEUE",
-            timestamp: now,
-            jobId: job.id,
-            definitionName: job.name,
-            workerId: claimedBy,
-            attempt: job.attempt
-          }))
-          const entry: Running = { job, workerId: claimedBy, fiber: undefined, reason: undefined }
-          if (!cuckmq.definitions.has(job.name)) {
-            // A definition this process does not know (rolling deploy): give it back, attempt refunded, and stop
-            // claiming it so that a worker that knows it gets it.
-            excludeNames.add(job.name)
-            owned.set(job.id, job.attempt)
-            Queue.offerUnsafe(settlements, {
-              workerId: claimedBy,
-              settlement: { id: job.id, attempt: job.attempt, outcome: "Released" }
-            })
-            cuckmq.publish(() => ({
-              _tag: "WORKER_JOB_ORPHAN",
-              timestamp: now,
-              jobId: job.id,
-              definitionName: job.name,
-              workerId: claimedBy
-            }))
-            continue
-          }
-          if (stopping || claimedBy !== workerId || !registered) {
-            // claimed while we were stopping or losing the lease: give it back untouched
-            owned.set(job.id, job.attempt)
-            Queue.offerUnsafe(settlements, {
-              workerId: claimedBy,
-              settlement: { id: job.id, attempt: job.attempt, outcome: "Released" }
-            })
-            continue
-          }
-          running.set(job.id, entry)
-          cuckmq.metrics.inFlight(config.name, running.size)
-          owned.set(job.id, job.attempt)
-          entry.fiber = yield* Effect.forkIn(execute(entry), jobsScope)
+    const execute = (entry: Running): Effect.Effect<void> =>
+      Effect.uninterruptibleMask((restore) => {
+        const started = now()
+        if (entry.reason !== undefined) {
+          // fenced or stopped between being started and running: give it back untouched
+          finish(entry, { id: entry.job.id, attempt: entry.job.attempt, outcome: "Released" }, 0)
+          return Effect.void
         }
+        Execute.publishRun(cuckmq, entry.job, entry.workerId, started)
+        return Effect.flatMap(Effect.exit(restore(Execute.handler(cuckmq, entry.job, entry.workerId))), (exit) => {
+          const ended = now()
+          finish(
+            entry,
+            Execute.conclude(cuckmq, entry.job, entry.workerId, exit, started, ended, entry.reason),
+            ended - started
+          )
+          return Effect.void
+        })
       })
 
-    // ---- producer ----
-    const claimOnce = Effect.gen(function*() {
-      if (!registered) {
-        yield* register
+    let jobServices: import("effect").Context.Context<never> // the producer's services, for job fibers
+
+    const dispatch = (jobs: ReadonlyArray<JobStore.ClaimedJob>, claimedBy: string) => {
+      const at = new Date()
+      for (const job of jobs) {
+        cuckmq.publish(() => ({
+          _tag: "WORKER_JOB_DEQUEUE",
+          timestamp: at,
+          jobId: job.id,
+          definitionName: job.name,
+          workerId: claimedBy,
+          attempt: job.attempt
+        }))
+        if (!cuckmq.definitions.has(job.name)) {
+          // A definition this process does not know (rolling deploy): give it back, attempt refunded, and stop
+          // claiming it so that a worker that knows it gets it.
+          excludeNames.add(job.name)
+          release(job, claimedBy)
+          cuckmq.publish(() => ({
+            _tag: "WORKER_JOB_ORPHAN",
+            timestamp: at,
+            jobId: job.id,
+            definitionName: job.name,
+            workerId: claimedBy
+          }))
+          continue
+        }
+        if (stopping || claimedBy !== workerId || !registered) {
+          release(job, claimedBy) // claimed while stopping or losing the lease: give it back untouched
+          continue
+        }
+        owned.set(job.id, job.attempt)
+        buffer.push({ job, workerId: claimedBy })
       }
-      const now = yield* Clock.currentTimeMillis
-      if (now >= leaseDeadline) {
+      startBuffered()
+    }
+
+    // ---- producer ----
+    /** Claims if there is room; returns whether it claimed a full batch (so more are probably waiting). */
+    const claimOnce = Effect.gen(function*() {
+      if (!registered) yield* register
+      if (now() >= leaseDeadline) {
         yield* fence("lease deadline passed before claiming")
         return
       }
-      const free = config.concurrency - running.size
-      if (free <= 0 || !(moreLikely || rung)) return
+      const room = capacity() - running.size - buffer.length
+      // While claims come back full, claim once a useful batch is free (half the room), not for every slot.
+      const worthIt = rung ? room > 0 : moreLikely && room >= Math.max(1, Math.ceil(capacity() / 2))
+      if (!worthIt) return
       rung = false
       const claimedBy = workerId
       if (needsReconcile) {
@@ -263,16 +335,25 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
         workerId: claimedBy,
         channels: config.channels,
         excludeNames: Array.from(excludeNames),
-        limit: free
+        limit: room
       })
       needsReconcile = false
-      moreLikely = jobs.length === free
-      if (jobs.length > 0) yield* dispatch(jobs, claimedBy)
+      moreLikely = jobs.length === room
+      if (jobs.length > 0) dispatch(jobs, claimedBy)
     })
 
     const producerLoop = Effect.gen(function*() {
+      jobServices = yield* Effect.context<never>()
       let failures = 0
+      let lastReconcile = now()
       while (true) {
+        // Now and then (and after any failed claim) release what the database says we hold but we do not
+        // know about: a claim whose commit landed after its connection failed on our side.
+        if (now() - lastReconcile > reconcileEveryMs) {
+          lastReconcile = now()
+          needsReconcile = true
+          rung = true
+        }
         const result = yield* Effect.result(claimOnce)
         if (result._tag === "Failure") {
           failures++
@@ -283,8 +364,8 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
           continue
         }
         failures = 0
-        const free = config.concurrency - running.size
-        if (free > 0 && (moreLikely || rung)) continue
+        const room = capacity() - running.size - buffer.length
+        if (room > 0 && (rung || (moreLikely && room >= Math.max(1, Math.ceil(capacity() / 2))))) continue
         const woke = yield* Queue.take(doorbell).pipe(Effect.timeoutOption(Duration.seconds(config.pollIntervalSecs)))
         if (Option.isNone(woke)) rung = true // poll: delayed and retried jobs become due without a notification
       }
@@ -305,16 +386,22 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     const annotate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.annotateLogs(effect, { cuckmq: "worker", worker: config.name })
     const heartbeatFiber = yield* Effect.forkIn(annotate(heartbeatLoop), scope)
-    const completerFiber = yield* Effect.forkIn(annotate(completerLoop), scope)
+    const fenceFiber = yield* Effect.forkIn(annotate(fenceTimerLoop), scope)
+    // Two writers: while one batch's commit waits for its fsync, the next batch is already on its way.
+    const completerFibers = [
+      yield* Effect.forkIn(annotate(completerLoop), scope),
+      yield* Effect.forkIn(annotate(completerLoop), scope)
+    ]
     const wakeupScope = yield* Scope.fork(scope, "sequential")
     const wakeupFiber = yield* Effect.forkIn(Effect.scoped(annotate(wakeupLoop)), wakeupScope)
     const producerFiber = yield* Effect.forkIn(annotate(producerLoop), scope)
 
     yield* Scope.addFinalizer(scope, Effect.gen(function*() {
-      // 1. stop claiming
+      // 1. stop claiming, give back what was prefetched
       stopping = true
       yield* Fiber.interrupt(producerFiber)
       yield* Fiber.interrupt(wakeupFiber)
+      releaseBuffer()
       // 2. let running jobs finish within the grace period
       const inFlight = running.size
       if (inFlight > 0) {
@@ -332,15 +419,17 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
       })
       // 4. flush settlements (bounded), then deregister, which also releases anything still held
       yield* Effect.gen(function*() {
-        while ((yield* Queue.size(settlements)) > 0 || settling > 0) yield* Effect.sleep(Duration.millis(5))
+        while (unsettled > 0) yield* Effect.sleep(Duration.millis(5))
       }).pipe(Effect.timeoutOption(Duration.seconds(Math.max(5, config.gracePeriodSecs))))
-      yield* Fiber.interrupt(completerFiber)
-      yield* Fiber.interrupt(heartbeatFiber)
+      yield* Fiber.interruptAll(completerFibers)
       if (registered) {
         yield* store.deregisterWorker(workerId).pipe(
           Effect.catch((e) => Effect.logWarning("cuckmq: deregistering the worker failed (its lease will expire)", e.message))
         )
       }
+      // heartbeats (and the fence) run until the very end: a long grace period must not let the lease lapse
+      yield* Fiber.interrupt(heartbeatFiber)
+      yield* Fiber.interrupt(fenceFiber)
       yield* Effect.logDebug(`cuckmq: worker stopped (in flight at stop: ${inFlight}, interrupted: ${left.length})`)
     }).pipe(annotate))
   })
