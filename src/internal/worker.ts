@@ -225,10 +225,17 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
           }
           yield* Effect.sleep(Duration.millis(Math.min(5000, 100 * 2 ** Math.min(failures, 6))))
         }
+        let requeued = false
         for (const p of batch) {
           if (owned.get(p.settlement.id) === p.settlement.attempt) owned.delete(p.settlement.id)
+          if (p.settlement.outcome === "Retry" || p.settlement.outcome === "Released") requeued = true
         }
         unsettled -= batch.length
+        if (requeued) {
+          // a retried (timeoutSecs 0) or released job may be available right now
+          rung = true
+          ring()
+        }
       }
     })
 
