@@ -147,8 +147,10 @@ RETURNING name`,
   FOR UPDATE OF w SKIP LOCKED`
       return `
 WITH live AS (
-  -- the worker's lease must be live; KEY SHARE makes a rescue (FOR UPDATE SKIP LOCKED) pass it over meanwhile
-  SELECT 1 FROM ${worker} WHERE id = $1::uuid AND expires_at > now() FOR KEY SHARE
+  -- The worker's lease must be live. No row lock: should a rescue delete the row while this claim runs, the
+  -- claimed jobs belong to a dead worker and are rescued in turn, and the worker does not start them, because
+  -- its own deadline (a quarter of the lease earlier) has passed by then.
+  SELECT 1 FROM ${worker} WHERE id = $1::uuid AND expires_at > now()
 ),
 cand AS (${candidates}
 ),
