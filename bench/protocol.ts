@@ -1,0 +1,113 @@
+/** What bench/run.ts and bench/child.ts say to each other (IPC messages), and the workload results. */
+import type { SystemContext } from "./systems/types.js"
+
+export const workloadNames = [
+  "enqueue-single",
+  "enqueue-bulk",
+  "drain-c1",
+  "drain-c10",
+  "drain-c50",
+  "drain-2proc",
+  "latency"
+] as const
+export type WorkloadName = typeof workloadNames[number]
+
+/** The sizes and limits of one benchmark invocation (full or `--quick`). */
+export interface Sizes {
+  /** Jobs per throughput workload. */
+  readonly jobs: number
+  /** Jobs of the c=1 drain (may be capped below `jobs`). */
+  readonly c1Jobs: number
+  /** Concurrent callers of enqueue-single (and of the pre-enqueue of a system without a bulk API). */
+  readonly callers: number
+  /** Jobs per bulk call. */
+  readonly bulkBatch: number
+  /** Jobs of the latency workload, and the rate they are enqueued at. */
+  readonly latencyJobs: number
+  readonly latencyRate: number
+  /** Worker concurrency of the latency workload. */
+  readonly latencyConcurrency: number
+  /** Worker processes of the multi-process drain, and the concurrency of each. */
+  readonly processes: number
+  readonly processConcurrency: number
+  /** A drain (or the latency workload) that has not finished after this long fails as timed out. */
+  readonly timeoutSecs: number
+  /** After a drain reaches its count, workers keep running this long so that late duplicates are seen. */
+  readonly settleMs: number
+}
+
+/** The command line of a child process (one JSON argument). */
+export type ChildConfig =
+  | {
+    readonly role: "system"
+    readonly system: string
+    readonly ctx: SystemContext
+    readonly sizes: Sizes
+    readonly workloads: ReadonlyArray<WorkloadName>
+  }
+  | {
+    readonly role: "worker"
+    readonly system: string
+    readonly ctx: SystemContext
+    readonly concurrency: number
+    readonly jobs: number
+  }
+
+/** Handler calls checked against the jobs enqueued. */
+export interface Check {
+  /** Extra handler calls of jobs that had already run. */
+  readonly duplicates: number
+  /** Jobs whose handler never ran. */
+  readonly missing: number
+  /** Handler calls with an index that was never enqueued. */
+  readonly unexpected: number
+}
+
+export interface Cost {
+  /** CPU seconds (user + system) of the Node process running the workers, per 1,000 jobs. */
+  readonly nodeCpuPer1k: number
+  /** CPU seconds of the database server (PostgreSQL or redis-server), per 1,000 jobs; undefined if not local. */
+  readonly serverCpuPer1k: number | undefined
+}
+
+export type Outcome =
+  | {
+    readonly kind: "throughput"
+    readonly jobs: number
+    readonly seconds: number
+    readonly perSec: number
+    readonly check?: Check | undefined
+    readonly cost?: Cost | undefined
+  }
+  | {
+    readonly kind: "latency"
+    readonly jobs: number
+    readonly p50: number
+    readonly p95: number
+    readonly p99: number
+    readonly max: number
+    readonly check: Check
+  }
+  | { readonly kind: "na"; readonly reason: string }
+  | { readonly kind: "error"; readonly message: string; readonly check?: Check | undefined }
+
+export type SystemResult = Readonly<Partial<Record<WorkloadName, Outcome>>>
+
+/** Child (role system) to run.ts. */
+export type SystemMessage =
+  | { readonly type: "progress"; readonly workload: WorkloadName; readonly outcome: Outcome }
+  | { readonly type: "result"; readonly result: SystemResult }
+  | { readonly type: "fatal"; readonly message: string }
+
+/** Worker child to its parent. */
+export type WorkerMessage =
+  | { readonly type: "ready" }
+  | { readonly type: "count"; readonly total: number }
+  | { readonly type: "final"; readonly total: number; readonly counts: string }
+  | { readonly type: "fatal"; readonly message: string }
+
+/** Parent to worker child. */
+export type WorkerCommand = { readonly type: "go" } | { readonly type: "stop" }
+
+export const errorMessage = (e: unknown): string =>
+  e instanceof Error ? e.message : typeof e === "string" ? e : JSON.stringify(e)

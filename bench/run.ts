@@ -1,0 +1,580 @@
+/**
+ * The benchmark: cuckmq against its peers on the same workloads.
+ *
+ *   npm run bench                          3 interleaved runs of every system, 20,000 jobs per workload
+ *   npm run bench -- --quick               1 run, 2,000 jobs (smoke test)
+ *   npm run bench -- --only=cuckmq,pg-boss a subset of the systems (cuckmq is the ratio baseline when present)
+ *
+ * Further flags: --runs=N, --jobs=N, --c1-jobs=N (cap the c=1 drain), --workloads=a,b (a subset of the
+ * workloads). Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
+ * database is created on that server per system and run, and dropped afterwards), BENCH_REDIS_URL (default
+ * redis://127.0.0.1:6379; BullMQ uses a unique key prefix per run, deleted afterwards).
+ *
+ * Each system runs in its own child process (bench/child.ts), one after the other; runs are interleaved
+ * (run 1: every system, run 2: every system, ...). Prints a markdown table of medians with ratios to
+ * cuckmq and writes it to bench/results/latest.md (raw numbers in bench/results/latest.json).
+ */
+import { execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { performance } from "node:perf_hooks"
+import { Redis } from "ioredis"
+import pg from "pg"
+import {
+  type ChildConfig,
+  type Check,
+  errorMessage,
+  type Outcome,
+  type Sizes,
+  type SystemMessage,
+  type SystemResult,
+  type WorkloadName,
+  workloadNames
+} from "./protocol.js"
+import { systems as allSystems } from "./systems/index.js"
+import type { SystemContext, SystemDefinition } from "./systems/types.js"
+import { installedVersion, repoRoot } from "./systems/util.js"
+
+// ---------------------------------------------------------------- options
+
+const args = process.argv.slice(2)
+const flag = (name: string): string | undefined => {
+  const hit = args.find((a) => a === `--${name}` || a.startsWith(`--${name}=`))
+  if (hit === undefined) return undefined
+  return hit.includes("=") ? hit.slice(hit.indexOf("=") + 1) : ""
+}
+const known = ["quick", "only", "runs", "jobs", "c1-jobs", "workloads"]
+for (const a of args) {
+  const name = a.replace(/^--/, "").split("=")[0]!
+  if (!a.startsWith("--") || !known.includes(name)) {
+    console.error(`unknown argument ${a}; flags: ${known.map((k) => `--${k}`).join(" ")}`)
+    process.exit(2)
+  }
+}
+const quick = flag("quick") !== undefined
+const intFlag = (name: string, fallback: number): number => {
+  const value = flag(name)
+  if (value === undefined) return fallback
+  const n = Number(value.replace(/[_,]/g, ""))
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a positive integer`)
+    process.exit(2)
+  }
+  return n
+}
+const listFlag = (name: string): Array<string> | undefined =>
+  flag(name)?.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+
+const runs = intFlag("runs", quick ? 1 : 3)
+const jobs = intFlag("jobs", quick ? 2_000 : 20_000)
+const sizes: Sizes = {
+  jobs,
+  c1Jobs: Math.min(jobs, intFlag("c1-jobs", jobs)),
+  callers: 20,
+  bulkBatch: 1_000,
+  latencyJobs: quick ? 100 : 500,
+  latencyRate: 50,
+  latencyConcurrency: 10,
+  processes: 2,
+  processConcurrency: 10,
+  timeoutSecs: quick ? 60 : 180,
+  settleMs: 250
+}
+const poolSize = 20
+
+const only = listFlag("only")
+const systems: ReadonlyArray<SystemDefinition> = only
+  ? only.map((name) => {
+    const s = allSystems.find((x) => x.name === name)
+    if (!s) {
+      console.error(`unknown system ${name}; known: ${allSystems.map((x) => x.name).join(", ")}`)
+      process.exit(2)
+    }
+    return s
+  })
+  : allSystems
+const workloadsFlag = listFlag("workloads")
+const workloads: ReadonlyArray<WorkloadName> = workloadsFlag
+  ? workloadsFlag.map((w) => {
+    if (!(workloadNames as ReadonlyArray<string>).includes(w)) {
+      console.error(`unknown workload ${w}; known: ${workloadNames.join(", ")}`)
+      process.exit(2)
+    }
+    return w as WorkloadName
+  })
+  : workloadNames
+
+const databaseUrl = process.env.BENCH_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres"
+const redisUrl = new URL(process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379")
+const redisHost = redisUrl.hostname || "127.0.0.1"
+const redisPort = Number(redisUrl.port || 6379)
+const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`
+const command = `npm run bench${args.length > 0 ? ` -- ${args.join(" ")}` : ""}`
+
+const log = (text: string) => process.stderr.write(`${text}\n`)
+
+// ---------------------------------------------------------------- databases
+
+const withAdmin = async <A>(f: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    return await f(client)
+  } finally {
+    await client.end()
+  }
+}
+
+const databaseName = (system: SystemDefinition, run: number) =>
+  `bench_${runId}_${run}_${system.name.replace(/[^a-z0-9]/g, "_")}`
+
+const urlOf = (name: string) => {
+  const url = new URL(databaseUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+const created = new Set<string>()
+const createDatabase = (name: string) =>
+  withAdmin(async (c) => {
+    await c.query(`CREATE DATABASE "${name}"`)
+    created.add(name)
+  })
+const dropDatabase = (name: string) =>
+  withAdmin(async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    created.delete(name)
+  })
+
+const redisPrefix = (run: number) => `bench-${runId}-${run}`
+const deleteRedisKeys = async (prefix: string): Promise<number> => {
+  const redis = new Redis({ host: redisHost, port: redisPort, lazyConnect: true })
+  await redis.connect()
+  let deleted = 0
+  try {
+    let cursor = "0"
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000)
+      cursor = next
+      if (keys.length > 0) deleted += await redis.del(...keys)
+    } while (cursor !== "0")
+  } finally {
+    redis.disconnect()
+  }
+  return deleted
+}
+
+// ---------------------------------------------------------------- machine
+
+interface Machine {
+  readonly cores: number
+  readonly cpuModel: string
+  readonly ramGiB: number
+  readonly kernel: string
+  readonly node: string
+  readonly postgres: string
+  readonly postgresSettings: string
+  readonly redis: string
+  readonly redisSettings: string
+  readonly source: string
+}
+
+const machineInfo = async (): Promise<Machine> => {
+  const [postgres, postgresSettings] = await withAdmin(async (c) => {
+    const { rows } = await c.query<{ version: string }>("SELECT version() AS version")
+    const names = ["fsync", "synchronous_commit", "shared_buffers", "max_connections", "max_wal_size"]
+    const settings = await c.query<{ name: string; setting: string; unit: string | null }>(
+      "SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name",
+      [names]
+    )
+    return [
+      rows[0]!.version,
+      settings.rows.map((r) => `${r.name}=${r.setting}${r.unit ? ` ${r.unit}` : ""}`).join(", ")
+    ] as const
+  }).catch((e) => [`PostgreSQL unavailable (${errorMessage(e)})`, "?"] as const)
+  const [redisVersion, redisSettings] = await (async () => {
+    const redis = new Redis({ host: redisHost, port: redisPort, lazyConnect: true })
+    await redis.connect()
+    try {
+      const info = await redis.info("server")
+      const config = async (name: string) => {
+        const reply = (await redis.config("GET", name).catch(() => [])) as Array<string>
+        return `${name}=${JSON.stringify(reply[1] ?? "?")}`
+      }
+      return [
+        `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? "?"}`,
+        [await config("save"), await config("appendonly"), await config("io-threads")].join(", ")
+      ] as const
+    } finally {
+      redis.disconnect()
+    }
+  })().catch((e) => [`Redis unavailable (${errorMessage(e)})`, "?"] as const)
+  const source = (() => {
+    try {
+      const git = (...a: Array<string>) => execFileSync("git", a, { cwd: repoRoot, encoding: "utf8" }).trim()
+      const dirty = git("status", "--porcelain", "--", "src").split("\n").filter((l) => l.length > 0).length
+      return `commit ${git("rev-parse", "--short", "HEAD")}${dirty > 0 ? `, with uncommitted changes to ${dirty} file(s) under src/ when the run started` : ", src/ clean"}`
+    } catch {
+      return "unknown (no git)"
+    }
+  })()
+  return {
+    source,
+    cores: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "?",
+    ramGiB: os.totalmem() / 1024 ** 3,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    postgres,
+    postgresSettings,
+    redis: redisVersion,
+    redisSettings
+  }
+}
+
+// ---------------------------------------------------------------- children
+
+const childEntry = path.join(repoRoot, "bench", "child.ts")
+let current: ReturnType<typeof spawn> | undefined
+
+const runChild = (config: ChildConfig, timeoutMs: number): Promise<SystemResult> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--expose-gc", childEntry, JSON.stringify(config)], {
+      cwd: repoRoot,
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+    current = child
+    const partial: Partial<Record<WorkloadName, Outcome>> = {}
+    let settled = false
+    const timer = setTimeout(() => {
+      log(`  child timed out after ${timeoutMs / 1000} s; killing it`)
+      child.kill("SIGKILL")
+    }, timeoutMs)
+    child.on("message", (raw) => {
+      const message = raw as SystemMessage
+      if (message.type === "progress") {
+        partial[message.workload] = message.outcome
+        log(`  ${message.workload.padEnd(15)} ${describe(message.outcome)}`)
+      } else if (message.type === "result") {
+        settled = true
+        resolve(message.result)
+      } else if (message.type === "fatal") {
+        log(`  fatal: ${message.message}`)
+      }
+    })
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer)
+      current = undefined
+      if (!settled) {
+        if (Object.keys(partial).length > 0) {
+          for (const w of config.role === "system" ? config.workloads : []) {
+            partial[w] ??= { kind: "error", message: `child process exited (${signal ?? code}) before this workload finished` }
+          }
+          resolve(partial)
+        } else {
+          reject(new Error(`child process exited (${signal ?? code}) without results`))
+        }
+      }
+    })
+  })
+
+const describe = (o: Outcome): string => {
+  const check = "check" in o && o.check ? checkText(o.check) : ""
+  switch (o.kind) {
+    case "throughput":
+      return `${fmtInt(o.perSec)}/s (${o.jobs} jobs in ${o.seconds.toFixed(2)} s)${
+        o.cost
+          ? `; CPU/1k jobs: node ${o.cost.nodeCpuPer1k.toFixed(3)} s, server ${o.cost.serverCpuPer1k?.toFixed(3) ?? "n/a"} s`
+          : ""
+      }${check}`
+    case "latency":
+      return `p50 ${fmtMs(o.p50)}, p95 ${fmtMs(o.p95)}, p99 ${fmtMs(o.p99)}, max ${fmtMs(o.max)}${check}`
+    case "na":
+      return `n/a (${o.reason})`
+    case "error":
+      return `ERROR ${o.message}${check}`
+  }
+}
+
+const checkText = (c: Check): string =>
+  c.duplicates === 0 && c.missing === 0 && c.unexpected === 0
+    ? "; all ran exactly once"
+    : `; DUPLICATES ${c.duplicates}, MISSING ${c.missing}${c.unexpected ? `, UNEXPECTED ${c.unexpected}` : ""}`
+
+// ---------------------------------------------------------------- formatting and stats
+
+const duration = (secs: number) =>
+  secs < 120 ? `${Math.round(secs)} s` : `${Math.floor(secs / 60)} min ${Math.round(secs % 60)} s`
+const fmtInt = (x: number) => Math.round(x).toLocaleString("en-US")
+const fmtMs = (x: number) => (x < 10 ? `${x.toFixed(2)} ms` : x < 100 ? `${x.toFixed(1)} ms` : `${Math.round(x)} ms`)
+const fmtSecs = (x: number) => `${x >= 1 ? x.toFixed(2) : x.toPrecision(3)} s`
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+interface Row {
+  readonly label: string
+  readonly workload: WorkloadName
+  readonly value: (o: Outcome) => number | undefined
+  readonly format: (x: number) => string
+}
+
+const perSec = (o: Outcome) => (o.kind === "throughput" ? o.perSec : undefined)
+
+const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
+  { label: "enqueue-single, 20 callers (jobs/s ↑)", workload: "enqueue-single", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: `enqueue-bulk, ${fmtInt(sizes.bulkBatch)} per call (jobs/s ↑)`, workload: "enqueue-bulk", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  {
+    label: `drain c=1${c1Capped ? `, ${fmtInt(sizes.c1Jobs)} jobs` : ""} (jobs/s ↑)`,
+    workload: "drain-c1",
+    value: perSec,
+    format: (x) => `${fmtInt(x)}/s`
+  },
+  { label: "drain c=10 (jobs/s ↑)", workload: "drain-c10", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: "drain c=50 (jobs/s ↑)", workload: "drain-c50", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: "drain 2 processes × c=10 (jobs/s ↑)", workload: "drain-2proc", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: "latency p50 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p50 : undefined), format: fmtMs },
+  { label: "latency p95 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p95 : undefined), format: fmtMs },
+  { label: "latency p99 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p99 : undefined), format: fmtMs },
+  {
+    label: "Node CPU per 1,000 jobs, c=10 drain (s ↓)",
+    workload: "drain-c10",
+    value: (o) => (o.kind === "throughput" ? o.cost?.nodeCpuPer1k : undefined),
+    format: fmtSecs
+  },
+  {
+    label: "DB server CPU per 1,000 jobs, c=10 drain (s ↓)",
+    workload: "drain-c10",
+    value: (o) => (o.kind === "throughput" ? o.cost?.serverCpuPer1k : undefined),
+    format: fmtSecs
+  }
+]
+
+/** results[run][system] */
+type Results = Array<Record<string, SystemResult | { readonly fatal: string }>>
+
+const outcomesOf = (results: Results, system: string, workload: WorkloadName): Array<Outcome | undefined> =>
+  results.map((run) => {
+    const r = run[system]
+    if (!r) return undefined
+    if ("fatal" in r && typeof r.fatal === "string") return { kind: "error", message: r.fatal }
+    return (r as SystemResult)[workload]
+  })
+
+const cellValue = (results: Results, system: string, row: Row): { median: number; n: number } | "na" | "error" | "none" => {
+  const outcomes = outcomesOf(results, system, row.workload)
+  if (outcomes.some((o) => o?.kind === "na")) return "na"
+  const values = outcomes.flatMap((o) => {
+    const v = o ? row.value(o) : undefined
+    return v !== undefined && Number.isFinite(v) ? [v] : []
+  })
+  if (values.length === 0) return outcomes.some((o) => o?.kind === "error") ? "error" : "none"
+  return { median: median(values), n: values.length }
+}
+
+const render = (results: Results, machine: Machine, meta: { startedAt: Date; seconds: number; load: [string, string] }): string => {
+  const c1Capped = sizes.c1Jobs < sizes.jobs
+  const baseline = systems.find((s) => s.name === "cuckmq")
+  const lines: Array<string> = []
+  lines.push(`# cuckmq benchmark`)
+  lines.push("")
+  lines.push(
+    `${meta.startedAt.toISOString()}, ${runs} run${runs > 1 ? "s" : ""} (interleaved), ${fmtInt(sizes.jobs)} jobs per workload${
+      quick ? " (**--quick**: smoke test, not for comparison)" : ""
+    }, took ${duration(meta.seconds)}. Command: \`${command}\``
+  )
+  lines.push("")
+  lines.push(`## Results (median of ${runs} run${runs > 1 ? "s" : ""}${baseline ? "; ratio to cuckmq in parentheses" : ""})`)
+  lines.push("")
+  lines.push(`| workload | ${systems.map((s) => s.label).join(" | ")} |`)
+  lines.push(`|---|${systems.map(() => "---:").join("|")}|`)
+  for (const row of rows(c1Capped)) {
+    if (!workloads.includes(row.workload)) continue
+    const base = baseline ? cellValue(results, baseline.name, row) : "none"
+    const cells = systems.map((s) => {
+      const v = cellValue(results, s.name, row)
+      if (v === "na") return "n/a"
+      if (v === "error") return "error"
+      if (v === "none") return "–"
+      const ratio = typeof base === "object" && base.median > 0 ? ` (${(v.median / base.median).toFixed(2)}×)` : ""
+      const partial = v.n < runs ? ` [${v.n}/${runs} runs]` : ""
+      return `${row.format(v.median)}${ratio}${partial}`
+    })
+    lines.push(`| ${row.label} | ${cells.join(" | ")} |`)
+  }
+  // correctness row: all checks of all runs
+  const correctness = systems.map((s) => {
+    let duplicates = 0
+    let missing = 0
+    let unexpected = 0
+    let checked = 0
+    for (const w of workloads) {
+      for (const o of outcomesOf(results, s.name, w)) {
+        if (o && "check" in o && o.check) {
+          checked++
+          duplicates += o.check.duplicates
+          missing += o.check.missing
+          unexpected += o.check.unexpected
+        }
+      }
+    }
+    if (checked === 0) return "–"
+    return duplicates + missing + unexpected === 0
+      ? "ok"
+      : `**${duplicates} dup, ${missing} missing${unexpected ? `, ${unexpected} unexpected` : ""}**`
+  })
+  lines.push(`| every job run exactly once (drains, latency; all runs) | ${correctness.join(" | ")} |`)
+  lines.push("")
+  lines.push(
+    "Throughput ratios above 1× are faster than cuckmq; latency and CPU ratios above 1× are slower or costlier. " +
+      "“n/a”: the system has no such API; “error”: every run failed (see below); “[k/n runs]”: the median of the runs that succeeded."
+  )
+  if (c1Capped) {
+    lines.push("")
+    lines.push(`The c=1 drain is capped at ${fmtInt(sizes.c1Jobs)} jobs for every system (\`--c1-jobs\`), to keep the total runtime reasonable.`)
+  }
+
+  // problems
+  const problems: Array<string> = []
+  results.forEach((run, r) => {
+    for (const s of systems) {
+      const result = run[s.name]
+      if (result && "fatal" in result && typeof result.fatal === "string") {
+        problems.push(`- run ${r + 1}, ${s.label}: the child process failed: ${result.fatal}`)
+        continue
+      }
+      for (const w of workloads) {
+        const o = (result as SystemResult | undefined)?.[w]
+        if (!o) continue
+        if (o.kind === "error") problems.push(`- run ${r + 1}, ${s.label}, ${w}: ${o.message}${"check" in o && o.check ? checkText(o.check) : ""}`)
+        else if ("check" in o && o.check && o.check.duplicates + o.check.missing + o.check.unexpected > 0) {
+          problems.push(`- run ${r + 1}, ${s.label}, ${w}: ${checkText(o.check).slice(2)}`)
+        }
+      }
+    }
+  })
+  lines.push("")
+  lines.push("## Errors and correctness")
+  lines.push("")
+  lines.push(problems.length > 0 ? problems.join("\n") : "None: every workload of every run finished, and every job's handler ran exactly once.")
+
+  // settings
+  lines.push("")
+  lines.push("## Workloads")
+  lines.push("")
+  lines.push(
+    [
+      `- Every job has the payload \`{ i }\` and a no-op handler that counts the call per \`i\` in the process; after each drain (and the latency workload) the counts are checked for duplicates and missing jobs. Workers keep running ${sizes.settleMs} ms after the last expected call, so late duplicates are seen.`,
+      `- **enqueue-single**: ${fmtInt(sizes.jobs)} jobs, one enqueue call each, from ${sizes.callers} concurrent callers (async loops) in one process; no workers running.`,
+      `- **enqueue-bulk**: ${fmtInt(sizes.jobs)} jobs through the bulk API, ${fmtInt(sizes.bulkBatch)} jobs per call, calls one after the other.`,
+      `- **drain c=1 / c=10 / c=50**: ${fmtInt(sizes.jobs)} jobs${c1Capped ? ` (c=1: ${fmtInt(sizes.c1Jobs)})` : ""} pre-enqueued with the bulk API (untimed; a system without one: ${sizes.callers} concurrent single enqueues), then workers started in the same process at that concurrency; timed from the call that starts the workers until the ${fmtInt(sizes.jobs)}th handler call.`,
+      `- **drain 2 processes**: ${fmtInt(sizes.jobs)} pre-enqueued jobs; ${sizes.processes} child processes each connect and start workers at concurrency ${sizes.processConcurrency} on a “go” message; they report their handler-call counts every 10 ms over IPC; timed from “go” until the counts sum to ${fmtInt(sizes.jobs)}.`,
+      `- **latency**: workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s, then ${fmtInt(sizes.latencyJobs)} jobs enqueued one at a time at ${sizes.latencyRate}/s from the same process; latency = enqueue-call start to handler start; percentiles per run (nearest rank), then the median over runs.`,
+      `- **cost**: during the c=10 drain, CPU seconds (user + system) of the Node process (\`process.cpuUsage\`) and of the database server: for PostgreSQL the postmaster of the server in \`BENCH_DATABASE_URL\` and all its children (backends, checkpointer, walwriter, autovacuum), for BullMQ on Redis the redis-server process; utime + stime + cutime + cstime from /proc/<pid>/stat, before and after, per 1,000 jobs. Other databases on the same server are idle; other PostgreSQL servers on the machine are not counted.`,
+      `- Before each timed part: the queue is purged (see each system's settings), and for PostgreSQL systems \`VACUUM ANALYZE\` and \`CHECKPOINT\` run on the system's database (equally for all).`,
+      `- Each system runs in its own child process (Node ${machine.node}, \`--expose-gc\`, a GC before each timed part), in a fresh database (\`CREATE DATABASE\` per system and run on the server in \`BENCH_DATABASE_URL\`, dropped afterwards); BullMQ on Redis uses a unique key prefix per run, its keys deleted afterwards. Runs are interleaved: run 1 of every system, then run 2 of every system, and so on.`,
+      `- PostgreSQL systems get a connection pool of ${poolSize} per process.`
+    ].join("\n")
+  )
+  lines.push("")
+  lines.push("## Settings of each system")
+  for (const s of systems) {
+    lines.push("")
+    lines.push(`**${s.label}** (${s.packageVersion()})`)
+    lines.push("")
+    for (const line of s.settings({ poolSize })) lines.push(`- ${line}`)
+  }
+  lines.push("")
+  lines.push("## Machine")
+  lines.push("")
+  lines.push(
+    [
+      `- ${machine.cores} cores (${machine.cpuModel}), ${machine.ramGiB.toFixed(1)} GiB RAM, ${machine.kernel}`,
+      `- Node ${machine.node}; TypeScript run by tsx ${installedVersion("tsx")}; cuckmq source: ${machine.source}`,
+      `- ${machine.postgres}, on the same machine; ${machine.postgresSettings}`,
+      `- ${machine.redis}, on the same machine; ${machine.redisSettings}`,
+      `- load average (1/5/15 min) at start: ${meta.load[0]}; at end: ${meta.load[1]}. The database servers and the benchmark share the ${machine.cores} cores, and anything else running on the machine competes with them.`,
+      `- command: \`${command}\` (from the repository root)`
+    ].join("\n")
+  )
+  lines.push("")
+  return lines.join("\n")
+}
+
+// ---------------------------------------------------------------- main
+
+const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(" / ")
+
+const cleanupAndExit = async (code: number) => {
+  current?.kill("SIGKILL")
+  for (const name of [...created]) await dropDatabase(name).catch(() => {})
+  process.exit(code)
+}
+process.on("SIGINT", () => {
+  log("interrupted: dropping the benchmark databases")
+  void cleanupAndExit(130)
+})
+process.on("SIGTERM", () => void cleanupAndExit(143))
+
+const main = async () => {
+  const startedAt = new Date()
+  const t0 = performance.now()
+  const loadStart = loadAverage()
+  const machine = await machineInfo()
+  log(`cuckmq benchmark: ${runs} run(s) × ${systems.length} system(s), ${fmtInt(sizes.jobs)} jobs${quick ? " (quick)" : ""}`)
+  log(`node ${machine.node}, ${machine.cores} cores, ${machine.postgres.split(" on ")[0]}, ${machine.redis}, load ${loadStart}`)
+  const results: Results = []
+  for (let r = 1; r <= runs; r++) {
+    const run: Record<string, SystemResult | { readonly fatal: string }> = {}
+    results.push(run)
+    for (const system of systems) {
+      log(`[run ${r}/${runs}] ${system.label}`)
+      const dbName = databaseName(system, r)
+      const prefix = redisPrefix(r)
+      const ctx: SystemContext = {
+        databaseUrl: system.backend === "postgres" ? urlOf(dbName) : "",
+        redis: { host: redisHost, port: redisPort, prefix },
+        poolSize
+      }
+      try {
+        if (system.backend === "postgres") await createDatabase(dbName)
+        run[system.name] = await runChild(
+          { role: "system", system: system.name, ctx, sizes, workloads },
+          (quick ? 5 : 15) * 60_000
+        )
+      } catch (e) {
+        log(`  failed: ${errorMessage(e)}`)
+        run[system.name] = { fatal: errorMessage(e) }
+      } finally {
+        if (system.backend === "postgres") {
+          await dropDatabase(dbName).catch((e) => log(`  could not drop ${dbName}: ${errorMessage(e)}`))
+        } else {
+          await deleteRedisKeys(prefix).catch((e) => log(`  could not delete redis keys ${prefix}:*: ${errorMessage(e)}`))
+        }
+      }
+    }
+  }
+  const markdown = render(results, machine, {
+    startedAt,
+    seconds: (performance.now() - t0) / 1000,
+    load: [loadStart, loadAverage()]
+  })
+  const dir = path.join(repoRoot, "bench", "results")
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, "latest.md"), markdown)
+  fs.writeFileSync(
+    path.join(dir, "latest.json"),
+    JSON.stringify({ startedAt, command, sizes, poolSize, machine, systems: systems.map((s) => s.name), results }, null, 2) + "\n"
+  )
+  process.stdout.write(`\n${markdown}`)
+  log(`\nwritten to bench/results/latest.md (raw numbers: bench/results/latest.json)`)
+}
+
+main().catch(async (e) => {
+  log(e instanceof Error ? (e.stack ?? e.message) : String(e))
+  await cleanupAndExit(1)
+})

@@ -1,0 +1,80 @@
+/** pg-boss: batchSize 10, burst fetching while batches come back full, LISTEN/NOTIFY wake-ups on. */
+import type { Adapter, SystemDefinition } from "./types.js"
+import { indexOf, installedVersion } from "./util.js"
+
+/**
+ * The part of pg-boss's API used here. pg-boss 12.38.0's published .d.ts files reference a type that
+ * types.d.ts does not export (`ResolvedConstructorOptions`), which fails type-checking under this repo's
+ * `skipLibCheck: false`; so the module is loaded through an untyped import and this interface (checked
+ * against node_modules/pg-boss/dist/index.d.ts and types.d.ts).
+ */
+interface PgBoss {
+  on(event: "error" | "warning", listener: (error: unknown) => void): unknown
+  start(): Promise<unknown>
+  stop(options?: { graceful?: boolean; close?: boolean; timeout?: number }): Promise<void>
+  createQueue(name: string, options?: { notify?: boolean }): Promise<void>
+  deleteQueue(name: string): Promise<void>
+  getQueue(name: string): Promise<object | null>
+  send(name: string, data?: object | null): Promise<string | null>
+  insert(name: string, jobs: ReadonlyArray<{ data?: object }>): Promise<Array<string> | null>
+  work(
+    name: string,
+    options: { batchSize?: number; localConcurrency?: number; burstWhenBatchFull?: boolean },
+    handler: (jobs: ReadonlyArray<{ readonly id: string; readonly data: unknown }>) => Promise<unknown>
+  ): Promise<string>
+  offWork(name: string, options?: { id?: string; wait?: boolean }): Promise<void>
+}
+interface PgBossModule {
+  readonly PgBoss: new(options: { connectionString: string; max?: number; useListenNotify?: boolean }) => PgBoss
+}
+const pgBossSpecifier: string = "pg-boss"
+
+const QUEUE = "bench"
+const BATCH_SIZE = 10
+
+export const system: SystemDefinition = {
+  name: "pg-boss",
+  label: "pg-boss",
+  backend: "postgres",
+  packageVersion: () => `pg-boss ${installedVersion("pg-boss")}`,
+  settings: ({ poolSize }) => [
+    `\`new PgBoss({ connectionString, max: ${poolSize}, useListenNotify: true })\`, one instance per process for enqueue and workers (the LISTEN connection is a dedicated extra one); all other constructor options default (supervise, schedule, migrate on)`,
+    "`createQueue(\"bench\", { notify: true })` (NOTIFY on job creation; policy `standard`, retryLimit 2 and other queue options default)",
+    `\`work("bench", { batchSize: ${BATCH_SIZE}, localConcurrency: concurrency, burstWhenBatchFull: true }, handler)\`: \`localConcurrency\` = the workload's concurrency, so up to ${BATCH_SIZE}×concurrency jobs are fetched at once; the handler gets a batch and calls onJob for each; polling defaults (pollingIntervalSeconds 2, notifyPollingIntervalSeconds 30)`,
+    "single: `boss.send(\"bench\", payload)`; bulk: `boss.insert(\"bench\", jobs)`",
+    "between workloads the queue is deleted and created again (`deleteQueue` + `createQueue`)"
+  ],
+  make: async (ctx) => {
+    const { PgBoss } = (await import(pgBossSpecifier)) as PgBossModule
+    const boss = new PgBoss({ connectionString: ctx.databaseUrl, max: ctx.poolSize, useListenNotify: true })
+    boss.on("error", (e) => console.error(`[pg-boss] error: ${e instanceof Error ? e.message : String(e)}`))
+    boss.on("warning", (w) => console.error(`[pg-boss] warning: ${JSON.stringify(w)}`))
+    await boss.start()
+    const createQueue = () => boss.createQueue(QUEUE, { notify: true })
+    if (!(await boss.getQueue(QUEUE))) await createQueue()
+    const adapter: Adapter = {
+      enqueue: async (i) => {
+        await boss.send(QUEUE, { i })
+      },
+      enqueueBulk: async (is) => {
+        await boss.insert(QUEUE, is.map((i) => ({ data: { i } })))
+      },
+      startWorkers: async (concurrency, onJob) => {
+        const id = await boss.work(
+          QUEUE,
+          { batchSize: BATCH_SIZE, localConcurrency: concurrency, burstWhenBatchFull: true },
+          async (jobs) => {
+            for (const job of jobs) onJob(indexOf(job.data))
+          }
+        )
+        return { stop: () => boss.offWork(QUEUE, { id, wait: true }) }
+      },
+      purge: async () => {
+        await boss.deleteQueue(QUEUE)
+        await createQueue()
+      },
+      close: () => boss.stop({ graceful: true, close: true })
+    }
+    return adapter
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * The workloads, run by a system's child process against its adapter. Every job's payload is `{ i }` with
+ * `i` in 0..n-1, and every handler call is counted per `i`: a drain is done when the number of handler
+ * calls reaches n, and afterwards the counts tell duplicates and missing jobs.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as path from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import type { ChildConfig, Check, Cost, Outcome, Sizes, WorkerCommand, WorkerMessage } from "./protocol.js"
+import type { CpuProbe } from "./serverCpu.js"
+import type { Adapter, SystemContext, SystemDefinition } from "./systems/types.js"
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Counts handler calls per job index. */
+export class Tally {
+  readonly counts: Uint16Array
+  total = 0
+  unexpected = 0
+  private target = Infinity
+  private reached: (() => void) | undefined
+
+  constructor(readonly n: number) {
+    this.counts = new Uint16Array(n)
+  }
+
+  readonly onJob = (i: number): void => {
+    if (Number.isInteger(i) && i >= 0 && i < this.n) {
+      if (this.counts[i]! < 65535) this.counts[i]!++
+    } else {
+      this.unexpected++
+    }
+    this.total++
+    if (this.total >= this.target && this.reached) {
+      const reached = this.reached
+      this.reached = undefined
+      reached()
+    }
+  }
+
+  /** Resolves once `target` handler calls have been counted. */
+  until(target: number): Promise<void> {
+    if (this.total >= target) return Promise.resolve()
+    this.target = target
+    return new Promise((resolve) => {
+      this.reached = resolve
+    })
+  }
+
+  /** Adds the counts of another process (base64 of its Uint16Array). */
+  merge(base64: string): void {
+    const buffer = Buffer.from(base64, "base64")
+    const other = new Uint16Array(buffer.buffer, buffer.byteOffset, buffer.byteLength / 2)
+    for (let i = 0; i < this.n && i < other.length; i++) {
+      this.counts[i] = Math.min(65535, this.counts[i]! + other[i]!)
+      this.total += other[i]!
+    }
+  }
+
+  check(): Check {
+    let duplicates = 0
+    let missing = 0
+    for (let i = 0; i < this.n; i++) {
+      const c = this.counts[i]!
+      if (c === 0) missing++
+      else duplicates += c - 1
+    }
+    return { duplicates, missing, unexpected: this.unexpected }
+  }
+}
+
+/** Resolves to false when `ms` passes first. */
+const within = async (promise: Promise<void>, ms: number): Promise<boolean> => {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([promise.then(() => true), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const range = (from: number, to: number): Array<number> => Array.from({ length: to - from }, (_, k) => from + k)
+
+/** `callers` concurrent loops, each enqueueing the next index with one call. */
+const enqueueConcurrently = async (adapter: Adapter, n: number, callers: number): Promise<void> => {
+  let next = 0
+  await Promise.all(Array.from({ length: callers }, async () => {
+    while (true) {
+      const i = next++
+      if (i >= n) return
+      await adapter.enqueue(i)
+    }
+  }))
+}
+
+/** Enqueues 0..n-1 with the bulk API in batches, one call at a time. */
+const enqueueInBatches = async (adapter: Adapter, n: number, batch: number): Promise<void> => {
+  const bulk = adapter.enqueueBulk!
+  for (let from = 0; from < n; from += batch) {
+    await bulk(range(from, Math.min(n, from + batch)))
+  }
+}
+
+/** Pre-enqueues 0..n-1 for a drain: the bulk API when there is one, else concurrent single enqueues. */
+const preEnqueue = (adapter: Adapter, n: number, sizes: Sizes): Promise<void> =>
+  adapter.enqueueBulk ? enqueueInBatches(adapter, n, sizes.bulkBatch) : enqueueConcurrently(adapter, n, sizes.callers)
+
+export interface Env {
+  readonly adapter: Adapter
+  readonly definition: SystemDefinition
+  readonly ctx: SystemContext
+  readonly sizes: Sizes
+  /** Purges the queue and tidies the server (VACUUM ANALYZE, CHECKPOINT) before a timed part. */
+  readonly prepare: (what: "purge" | "tidy") => Promise<void>
+  readonly serverCpu: CpuProbe | undefined
+}
+
+const gc = (): void => {
+  const g = (globalThis as { gc?: () => void }).gc
+  if (g) g()
+}
+
+const throughput = (jobs: number, ms: number, extra: { check?: Check; cost?: Cost } = {}): Outcome => ({
+  kind: "throughput",
+  jobs,
+  seconds: ms / 1000,
+  perSec: jobs / (ms / 1000),
+  ...extra
+})
+
+export const enqueueSingle = async (env: Env): Promise<Outcome> => {
+  const n = env.sizes.jobs
+  await env.prepare("purge")
+  await env.prepare("tidy")
+  gc()
+  const t0 = performance.now()
+  await enqueueConcurrently(env.adapter, n, env.sizes.callers)
+  return throughput(n, performance.now() - t0)
+}
+
+export const enqueueBulk = async (env: Env): Promise<Outcome> => {
+  if (!env.adapter.enqueueBulk) return { kind: "na", reason: "no bulk enqueue API" }
+  const n = env.sizes.jobs
+  await env.prepare("purge")
+  await env.prepare("tidy")
+  gc()
+  const t0 = performance.now()
+  await enqueueInBatches(env.adapter, n, env.sizes.bulkBatch)
+  return throughput(n, performance.now() - t0)
+}
+
+/** Pre-enqueues n jobs, starts workers at `concurrency` in this process and times until n handler calls. */
+export const drain = async (env: Env, n: number, concurrency: number, measureCost: boolean): Promise<Outcome> => {
+  await env.prepare("purge")
+  await preEnqueue(env.adapter, n, env.sizes)
+  await env.prepare("tidy")
+  gc()
+  const tally = new Tally(n)
+  const done = tally.until(n)
+  const cpu0 = process.cpuUsage()
+  const server0 = env.serverCpu?.()
+  const t0 = performance.now()
+  const workers = await env.adapter.startWorkers(concurrency, tally.onJob)
+  const finished = await within(done, env.sizes.timeoutSecs * 1000)
+  const ms = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  const server1 = env.serverCpu?.()
+  await sleep(env.sizes.settleMs)
+  await workers.stop()
+  const check = tally.check()
+  if (!finished) {
+    return {
+      kind: "error",
+      message: `timed out after ${env.sizes.timeoutSecs} s with ${tally.total} of ${n} handler calls`,
+      check
+    }
+  }
+  const perK = n / 1000
+  const cost: Cost | undefined = measureCost
+    ? {
+      nodeCpuPer1k: (cpu.user + cpu.system) / 1e6 / perK,
+      serverCpuPer1k: server0 !== undefined && server1 !== undefined ? (server1 - server0) / perK : undefined
+    }
+    : undefined
+  return throughput(n, ms, { check, ...(cost ? { cost } : {}) })
+}
+
+const childEntry = path.join(path.dirname(fileURLToPath(import.meta.url)), "child.ts")
+
+interface WorkerProcess {
+  readonly child: ChildProcess
+  total: number
+  final: { total: number; counts: string } | undefined
+  readonly ready: Promise<void>
+  readonly exited: Promise<void>
+  readonly finalReceived: Promise<void>
+}
+
+const startWorkerProcess = (env: Env, n: number, onCount: () => void): WorkerProcess => {
+  const config: ChildConfig = {
+    role: "worker",
+    system: env.definition.name,
+    ctx: env.ctx,
+    concurrency: env.sizes.processConcurrency,
+    jobs: n
+  }
+  const child = spawn(process.execPath, [...process.execArgv, childEntry, JSON.stringify(config)], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  let readyResolve!: () => void
+  let readyReject!: (e: Error) => void
+  let finalResolve!: () => void
+  const proc: WorkerProcess = {
+    child,
+    total: 0,
+    final: undefined,
+    ready: new Promise<void>((resolve, reject) => {
+      readyResolve = resolve
+      readyReject = reject
+    }),
+    exited: new Promise<void>((resolve) => child.once("exit", () => resolve())),
+    finalReceived: new Promise<void>((resolve) => {
+      finalResolve = resolve
+    })
+  }
+  child.on("message", (raw) => {
+    const message = raw as WorkerMessage
+    switch (message.type) {
+      case "ready":
+        readyResolve()
+        break
+      case "count":
+        proc.total = message.total
+        onCount()
+        break
+      case "final":
+        proc.total = message.total
+        proc.final = { total: message.total, counts: message.counts }
+        finalResolve()
+        break
+      case "fatal":
+        readyReject(new Error(`worker process failed: ${message.message}`))
+        break
+    }
+  })
+  child.once("exit", (code) => {
+    readyReject(new Error(`worker process exited (${code}) before it was ready`))
+    finalResolve()
+  })
+  return proc
+}
+
+const send = (child: ChildProcess, command: WorkerCommand): void => {
+  if (child.connected) child.send(command)
+}
+
+/** Pre-enqueues n jobs, then 2 worker processes drain them; timed from "go" until their counts sum to n. */
+export const drainProcesses = async (env: Env): Promise<Outcome> => {
+  const n = env.sizes.jobs
+  await env.prepare("purge")
+  await preEnqueue(env.adapter, n, env.sizes)
+  await env.prepare("tidy")
+  let reached: (() => void) | undefined
+  const done = new Promise<void>((resolve) => {
+    reached = resolve
+  })
+  const procs: Array<WorkerProcess> = []
+  const onCount = () => {
+    if (procs.reduce((sum, p) => sum + p.total, 0) >= n && reached) {
+      reached()
+      reached = undefined
+    }
+  }
+  for (let k = 0; k < env.sizes.processes; k++) procs.push(startWorkerProcess(env, n, onCount))
+  try {
+    const allReady = within(Promise.all(procs.map((p) => p.ready)).then(() => undefined), 60_000)
+    if (!(await allReady)) return { kind: "error", message: "worker processes not ready after 60 s" }
+    gc()
+    const t0 = performance.now()
+    for (const p of procs) send(p.child, { type: "go" })
+    const finished = await within(done, env.sizes.timeoutSecs * 1000)
+    const ms = performance.now() - t0
+    await sleep(env.sizes.settleMs)
+    for (const p of procs) send(p.child, { type: "stop" })
+    await within(Promise.all(procs.map((p) => p.finalReceived)).then(() => undefined), 60_000)
+    const tally = new Tally(n)
+    for (const p of procs) if (p.final) tally.merge(p.final.counts)
+    const lost = procs.filter((p) => !p.final).length
+    const check = tally.check()
+    if (lost > 0) return { kind: "error", message: `${lost} worker process(es) sent no final counts`, check }
+    if (!finished) {
+      return { kind: "error", message: `timed out after ${env.sizes.timeoutSecs} s with ${tally.total} of ${n} handler calls`, check }
+    }
+    return throughput(n, ms, { check })
+  } finally {
+    await within(Promise.all(procs.map((p) => p.exited)).then(() => undefined), 30_000)
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL")
+  }
+}
+
+const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+
+/** Idle workers; jobs enqueued one at a time at a fixed rate; enqueue-call start to handler start. */
+export const latency = async (env: Env): Promise<Outcome> => {
+  const n = env.sizes.latencyJobs
+  await env.prepare("purge")
+  await env.prepare("tidy")
+  const starts = new Float64Array(n)
+  const latencies = new Float64Array(n).fill(NaN)
+  const tally = new Tally(n)
+  const done = tally.until(n)
+  const onJob = (i: number) => {
+    if (Number.isInteger(i) && i >= 0 && i < n && tally.counts[i] === 0) latencies[i] = performance.now() - starts[i]!
+    tally.onJob(i)
+  }
+  const workers = await env.adapter.startWorkers(env.sizes.latencyConcurrency, onJob)
+  await sleep(1000) // idle
+  gc()
+  const interval = 1000 / env.sizes.latencyRate
+  const t0 = performance.now()
+  for (let k = 0; k < n; k++) {
+    const wait = t0 + k * interval - performance.now()
+    if (wait > 0) await sleep(wait)
+    starts[k] = performance.now()
+    await env.adapter.enqueue(k)
+  }
+  const finished = await within(done, env.sizes.timeoutSecs * 1000)
+  await sleep(env.sizes.settleMs)
+  await workers.stop()
+  const check = tally.check()
+  if (!finished) {
+    return { kind: "error", message: `timed out with ${tally.total} of ${n} handler calls`, check }
+  }
+  const sorted = Array.from(latencies).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  return {
+    kind: "latency",
+    jobs: n,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    check
+  }
+}
