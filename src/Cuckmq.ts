@@ -66,14 +66,16 @@ export const defaults = {
 } as const
 
 /**
- * A definition as registered in a context: its handler runs with the services captured when the context
- * layer was built.
+ * A definition as registered in a context.
  *
  * @since 0.1.0
  */
 export interface Registered {
   readonly definition: JobDefinition.Any
-  /** Decodes the stored payload (failing with `PayloadDecodeError`) and runs the handler. */
+  /**
+   * Decodes the stored payload (failing with `PayloadDecodeError`) and runs the handler. The handler's
+   * services are not provided here: run it with `withHandlerServices` (workers do that once per fiber).
+   */
   readonly run: (job: { readonly id: string; readonly payload: unknown }, metadata: JobDefinition.JobMetadata) => Effect.Effect<void, unknown>
 }
 
@@ -111,7 +113,23 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly hasSubscribers: () => boolean
   /** Metric updates (see `CuckmqMetrics`), synchronous for the hot paths. */
   readonly metrics: Metrics.Recorder
+  /**
+   * The services the definitions' handlers require, captured when the layer was built, merged under
+   * `context` (whose own services win).
+   */
+  readonly handlerContext: (context: Context.Context<never>) => Context.Context<never>
 }>()("cuckmq/Cuckmq") {}
+
+/**
+ * Provides the handlers' services (captured by the context layer) to an effect that runs handlers.
+ *
+ * @since 0.1.0
+ */
+export const withHandlerServices = <A, E, R>(
+  cuckmq: Cuckmq["Service"],
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.updateContext(effect, (current: Context.Context<any>) => cuckmq.handlerContext(current) as Context.Context<any>)
 
 /**
  * Options of `layer` and `layerStore`.
@@ -194,20 +212,20 @@ const makeWith = Effect.fnUntraced(function*(
     const decode = internal.internals(definition).decode
     definitions.set(definition.name, {
       definition,
-      run: (job, metadata) =>
-        Effect.flatMap(
-          Effect.mapError(decode(job.payload), (error) =>
+      run: (job, metadata) => {
+        const decoded = decode(job.payload)
+        return decoded._tag === "Success"
+          ? definition.handler(decoded.value, metadata) as Effect.Effect<void, unknown>
+          : Effect.fail(
             new PayloadDecodeError({
               definitionName: definition.name,
               jobId: job.id,
-              message: `The stored payload of job ${job.id} (${definition.name}) does not decode: ${error.message}`
-            })),
-          (payload) =>
-            Effect.updateContext(
-              definition.handler(payload, metadata) as Effect.Effect<void, unknown, any>,
-              (current: Context.Context<any>) => Context.merge(services, current)
-            ) as Effect.Effect<void, unknown>
-        )
+              message: `The stored payload of job ${job.id} (${definition.name}) does not decode: ${
+                (Cause.squash(decoded.cause) as { message?: string }).message
+              }`
+            })
+          )
+      }
     })
   }
 
@@ -258,7 +276,8 @@ const makeWith = Effect.fnUntraced(function*(
     addEventHandler,
     publish,
     hasSubscribers: () => subscribers.size > 0,
-    metrics: Metrics.make(services)
+    metrics: Metrics.make(services),
+    handlerContext: (current) => Context.merge(services, current)
   })
 
   if (options.deploy ?? defaults.deploy) {

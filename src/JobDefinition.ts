@@ -211,7 +211,7 @@ export const make = <
     repeat,
     handler: options.handler,
     [internal.InternalsId]: {
-      decode: Schema.decodeUnknownEffect(codec),
+      decode: Schema.decodeUnknownExit(codec),
       repeatSecsAndCronBoth: options.cron !== undefined && options.repeatSecs !== undefined
     },
     get deploy() {

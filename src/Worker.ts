@@ -40,7 +40,7 @@ export interface Options {
    * At most this many jobs claimed ahead of free slots, so that the next claim's round trip overlaps the
    * jobs in hand. The buffer adapts to how long jobs take: it holds only the jobs expected to start within
    * 50 ms, so with slow jobs nothing is claimed ahead. Prefetched jobs are given back (no attempt spent) on
-   * shutdown. 0 claims strictly for free slots. Defaults to `concurrency`.
+   * shutdown. 0 claims strictly for free slots. Defaults to 100.
    */
   readonly prefetch?: number | undefined
   /**
@@ -68,6 +68,7 @@ export interface Options {
 export const defaults = {
   name: "worker",
   concurrency: 10,
+  prefetch: 100,
   pollIntervalSecs: 1,
   gracePeriodSecs: 15,
   heartbeatSecs: 5,
@@ -86,7 +87,7 @@ const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
       name: options.name ?? defaults.name,
       channels: options.channels ?? Array.from(new Set(Array.from(cuckmq.definitions.values(), (r) => r.definition.channel))),
       concurrency: options.concurrency ?? defaults.concurrency,
-      prefetch: options.prefetch ?? options.concurrency ?? defaults.concurrency,
+      prefetch: options.prefetch ?? defaults.prefetch,
       pollIntervalSecs: options.pollIntervalSecs ?? defaults.pollIntervalSecs,
       gracePeriodSecs: options.gracePeriodSecs ?? defaults.gracePeriodSecs,
       heartbeatSecs: options.heartbeatSecs ?? defaults.heartbeatSecs,

@@ -1,7 +1,7 @@
 /**
  * Internals of job definitions shared by JobDefinition.ts and Cuckmq.ts (kept apart to avoid an import cycle).
  */
-import { Cron, Effect, Result, type Schema } from "effect"
+import { Cron, Effect, type Exit, Result, type Schema } from "effect"
 import { InvalidJobDefinition } from "../CuckmqError.js"
 import type * as JobStore from "../JobStore.js"
 
@@ -18,7 +18,8 @@ export const defaults = {
 /** What a definition carries besides its public fields. */
 export interface Internals {
   readonly [InternalsId]: {
-    readonly decode: (json: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+    /** Synchronous: the payload Schemas need no services, and decoding is pure. */
+    readonly decode: (json: unknown) => Exit.Exit<unknown, Schema.SchemaError>
     readonly repeatSecsAndCronBoth: boolean
   }
 }

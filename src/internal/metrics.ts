@@ -14,29 +14,56 @@ export interface Recorder {
   readonly inFlight: (worker: string, n: number) => void
 }
 
+interface PerDefinition {
+  readonly enqueued: Metric.Metric<number, any>
+  readonly succeeded: Metric.Metric<number, any>
+  readonly failed: Metric.Metric<number, any>
+  readonly expired: Metric.Metric<number, any>
+  readonly runDuration: Metric.Metric<number, any>
+  readonly queueWait: Metric.Metric<number, any>
+}
+
 export const make = (context: Context.Context<never>): Recorder => {
-  const cache = new Map<string, Metric.Metric<number, any>>()
-  const get = (metric: Metric.Metric<number, any>, key: string, value: string) => {
-    const id = `${metric.id}\u0000${value}`
-    let tagged = cache.get(id)
-    if (tagged === undefined) {
-      tagged = Metric.withAttributes(metric, { [key]: value })
-      cache.set(id, tagged)
+  const definitions = new Map<string, PerDefinition>()
+  const forDefinition = (definition: string): PerDefinition => {
+    let handles = definitions.get(definition)
+    if (handles === undefined) {
+      const tag = <I, S>(metric: Metric.Metric<I, S>) => Metric.withAttributes(metric, { definition })
+      handles = {
+        enqueued: tag(M.jobsEnqueued),
+        succeeded: tag(M.jobsSucceeded),
+        failed: tag(M.jobsFailed),
+        expired: tag(M.jobsExpired),
+        runDuration: tag(M.runDuration),
+        queueWait: tag(M.queueWait)
+      }
+      definitions.set(definition, handles)
     }
-    return tagged
+    return handles
+  }
+  const workers = new Map<string, Metric.Metric<number, any>>()
+  const forWorker = (worker: string) => {
+    let gauge = workers.get(worker)
+    if (gauge === undefined) {
+      gauge = Metric.withAttributes(M.jobsInFlight, { worker })
+      workers.set(worker, gauge)
+    }
+    return gauge
   }
   return {
-    enqueued: (definition, n) => get(M.jobsEnqueued, "definition", definition).updateUnsafe(n, context),
+    enqueued: (definition, n) => forDefinition(definition).enqueued.updateUnsafe(n, context),
     succeeded: (definition, seconds) => {
-      get(M.jobsSucceeded, "definition", definition).updateUnsafe(1, context)
-      get(M.runDuration, "definition", definition).updateUnsafe(seconds, context)
+      const m = forDefinition(definition)
+      m.succeeded.updateUnsafe(1, context)
+      m.runDuration.updateUnsafe(seconds, context)
     },
     failed: (definition, seconds, expired) => {
-      get(M.jobsFailed, "definition", definition).updateUnsafe(1, context)
-      get(M.runDuration, "definition", definition).updateUnsafe(seconds, context)
-      if (expired) get(M.jobsExpired, "definition", definition).updateUnsafe(1, context)
+      const m = forDefinition(definition)
+      m.failed.updateUnsafe(1, context)
+      m.runDuration.updateUnsafe(seconds, context)
+      if (expired) m.expired.updateUnsafe(1, context)
     },
-    waited: (definition, seconds) => get(M.queueWait, "definition", definition).updateUnsafe(seconds, context),
-    inFlight: (worker, n) => get(M.jobsInFlight, "worker", worker).updateUnsafe(n, context)
+    waited: (definition, seconds) => forDefinition(definition).queueWait.updateUnsafe(seconds, context),
+    inFlight: (worker, n) => forWorker(worker).updateUnsafe(n, context)
   }
 }

@@ -350,7 +350,8 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     })
 
     const producerLoop = Effect.gen(function*() {
-      jobServices = yield* Effect.context<never>()
+      // job fibers run with the producer's services plus the handlers' (merged once, not per job)
+      jobServices = cuckmq.handlerContext(yield* Effect.context<never>())
       let failures = 0
       let lastReconcile = now()
       while (true) {
