@@ -32,6 +32,7 @@ import {
   type StorageError
 } from "./CuckmqError.js"
 import * as internal from "./internal/definition.js"
+import * as Execute from "./internal/execute.js"
 import type * as JobStore from "./JobStore.js"
 
 /**
@@ -238,16 +239,17 @@ const deploy = (definition: Any) =>
     }))
   }).pipe(Effect.withSpan("cuckmq.deploy", { attributes: { "cuckmq.definition": definition.name } }))
 
-const enqueueItems = <A>(
+const insertItems = <A>(
   definition: JobDefinition<A, any, any>,
   encode: (u: unknown) => Effect.Effect<unknown, Schema.SchemaError>,
-  items: ReadonlyArray<EnqueueItem<A>>
+  items: ReadonlyArray<EnqueueItem<A>>,
+  traced: boolean
 ): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
   Effect.gen(function*() {
     const cuckmq = yield* Cuckmq
-    const parent = yield* Effect.option(Effect.currentSpan)
-    const traceId = parent._tag === "Some" ? parent.value.traceId : undefined
-    const spanId = parent._tag === "Some" ? parent.value.spanId : undefined
+    const parent = traced ? yield* Effect.option(Effect.currentSpan) : undefined
+    const traceId = parent?._tag === "Some" ? parent.value.traceId : undefined
+    const spanId = parent?._tag === "Some" ? parent.value.spanId : undefined
     const jobs: Array<JobStore.NewJob> = []
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!
@@ -289,12 +291,22 @@ const enqueueItems = <A>(
           }))
         }
       }))
-  }).pipe(
-    Effect.withSpan("cuckmq.enqueue", {
-      kind: "producer",
-      attributes: { "cuckmq.definition": definition.name, "cuckmq.jobs": items.length }
-    })
-  )
+  })
+
+/** Enqueue in a `cuckmq.enqueue` span (the span job runs link to), when a tracing backend is installed. */
+const enqueueItems = <A>(
+  definition: JobDefinition<A, any, any>,
+  encode: (u: unknown) => Effect.Effect<unknown, Schema.SchemaError>,
+  items: ReadonlyArray<EnqueueItem<A>>
+): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
+  Effect.flatMap(Execute.isTraced, (traced) =>
+    traced
+      ? Effect.withSpan(insertItems(definition, encode, items, true), "cuckmq.enqueue", {
+        kind: "producer",
+        captureStackTrace: false,
+        attributes: { "cuckmq.definition": definition.name, "cuckmq.jobs": items.length }
+      })
+      : insertItems(definition, encode, items, false))
 
 /**
  * Returns true when `u` is a job definition.

@@ -135,7 +135,9 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
           if (job === undefined) return result
           const started = yield* Clock.currentTimeMillis
           Execute.publishRun(cuckmq, job, workerId, started)
-          const exit = yield* Effect.exit(Cuckmq.withHandlerServices(cuckmq, Execute.handler(cuckmq, job, workerId)))
+          const exit = yield* Effect.exit(
+            Cuckmq.withHandlerServices(cuckmq, Execute.handler(cuckmq, job, workerId, yield* Execute.isTraced))
+          )
           const ended = yield* Clock.currentTimeMillis
           const settlement = Execute.conclude(cuckmq, job, workerId, exit, started, ended, undefined)
           yield* Effect.orDie(memory.settle(workerId, [settlement]))

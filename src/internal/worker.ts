@@ -270,7 +270,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
           return Effect.void
         }
         Execute.publishRun(cuckmq, entry.job, entry.workerId, started)
-        return Effect.flatMap(Effect.exit(restore(Execute.handler(cuckmq, entry.job, entry.workerId))), (exit) => {
+        return Effect.flatMap(Effect.exit(restore(Execute.handler(cuckmq, entry.job, entry.workerId, traced))), (exit) => {
           const ended = now()
           finish(
             entry,
@@ -282,6 +282,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
       })
 
     let jobServices: import("effect").Context.Context<never> // the producer's services, for job fibers
+    let traced = true
 
     const dispatch = (jobs: ReadonlyArray<JobStore.ClaimedJob>, claimedBy: string) => {
       const at = new Date()
@@ -319,40 +320,84 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     }
 
     // ---- producer ----
-    /** Claims if there is room; returns whether it claimed a full batch (so more are probably waiting). */
-    const claimOnce = Effect.gen(function*() {
-      if (!registered) yield* register
+    // Up to two claims in flight: while one statement (a commit, so an fsync) is on its way, the jobs of the
+    // other are running. `requested` counts the room that claims in flight may fill.
+    let claimsInFlight = 0
+    let requested = 0
+    let claimFailures = 0
+    let retryAt = 0
+    const room = () => capacity() - running.size - buffer.length - requested
+    /** Claim when woken, or while claims come back full once a useful batch (half the room) is free. */
+    const worthClaiming = (r: number) => r > 0 && (rung || (moreLikely && r >= Math.max(1, Math.ceil(capacity() / 2))))
+
+    const claimTask = (limit: number, claimedBy: string) =>
+      store.claim({ workerId: claimedBy, channels: config.channels, excludeNames: Array.from(excludeNames), limit }).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => {
+            claimFailures++
+            // the claim may have committed even so: find out before the next one
+            needsReconcile = true
+            rung = true
+            const backoff = Math.min(5000, 100 * 2 ** Math.min(claimFailures, 6))
+            retryAt = now() + backoff
+            return Effect.logWarning(`cuckmq: claim failed; retrying in ${backoff} ms`, error.message)
+          },
+          onSuccess: (jobs) =>
+            Effect.sync(() => {
+              claimFailures = 0
+              moreLikely = jobs.length === limit
+              if (jobs.length > 0) dispatch(jobs, claimedBy)
+            })
+        }),
+        Effect.ensuring(Effect.sync(() => {
+          claimsInFlight--
+          requested -= limit
+          ring()
+        }))
+      )
+
+    /** One step of the producer: register, reconcile, start a claim if worth it; false when it should wait. */
+    const step = Effect.gen(function*() {
+      if (now() < retryAt) {
+        yield* Effect.sleep(Duration.millis(retryAt - now()))
+        return true
+      }
+      if (!registered) {
+        const ok = yield* Effect.result(register)
+        if (ok._tag === "Failure") {
+          claimFailures++
+          retryAt = now() + Math.min(5000, 100 * 2 ** Math.min(claimFailures, 6))
+          yield* Effect.logWarning("cuckmq: registering the worker failed; retrying", ok.failure.message)
+          return true
+        }
+      }
       if (now() >= leaseDeadline) {
         yield* fence("lease deadline passed before claiming")
-        return
+        return true
       }
-      const room = capacity() - running.size - buffer.length
-      // While claims come back full, claim once a useful batch is free (half the room), not for every slot.
-      const worthIt = rung ? room > 0 : moreLikely && room >= Math.max(1, Math.ceil(capacity() / 2))
-      if (!worthIt) return
-      rung = false
-      const claimedBy = workerId
       if (needsReconcile) {
-        const released = yield* store.releaseUnowned(claimedBy, Array.from(owned.keys()))
+        if (claimsInFlight > 0) return false // wait for the claims in flight to land first
+        const released = yield* Effect.result(store.releaseUnowned(workerId, Array.from(owned.keys())))
+        if (released._tag === "Failure") {
+          retryAt = now() + 1000
+          return true
+        }
         needsReconcile = false
-        if (released > 0) yield* Effect.logInfo(`cuckmq: released ${released} job(s) claimed by a lost claim`)
+        if (released.success > 0) yield* Effect.logInfo(`cuckmq: released ${released.success} job(s) of a lost claim`)
       }
-      needsReconcile = true // until the claim's result is in our hands
-      const jobs = yield* store.claim({
-        workerId: claimedBy,
-        channels: config.channels,
-        excludeNames: Array.from(excludeNames),
-        limit: room
-      })
-      needsReconcile = false
-      moreLikely = jobs.length === room
-      if (jobs.length > 0) dispatch(jobs, claimedBy)
+      const r = room()
+      if (claimsInFlight >= 2 || !worthClaiming(r)) return false
+      rung = false
+      claimsInFlight++
+      requested += r
+      yield* Effect.forkIn(claimTask(r, workerId), scope)
+      return true
     })
 
     const producerLoop = Effect.gen(function*() {
       // job fibers run with the producer's services plus the handlers' (merged once, not per job)
       jobServices = cuckmq.handlerContext(yield* Effect.context<never>())
-      let failures = 0
+      traced = yield* Execute.isTraced
       let lastReconcile = now()
       while (true) {
         // Now and then (and after any failed claim) release what the database says we hold but we do not
@@ -360,20 +405,8 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
         if (now() - lastReconcile > reconcileEveryMs) {
           lastReconcile = now()
           needsReconcile = true
-          rung = true
         }
-        const result = yield* Effect.result(claimOnce)
-        if (result._tag === "Failure") {
-          failures++
-          const backoff = Math.min(5000, 100 * 2 ** Math.min(failures, 6))
-          yield* Effect.logWarning(`cuckmq: claim failed; retrying in ${backoff} ms`, result.failure.message)
-          rung = true
-          yield* Effect.sleep(Duration.millis(backoff))
-          continue
-        }
-        failures = 0
-        const room = capacity() - running.size - buffer.length
-        if (room > 0 && (rung || (moreLikely && room >= Math.max(1, Math.ceil(capacity() / 2))))) continue
+        if (yield* step) continue
         const woke = yield* Queue.take(doorbell).pipe(Effect.timeoutOption(Duration.seconds(config.pollIntervalSecs)))
         if (Option.isNone(woke)) rung = true // poll: delayed and retried jobs become due without a notification
       }
