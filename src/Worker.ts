@@ -40,7 +40,7 @@ export interface Options {
    * At most this many jobs claimed ahead of free slots, so that the next claim's round trip overlaps the
    * jobs in hand. The buffer adapts to how long jobs take: it holds only the jobs expected to start within
    * 50 ms, so with slow jobs nothing is claimed ahead. Prefetched jobs are given back (no attempt spent) on
-   * shutdown. 0 claims strictly for free slots. Defaults to 100.
+   * shutdown. 0 claims strictly for free slots. Defaults to 500.
    */
   readonly prefetch?: number | undefined
   /**
@@ -68,7 +68,7 @@ export interface Options {
 export const defaults = {
   name: "worker",
   concurrency: 10,
-  prefetch: 100,
+  prefetch: 500,
   pollIntervalSecs: 1,
   gracePeriodSecs: 15,
   heartbeatSecs: 5,

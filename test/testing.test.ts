@@ -109,4 +109,17 @@ describe("CuckmqTest", () => {
       assert.deepInclude(finalized.find((j) => j.id === id), { state: "succeeded", attempts: 3 })
     }).pipe(Effect.provide(CuckmqTest.layer({ definitions: [Flaky] })))
   })
+
+  it.effect("a worker with a large prefetch buffer of jobs that complete synchronously runs them all (no deep recursion)", () => {
+    let ran = 0
+    const Sync = JobDefinition.make({ name: "sync", handler: () => Effect.sync(() => void ran++) })
+    return Effect.gen(function*() {
+      yield* Sync.enqueueMany(Array.from({ length: 20_000 }, () => ({ payload: {} })))
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(Worker.layer({ concurrency: 1, prefetch: 20_000, pollIntervalSecs: 1 }), scope)
+      for (let i = 0; i < 200 && ran < 20_000; i++) yield* TestClock.adjust("1 second")
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(ran, 20_000)
+    }).pipe(Effect.provide(CuckmqTest.layer({ definitions: [Sync], jobPostFinalizeDeleteSecs: 0 })))
+  })
 })

@@ -78,7 +78,10 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     let rung = true // a wake-up arrived since the last claim
     let avgDurationMs = 1000 // until measured, assume slow jobs (no prefetch)
     const running = new Map<string, Running>()
-    const buffer: Array<{ readonly job: JobStore.ClaimedJob; readonly workerId: string }> = []
+    // claimed jobs waiting for a slot, consumed from `bufferHead` (no O(n) shifts)
+    let buffer: Array<{ readonly job: JobStore.ClaimedJob; readonly workerId: string }> = []
+    let bufferHead = 0
+    const buffered = () => buffer.length - bufferHead
     const excludeNames = new Set<string>()
     const doorbell = yield* Queue.sliding<void>(1)
     const ring = () => {
@@ -127,7 +130,10 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
 
     /** Gives back the prefetched jobs that have not started. */
     const releaseBuffer = () => {
-      for (const { job, workerId: claimedBy } of buffer.splice(0)) release(job, claimedBy)
+      const left = buffer.slice(bufferHead)
+      buffer = []
+      bufferHead = 0
+      for (const { job, workerId: claimedBy } of left) release(job, claimedBy)
     }
 
     /** Stops every job of the current identity: the lease is gone (or about to be). */
@@ -240,13 +246,26 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     })
 
     // ---- executor ----
+    // A job may complete synchronously inside its fork, and its `finish` starts the next one: without this
+    // guard that would recurse once per buffered job (and overflow the stack with a large buffer).
+    let starting = false
     const startBuffered = () => {
+      if (starting) return // the loop below picks up the slot just freed
       if (now() >= leaseDeadline) return // the fence gives the buffer back
-      while (running.size < config.concurrency && buffer.length > 0) {
-        const { job, workerId: claimedBy } = buffer.shift()!
-        const entry: Running = { job, workerId: claimedBy, fiber: undefined, reason: undefined }
-        running.set(job.id, entry)
-        entry.fiber = Effect.runForkWith(jobServices)(execute(entry))
+      starting = true
+      try {
+        while (running.size < config.concurrency && bufferHead < buffer.length) {
+          const { job, workerId: claimedBy } = buffer[bufferHead++]!
+          if (bufferHead === buffer.length) {
+            buffer = []
+            bufferHead = 0
+          }
+          const entry: Running = { job, workerId: claimedBy, fiber: undefined, reason: undefined }
+          running.set(job.id, entry)
+          entry.fiber = Effect.runForkWith(jobServices)(execute(entry))
+        }
+      } finally {
+        starting = false
       }
       cuckmq.metrics.inFlight(config.name, running.size)
     }
@@ -326,7 +345,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     let requested = 0
     let claimFailures = 0
     let retryAt = 0
-    const room = () => capacity() - running.size - buffer.length - requested
+    const room = () => capacity() - running.size - buffered() - requested
     /** Claim when woken, or while claims come back full once a useful batch (half the room) is free. */
     const worthClaiming = (r: number) => r > 0 && (rung || (moreLikely && r >= Math.max(1, Math.ceil(capacity() / 2))))
 
