@@ -50,30 +50,46 @@ INSERT INTO ${finalized} (id, name, channel, job_group, payload, attempts, max_a
 SELECT id, name, channel, job_group, payload, attempts, max_attempts, ${succeeded}, ${error}, scheduled_for, created_at
 FROM fin`
 
+  /**
+   * Settle: $2 ids (bigint[]), $3 attempts, $4 outcomes, $5 errors (JSON text or ''), parallel arrays, and
+   * $6 / $7 the ids that finalize (Succeeded, Expired) / go back (Retry, Released). The
+   * rows are found by primary key (`id = ANY($2)`) and their per-job values looked up in jsonb maps built
+   * once. Two planner traps avoided: a join with the unnested arrays lets the planner pick a hash join over the
+   * whole table once statistics say it is small (a table scan per batch), and `worker_id = $1` would let it
+   * walk the worker index testing `id = ANY($2)` on every row (quadratic); `IS NOT DISTINCT FROM` (equal here,
+   * worker_id being set) is not indexable, so the primary key is used.
+   */
   const settle = (keep: boolean) => `
-WITH input AS (
-  SELECT * FROM unnest($2::text[]::bigint[], $3::int[], $4::text[], $5::text[]) AS t(id, attempt, outcome, error)
+WITH m AS (
+  SELECT jsonb_object($2::bigint[]::text[], $3::text[]) AS attempt,
+    jsonb_object($2::bigint[]::text[], $4::text[]) AS outcome,
+    jsonb_object($2::bigint[]::text[], $5::text[]) AS error
 ),
 fin AS (
-  DELETE FROM ${job} j USING input i
-  WHERE j.id = i.id AND j.worker_id = $1::uuid AND j.attempts = i.attempt AND i.outcome IN ('Succeeded', 'Expired')
-  RETURNING j.*, i.outcome, NULLIF(i.error, '')::jsonb AS error
+  DELETE FROM ${job} j USING m
+  WHERE j.id = ANY($6::bigint[]) AND j.worker_id IS NOT DISTINCT FROM $1::uuid
+    AND j.attempts = (m.attempt->>j.id::text)::int
+    AND m.outcome->>j.id::text IN ('Succeeded', 'Expired')
+  RETURNING j.*, m.outcome->>j.id::text AS outcome, NULLIF(m.error->>j.id::text, '')::jsonb AS error
 ),${keep ? `
 fin_ins AS (${archive("outcome = 'Succeeded'", "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END")}
 ),` : ""}
 back AS (
   UPDATE ${job} j SET
     worker_id = NULL, claimed_at = NULL, locked_until = NULL,
-    attempts = CASE WHEN i.outcome = 'Released' THEN j.attempts - 1 ELSE j.attempts END,
-    run_at = CASE WHEN i.outcome = 'Retry' THEN now() + make_interval(secs => j.timeout_secs) ELSE j.run_at END,
-    last_error = CASE WHEN i.outcome = 'Retry' THEN NULLIF(i.error, '')::jsonb ELSE j.last_error END
-  FROM input i
-  WHERE j.id = i.id AND j.worker_id = $1::uuid AND j.attempts = i.attempt AND i.outcome IN ('Retry', 'Released')
+    attempts = CASE WHEN m.outcome->>j.id::text = 'Released' THEN j.attempts - 1 ELSE j.attempts END,
+    run_at = CASE WHEN m.outcome->>j.id::text = 'Retry' THEN now() + make_interval(secs => j.timeout_secs) ELSE j.run_at END,
+    last_error = CASE WHEN m.outcome->>j.id::text = 'Retry' THEN NULLIF(m.error->>j.id::text, '')::jsonb ELSE j.last_error END
+  FROM m
+  WHERE j.id = ANY($7::bigint[]) AND j.worker_id IS NOT DISTINCT FROM $1::uuid
+    AND j.attempts = (m.attempt->>j.id::text)::int
+    AND m.outcome->>j.id::text IN ('Retry', 'Released')
   RETURNING j.id, j.job_group
 ),
 unlocked AS (
   UPDATE ${group} g SET locked_by_job = NULL, worker_id = NULL, locked_at = NULL
-  FROM (SELECT id, job_group FROM fin UNION ALL SELECT id, job_group FROM back) x
+  FROM (SELECT id, job_group FROM fin WHERE job_group IS NOT NULL
+        UNION ALL SELECT id, job_group FROM back WHERE job_group IS NOT NULL) x
   WHERE g.name = x.job_group AND g.locked_by_job = x.id AND g.worker_id = $1::uuid
   RETURNING g.name
 )
@@ -171,9 +187,11 @@ chosen AS (
   UNION ALL
   SELECT id FROM locked
 )
+-- "= ANY(ARRAY(...))" rather than a join: always primary-key lookups, never a hash join over the whole table
+-- (which the planner picks for a few hundred ids once statistics say the table is small)
 UPDATE ${job} j SET worker_id = $1::uuid, attempts = j.attempts + 1, claimed_at = now(),
   locked_until = now() + make_interval(secs => j.timeout_secs)
-FROM chosen WHERE j.id = chosen.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM chosen))
 RETURNING ${claimedColumns("j")}`
     },
 

@@ -223,10 +223,12 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     const settle = (workerId: string, settlements: ReadonlyArray<JobStore.Settlement>) =>
       settlements.length === 0 ? Effect.void : sql.unsafe<Row>(settleSql, [
         workerId,
-        settlements.map((x) => x.id),
-        settlements.map((x) => x.attempt),
+        settlements.map((x) => BigInt(x.id)),
+        settlements.map((x) => String(x.attempt)),
         settlements.map((x) => x.outcome),
-        settlements.map((x) => x.error === undefined ? "" : JSON.stringify(x.error))
+        settlements.map((x) => x.error === undefined ? "" : JSON.stringify(x.error)),
+        settlements.filter((x) => x.outcome === "Succeeded" || x.outcome === "Expired").map((x) => BigInt(x.id)),
+        settlements.filter((x) => x.outcome === "Retry" || x.outcome === "Released").map((x) => BigInt(x.id))
       ]).pipe(
         // A released group lock may make a waiting job of that group claimable: wake every worker.
         Effect.flatMap((rows) => Number(rows[0]?.unlocked ?? 0) > 0 ? wake("*") : Effect.void),

@@ -76,7 +76,9 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     let stopping = false
     let moreLikely = true // the last claim came back full: more jobs are probably waiting
     let rung = true // a wake-up arrived since the last claim
-    let avgDurationMs = 1000 // until measured, assume slow jobs (no prefetch)
+    // Until measured, assume jobs of 100 ms (a prefetch of half the concurrency); the average follows recent
+    // durations quickly (30% weight on each new one), so a fast queue ramps up within a few dozen jobs.
+    let avgDurationMs = 100
     const running = new Map<string, Running>()
     // claimed jobs waiting for a slot, consumed from `bufferHead` (no O(n) shifts)
     let buffer: Array<{ readonly job: JobStore.ClaimedJob; readonly workerId: string }> = []
@@ -273,7 +275,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     const finish = (entry: Running, settlement: JobStore.Settlement, durationMs: number) => {
       submit({ workerId: entry.workerId, settlement })
       running.delete(entry.job.id)
-      avgDurationMs = avgDurationMs * 0.9 + durationMs * 0.1
+      avgDurationMs = avgDurationMs * 0.7 + durationMs * 0.3
       if (!stopping) startBuffered()
       else cuckmq.metrics.inFlight(config.name, running.size)
       if (running.size === 0 && idle) idle()
