@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Schema } from "effect"
+import { Cause, Clock, Effect, type Exit, Schema } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import {
   type EnqueueError,
@@ -196,7 +196,7 @@ export const make = <
 >(options: MakeOptions<S, E, R>): JobDefinition<S["Type"], E, R> => {
   const payload = (options.payload ?? Schema.Struct({})) as unknown as Schema.Codec<S["Type"], any>
   const codec = Schema.toCodecJson(payload)
-  const encode = Schema.encodeUnknownEffect(codec)
+  const encode = Schema.encodeUnknownExit(codec) // synchronous: payload Schemas need no services
   const repeat: JobStore.Repeat | undefined = options.cron !== undefined
     ? { _tag: "Cron", expression: options.cron, tz: options.cronTimeZone }
     : options.repeatSecs !== undefined
@@ -241,7 +241,7 @@ const deploy = (definition: Any) =>
 
 const insertItems = <A>(
   definition: JobDefinition<A, any, any>,
-  encode: (u: unknown) => Effect.Effect<unknown, Schema.SchemaError>,
+  encode: (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>,
   items: ReadonlyArray<EnqueueItem<A>>,
   traced: boolean
 ): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
@@ -267,11 +267,16 @@ const insertItems = <A>(
           message: `jobGroup must be a non-empty string when given${where}`
         })
       }
-      const payload = yield* Effect.mapError(encode(item.payload), (error) =>
-        new InvalidPayload({
+      const encoded = encode(item.payload)
+      if (encoded._tag === "Failure") {
+        return yield* new InvalidPayload({
           definitionName: definition.name,
-          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ${error.message}`
-        }))
+          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ${
+            (Cause.squash(encoded.cause) as { message?: string }).message
+          }`
+        })
+      }
+      const payload = encoded.value
       jobs.push({ payload, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
     }
     return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
@@ -296,7 +301,7 @@ const insertItems = <A>(
 /** Enqueue in a `cuckmq.enqueue` span (the span job runs link to), when a tracing backend is installed. */
 const enqueueItems = <A>(
   definition: JobDefinition<A, any, any>,
-  encode: (u: unknown) => Effect.Effect<unknown, Schema.SchemaError>,
+  encode: (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>,
   items: ReadonlyArray<EnqueueItem<A>>
 ): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
   Effect.flatMap(Execute.isTraced, (traced) =>

@@ -103,16 +103,32 @@ SELECT d.name, d.channel, $2, $3::jsonb, now() + make_interval(secs => $4::float
 FROM ${definition} d WHERE d.name = $1
 RETURNING id, channel`,
 
+    /** Many jobs with options: payloads, delays, groups and trace ids as parallel arrays. One row back. */
     enqueueMany: `
-INSERT INTO ${job} (name, channel, job_group, payload, run_at, max_attempts, timeout_secs, trace_id, span_id)
-SELECT d.name, d.channel, NULLIF(i.job_group, ''), i.payload::jsonb, now() + make_interval(secs => i.delay),
-  d.num_attempts, d.timeout_secs, NULLIF(i.trace_id, ''), NULLIF(i.span_id, '')
-FROM ${definition} d,
-  unnest($2::text[], $3::text[]::float8[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
-    AS i(payload, delay, job_group, trace_id, span_id, ord)
-WHERE d.name = $1
-ORDER BY i.ord
-RETURNING id, channel`,
+WITH ins AS (
+  INSERT INTO ${job} (name, channel, job_group, payload, run_at, max_attempts, timeout_secs, trace_id, span_id)
+  SELECT d.name, d.channel, NULLIF(i.job_group, ''), i.payload::jsonb, now() + make_interval(secs => i.delay),
+    d.num_attempts, d.timeout_secs, NULLIF(i.trace_id, ''), NULLIF(i.span_id, '')
+  FROM ${definition} d,
+    unnest($2::text[], $3::text[]::float8[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+      AS i(payload, delay, job_group, trace_id, span_id, ord)
+  WHERE d.name = $1
+  ORDER BY i.ord
+  RETURNING id, channel
+)
+SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel FROM ins`,
+
+    /** Many jobs that are payloads only (no delay, group or trace): the common bulk case, leaner. */
+    enqueuePayloads: `
+WITH ins AS (
+  INSERT INTO ${job} (name, channel, payload, max_attempts, timeout_secs)
+  SELECT d.name, d.channel, i.payload::jsonb, d.num_attempts, d.timeout_secs
+  FROM ${definition} d, unnest($2::text[]) WITH ORDINALITY AS i(payload, ord)
+  WHERE d.name = $1
+  ORDER BY i.ord
+  RETURNING id, channel
+)
+SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel FROM ins`,
 
     deploy: `
 INSERT INTO ${definition} AS d (name, channel, num_attempts, timeout_secs, repeat_secs, cron, cron_tz, next_run_at)

@@ -143,15 +143,35 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
     ): Effect.Effect<ReadonlyArray<string>, JobDefinitionNotDeployed | StorageError> => {
       if (jobs.length === 0) return Effect.succeed([])
-      const insert = jobs.length === 1
-        ? sql.unsafe<Row>(s.enqueueOne, [
+      const notDeployed = () => new JobDefinitionNotDeployed({
+        definitionName,
+        message: `Job definition ${JSON.stringify(definitionName)} was never deployed to schema ` +
+          `${JSON.stringify(options.schema)}: deploy it (JobDefinition.deploy, or Cuckmq.layer with it in ` +
+          `\`definitions\`) before enqueueing`
+      })
+      const committed = (ids: ReadonlyArray<string>, channel: string) =>
+        Effect.as(pg.afterCommit(Effect.andThen(wake(channel), onCommit(ids, channel))), ids)
+      if (jobs.length === 1) {
+        const job = jobs[0]!
+        return sql.unsafe<Row>(s.enqueueOne, [
           definitionName,
-          jobs[0]!.jobGroup ?? null,
-          JSON.stringify(jobs[0]!.payload),
-          jobs[0]!.delaySecs,
-          jobs[0]!.traceId ?? null,
-          jobs[0]!.spanId ?? null
-        ])
+          job.jobGroup ?? null,
+          JSON.stringify(job.payload),
+          job.delaySecs,
+          job.traceId ?? null,
+          job.spanId ?? null
+        ]).pipe(
+          Effect.catchTag("SqlError", storageError("enqueue")),
+          Effect.flatMap((rows) =>
+            rows.length === 0 ? Effect.fail(notDeployed()) : committed([String(rows[0]!.id)], rows[0]!.channel as string)
+          )
+        )
+      }
+      const plain = jobs.every((j) =>
+        j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
+      )
+      const insert = plain
+        ? sql.unsafe<Row>(s.enqueuePayloads, [definitionName, jobs.map((j) => JSON.stringify(j.payload))])
         : sql.unsafe<Row>(s.enqueueMany, [
           definitionName,
           jobs.map((j) => JSON.stringify(j.payload)),
@@ -163,20 +183,11 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       return insert.pipe(
         Effect.catchTag("SqlError", storageError("enqueue")),
         Effect.flatMap((rows) => {
-          if (rows.length === 0) {
-            return Effect.fail(
-              new JobDefinitionNotDeployed({
-                definitionName,
-                message: `Job definition ${JSON.stringify(definitionName)} was never deployed to schema ` +
-                  `${JSON.stringify(options.schema)}: deploy it (JobDefinition.deploy, or Cuckmq.layer with it in ` +
-                  `\`definitions\`) before enqueueing`
-              })
-            )
-          }
-          // ids come from an identity column in insertion order; sort to be independent of RETURNING order
-          const ids = rows.map((r) => BigInt(r.id as bigint)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String)
-          const channel = rows[0]!.channel as string
-          return Effect.as(pg.afterCommit(Effect.andThen(wake(channel), onCommit(ids, channel))), ids)
+          // ids come from an identity column in insertion order, sorted (numerically) by the statement
+          const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
+          return ids === null || ids === undefined || ids.length === 0
+            ? Effect.fail(notDeployed())
+            : committed(ids, rows[0]!.channel as string)
         })
       )
     }
