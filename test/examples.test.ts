@@ -79,6 +79,17 @@ describe("examples", () => {
       assert.include(output, "WORKER_JOB_RUN_SUCCESS: 20")
     }))
 
+  it.live("observability: job spans linked to the enqueue span, and the metrics, reach the OpenTelemetry exporters", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* runExample("observability.ts")
+      assert.strictEqual(code, 0, output)
+      assert.strictEqual(output.match(/name: 'cuckmq\.job resize-image'/g)?.length, 2)
+      assert.include(output, "name: 'cuckmq.enqueue'")
+      assert.include(output, "links: [")
+      assert.include(output, "name: 'cuckmq_jobs_succeeded_total'")
+      assert.include(output, "name: 'cuckmq_job_run_duration_seconds'")
+    }))
+
   it.live("transactional-enqueue: the job exists exactly when the app's row does", () =>
     Effect.gen(function*() {
       const { code, output } = yield* runExample("transactional-enqueue.ts")
