@@ -31,7 +31,7 @@ import * as internal from "./internal/definition.js"
 import * as Metrics from "./internal/metrics.js"
 import * as PgStore from "./internal/pgStore.js"
 import type * as JobDefinition from "./JobDefinition.js"
-import { JobStore } from "./JobStore.js"
+import { JobStore, type LocalClaim, type LocalReservation } from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
 
 /**
@@ -118,7 +118,22 @@ export class Cuckmq extends Context.Service<Cuckmq, {
    * `context` (whose own services win).
    */
   readonly handlerContext: (context: Context.Context<never>) => Context.Context<never>
+  /** The in-process fast path: idle local workers take jobs enqueued here in the INSERT itself. */
+  readonly localClaim: LocalClaim
+  /** Makes a worker of this process available to the fast path; returns its removal. */
+  readonly addLocalWorker: (worker: LocalWorker) => () => void
 }>()("cuckmq/Cuckmq") {}
+
+/**
+ * A worker of this process as the in-process fast path sees it.
+ *
+ * @since 0.1.0
+ */
+export interface LocalWorker {
+  readonly channels: ReadonlySet<string>
+  /** Reserves a free slot now, if the worker has one and holds a live lease. */
+  readonly reserve: () => LocalReservation | undefined
+}
 
 /**
  * Provides the handlers' services (captured by the context layer) to an effect that runs handlers.
@@ -266,6 +281,21 @@ const makeWith = Effect.fnUntraced(function*(
       )
     })
 
+  const localWorkers = new Set<LocalWorker>()
+  const localClaim: LocalClaim = {
+    reserve: (definitionName) => {
+      const channel = definitions.get(definitionName)?.definition.channel
+      if (channel === undefined) return undefined
+      for (const worker of localWorkers) {
+        if (worker.channels.has(channel)) {
+          const reservation = worker.reserve()
+          if (reservation !== undefined) return reservation
+        }
+      }
+      return undefined
+    }
+  }
+
   const service = Cuckmq.of({
     schema,
     settings,
@@ -277,7 +307,14 @@ const makeWith = Effect.fnUntraced(function*(
     publish,
     hasSubscribers: () => subscribers.size > 0,
     metrics: Metrics.make(services),
-    handlerContext: (current) => Context.merge(services, current)
+    handlerContext: (current) => Context.merge(services, current),
+    localClaim,
+    addLocalWorker: (worker) => {
+      localWorkers.add(worker)
+      return () => {
+        localWorkers.delete(worker)
+      }
+    }
   })
 
   if (options.deploy ?? defaults.deploy) {

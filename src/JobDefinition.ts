@@ -295,7 +295,9 @@ const insertItems = <A>(
             delaySecs: job.delaySecs
           }))
         }
-      }))
+      }),
+      cuckmq.localClaim
+    )
   })
 
 /** Enqueue in a `cuckmq.enqueue` span (the span job runs link to), when a tracing backend is installed. */

@@ -406,5 +406,44 @@ describe("Worker", () => {
           assert.isTrue(errs.every((e) => e._tag === "WORKER_JOB_RUN_ERROR" && Cause.isCause(e.error) === false))
         }).pipe(Effect.scoped))
     })
+
+    it.effect("in-process fast path: a single job enqueued outside a transaction for an idle local worker is claimed in its INSERT; in a transaction, delayed or grouped it is not", () => {
+      const started: Array<string> = []
+      let release: Deferred.Deferred<void> | undefined
+      const Fast = JobDefinition.make({
+        name: "fast",
+        handler: (_, meta) => Effect.sync(() => void started.push(meta.jobId)).pipe(Effect.andThen(Deferred.await(release!)))
+      })
+      return withContext("fastpath", { definitions: [Fast] }, ({ schema }) =>
+        Effect.gen(function*() {
+          release = yield* Deferred.make<void>()
+          const sql = yield* SqlClient.SqlClient
+          const stop = yield* startWorker(fast)
+          yield* waitUntil("the worker registered", Effect.map(
+            count(sql<{ n: bigint }>`SELECT count(*) AS n FROM ${sql(`${schema}.worker`)}`),
+            (n) => n === 1
+          ))
+          const direct = yield* Fast.enqueue({})
+          const inTx = yield* sql.withTransaction(Fast.enqueue({}))
+          const delayed = yield* Fast.enqueue({}, { delaySecs: 0.2 })
+          const grouped = yield* Fast.enqueue({}, { jobGroup: "g" })
+          yield* waitUntil("all four started", Effect.sync(() => started.length === 4))
+          // claimed in the INSERT: the claim carries the insert's own transaction timestamp
+          const rows = yield* sql<{ id: bigint; in_insert: boolean }>`
+            SELECT id, claimed_at = created_at AS in_insert FROM ${sql(`${schema}.job`)} ORDER BY id`
+          assert.deepStrictEqual(rows.map((r) => [String(r.id), r.in_insert]), [
+            [direct, true],
+            [inTx, false],
+            [delayed, false],
+            [grouped, false]
+          ])
+          yield* Deferred.succeed(release, undefined)
+          yield* waitUntil("all finalized", Effect.map(
+            count(sql<{ n: bigint }>`SELECT count(*) AS n FROM ${sql(`${schema}.job_finalized`)} WHERE succeeded AND attempts = 1`),
+            (n) => n === 4
+          ))
+          yield* stop
+        }))
+    })
   })
 })

@@ -97,6 +97,22 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       scheduledFor: job.scheduledFor === undefined ? undefined : new Date(job.scheduledFor)
     })
 
+    const claimedOf = (job: Job): JobStore.ClaimedJob => ({
+      id: String(job.id),
+      name: job.name,
+      channel: job.channel,
+      jobGroup: job.jobGroup,
+      payload: json(job.payload),
+      attempt: job.attempts,
+      maxAttempts: job.maxAttempts,
+      timeoutSecs: job.timeoutSecs,
+      runAt: new Date(job.runAt),
+      createdAt: new Date(job.createdAt),
+      scheduledFor: job.scheduledFor === undefined ? undefined : new Date(job.scheduledFor),
+      traceId: job.traceId,
+      spanId: job.spanId
+    })
+
     const unlock = (job: Job, workerId: string | undefined) => {
       if (job.jobGroup === undefined) return false
       const group = groups.get(job.jobGroup)
@@ -137,7 +153,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             return { name: record.name, changed }
           })),
 
-      enqueue: (definitionName, newJobs, onCommit) =>
+      enqueue: (definitionName, newJobs, onCommit, local) =>
         Effect.gen(function*() {
           if (newJobs.length === 0) return []
           const definition = definitions.get(definitionName)
@@ -148,6 +164,12 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             })
           }
           const now = yield* Clock.currentTimeMillis
+          // the in-process fast path, as with PostgreSQL (no transactions here)
+          const single = newJobs.length === 1 && newJobs[0]!.delaySecs === 0 && newJobs[0]!.jobGroup === undefined
+          const reservation = single && local !== undefined ? local.reserve(definitionName) : undefined
+          const claimHere = reservation !== undefined && reservation.channels.includes(definition.record.channel) &&
+            isLive(reservation.workerId, now)
+          if (reservation !== undefined && !claimHere) reservation.cancel()
           const ids = newJobs.map((j) => {
             const id = nextId++
             jobs.set(id, {
@@ -170,6 +192,15 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             })
             return String(id)
           })
+          if (claimHere) {
+            const job = jobs.get(Number(ids[0]))!
+            job.workerId = reservation!.workerId
+            job.attempts = 1
+            job.lockedUntil = now + job.timeoutSecs * 1000
+            yield* onCommit(ids, definition.record.channel)
+            reservation!.deliver(claimedOf(job))
+            return ids
+          }
           wake({ _tag: "Channel", channel: definition.record.channel })
           yield* onCommit(ids, definition.record.channel)
           return ids
@@ -226,21 +257,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             job.workerId = request.workerId
             job.attempts++
             job.lockedUntil = now + job.timeoutSecs * 1000
-            claimed.push({
-              id: String(job.id),
-              name: job.name,
-              channel: job.channel,
-              jobGroup: job.jobGroup,
-              payload: json(job.payload),
-              attempt: job.attempts,
-              maxAttempts: job.maxAttempts,
-              timeoutSecs: job.timeoutSecs,
-              runAt: new Date(job.runAt),
-              createdAt: new Date(job.createdAt),
-              scheduledFor: job.scheduledFor === undefined ? undefined : new Date(job.scheduledFor),
-              traceId: job.traceId,
-              spanId: job.spanId
-            })
+            claimed.push(claimedOf(job))
           }
           return claimed
         }),

@@ -103,6 +103,21 @@ SELECT d.name, d.channel, $2, $3::jsonb, now() + make_interval(secs => $4::float
 FROM ${definition} d WHERE d.name = $1
 RETURNING id, channel`,
 
+    /**
+     * One job, claimed in its insert by the local worker $3 when the deployed channel is one of its channels
+     * ($6); otherwise inserted waiting. Only used outside a transaction, so the claim commits with the job.
+     */
+    enqueueClaimed: `
+INSERT INTO ${job} AS j (name, channel, payload, max_attempts, timeout_secs, trace_id, span_id,
+  worker_id, attempts, claimed_at, locked_until)
+SELECT d.name, d.channel, $2::jsonb, d.num_attempts, d.timeout_secs, $4, $5,
+  CASE WHEN d.channel = ANY($6::text[]) THEN $3::uuid END,
+  CASE WHEN d.channel = ANY($6::text[]) THEN 1 ELSE 0 END,
+  CASE WHEN d.channel = ANY($6::text[]) THEN now() END,
+  CASE WHEN d.channel = ANY($6::text[]) THEN now() + make_interval(secs => d.timeout_secs) END
+FROM ${definition} d WHERE d.name = $1
+RETURNING ${claimedColumns("j")}, j.worker_id`,
+
     /** Many jobs with options: payloads, delays, groups and trace ids as parallel arrays. One row back. */
     enqueueMany: `
 WITH ins AS (

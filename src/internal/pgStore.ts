@@ -137,10 +137,71 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
           (rows) => ({ name: d.name, changed: rows.length > 0 })
         ))).pipe(Effect.catchTag("SqlError", storageError("deploy")))
 
+    type Committed = (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<ReadonlyArray<string>>
+    type NotDeployed = () => JobDefinitionNotDeployed
+
+    const enqueueSingle = (definitionName: string, job: JobStore.NewJob, notDeployed: NotDeployed, committed: Committed) =>
+      sql.unsafe<Row>(s.enqueueOne, [
+        definitionName,
+        job.jobGroup ?? null,
+        JSON.stringify(job.payload),
+        job.delaySecs,
+        job.traceId ?? null,
+        job.spanId ?? null
+      ]).pipe(
+        Effect.catchTag("SqlError", storageError("enqueue")),
+        Effect.flatMap((rows) =>
+          rows.length === 0 ? Effect.fail(notDeployed()) : committed([String(rows[0]!.id)], rows[0]!.channel as string)
+        )
+      )
+
+    /** The in-process fast path (see JobStore.LocalClaim); never inside a transaction. */
+    const enqueueClaimed = (
+      definitionName: string,
+      job: JobStore.NewJob,
+      onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>,
+      local: JobStore.LocalClaim,
+      notDeployed: NotDeployed,
+      committed: Committed
+    ) =>
+      Effect.suspend(() => {
+        const reservation = local.reserve(definitionName)
+        if (reservation === undefined) return enqueueSingle(definitionName, job, notDeployed, committed)
+        return sql.unsafe<Row>(s.enqueueClaimed, [
+          definitionName,
+          JSON.stringify(job.payload),
+          reservation.workerId,
+          job.traceId ?? null,
+          job.spanId ?? null,
+          [...reservation.channels]
+        ]).pipe(
+          Effect.catchTag("SqlError", storageError("enqueue")),
+          Effect.onExit((exit) => exit._tag === "Failure" ? Effect.sync(reservation.cancel) : Effect.void),
+          Effect.flatMap((rows) => {
+            const row = rows[0]
+            if (row === undefined) {
+              reservation.cancel()
+              return Effect.fail(notDeployed())
+            }
+            const id = String(row.id)
+            const channel = row.channel as string
+            if (row.worker_id === null) {
+              // the deployed channel is not the local worker's: a normal waiting job
+              reservation.cancel()
+              return committed([id], channel)
+            }
+            // committed by its own statement: the local worker takes it now, nobody else needs waking
+            const claimed = toClaimedJob(row)
+            return Effect.as(Effect.andThen(onCommit([id], channel), Effect.sync(() => reservation.deliver(claimed))), [id])
+          })
+        )
+      })
+
     const enqueue = (
       definitionName: string,
       jobs: ReadonlyArray<JobStore.NewJob>,
-      onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
+      onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>,
+      local?: JobStore.LocalClaim
     ): Effect.Effect<ReadonlyArray<string>, JobDefinitionNotDeployed | StorageError> => {
       if (jobs.length === 0) return Effect.succeed([])
       const notDeployed = () => new JobDefinitionNotDeployed({
@@ -153,19 +214,13 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         Effect.as(pg.afterCommit(Effect.andThen(wake(channel), onCommit(ids, channel))), ids)
       if (jobs.length === 1) {
         const job = jobs[0]!
-        return sql.unsafe<Row>(s.enqueueOne, [
-          definitionName,
-          job.jobGroup ?? null,
-          JSON.stringify(job.payload),
-          job.delaySecs,
-          job.traceId ?? null,
-          job.spanId ?? null
-        ]).pipe(
-          Effect.catchTag("SqlError", storageError("enqueue")),
-          Effect.flatMap((rows) =>
-            rows.length === 0 ? Effect.fail(notDeployed()) : committed([String(rows[0]!.id)], rows[0]!.channel as string)
-          )
-        )
+        if (local !== undefined && job.delaySecs === 0 && job.jobGroup === undefined) {
+          return Effect.flatMap(Effect.serviceOption(pg.transactionService), (tx) =>
+            tx._tag === "None"
+              ? enqueueClaimed(definitionName, job, onCommit, local, notDeployed, committed)
+              : enqueueSingle(definitionName, job, notDeployed, committed))
+        }
+        return enqueueSingle(definitionName, job, notDeployed, committed)
       }
       const plain = jobs.every((j) =>
         j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined

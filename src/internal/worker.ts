@@ -344,10 +344,11 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     // Up to two claims in flight: while one statement (a commit, so an fsync) is on its way, the jobs of the
     // other are running. `requested` counts the room that claims in flight may fill.
     let claimsInFlight = 0
+    let reserved = 0 // slots reserved by the in-process fast path (a job being inserted for us)
     let requested = 0
     let claimFailures = 0
     let retryAt = 0
-    const room = () => capacity() - running.size - buffered() - requested
+    const room = () => capacity() - running.size - buffered() - requested - reserved
     /** Claim when woken, or while claims come back full once a useful batch (half the room) is free. */
     const worthClaiming = (r: number) => r > 0 && (rung || (moreLikely && r >= Math.max(1, Math.ceil(capacity() / 2))))
 
@@ -444,6 +445,34 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
         }))
     })
 
+    // ---- in-process fast path: jobs enqueued in this process, claimed in their INSERT for an idle slot ----
+    const removeLocal = cuckmq.addLocalWorker({
+      channels: channelSet,
+      reserve: () => {
+        if (!registered || stopping || now() >= leaseDeadline) return undefined
+        if (running.size + buffered() + reserved >= config.concurrency) return undefined
+        reserved++
+        const claimedBy = workerId
+        let settled = false
+        return {
+          workerId: claimedBy,
+          channels: config.channels,
+          deliver: (job) => {
+            if (settled) return
+            settled = true
+            reserved--
+            dispatch([job], claimedBy)
+          },
+          cancel: () => {
+            if (settled) return
+            settled = true
+            reserved--
+            ring()
+          }
+        }
+      }
+    })
+
     // ---- lifecycle ----
     const annotate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.annotateLogs(effect, { cuckmq: "worker", worker: config.name })
@@ -461,6 +490,7 @@ export const run = (cuckmq: Cuckmq["Service"], config: WorkerConfig): Effect.Eff
     yield* Scope.addFinalizer(scope, Effect.gen(function*() {
       // 1. stop claiming, give back what was prefetched
       stopping = true
+      removeLocal()
       yield* Fiber.interrupt(producerFiber)
       yield* Fiber.interrupt(wakeupFiber)
       releaseBuffer()
