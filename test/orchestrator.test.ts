@@ -3,20 +3,13 @@
  * retention in bounded batches, crash recovery of dead workers, and an orchestrator killed mid-cycle.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { Cuckmq, type CuckmqEvent, JobDefinition, Migrations, Orchestrator } from "../src/index.js"
+import { Cuckmq, type CuckmqEvent, JobDefinition, Migrations } from "../src/index.js"
 import { Count, Sticky, ticks } from "./fixtures/definitions.js"
-import { count, startWorker, waitUntil, withContext } from "./support/harness.js"
+import { count, startOrchestrator, startWorker, waitUntil, withContext } from "./support/harness.js"
 import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
 import { spawnFixture } from "./support/processes.js"
-
-const startOrchestrator = (options: Orchestrator.Options = {}) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    yield* Layer.buildWithScope(Orchestrator.layer(options), scope)
-    return Scope.close(scope, Exit.void)
-  })
 
 /** Scheduled due times of a definition, in order, from live and finalized jobs. */
 const scheduledTimes = (schema: string, name: string) =>

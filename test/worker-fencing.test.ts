@@ -3,15 +3,12 @@
  * than the lease keeps the lease alive; an error the database cannot store never blocks settlements.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { SqlClient } from "effect/sql"
-import { type Cuckmq, type CuckmqEvent, JobDefinition, Orchestrator } from "../src/index.js"
-import { count, startWorker, waitUntil, withContext } from "./support/harness.js"
+import { JobDefinition, Orchestrator } from "../src/index.js"
+import { collect, count, startWorker, waitUntil, withContext } from "./support/harness.js"
 import { PgTest } from "./support/pg.js"
 
-const collect = (cuckmq: Cuckmq.Cuckmq["Service"], tag: CuckmqEvent.Tag, n: number) =>
-  Effect.flatMap(cuckmq.subscribe, (events) =>
-    events.pipe(Stream.filter((e) => e._tag === tag), Stream.take(n), Stream.runCollect, Effect.forkChild))
 
 describe("Worker leases", () => {
   layer(PgTest({ maxConnections: 20 }), { excludeTestServices: true })((it) => {

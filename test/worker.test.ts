@@ -6,8 +6,8 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, Deferred, Effect, Fiber, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Cuckmq, type CuckmqEvent, JobDefinition } from "../src/index.js"
-import { count, startWorker, waitUntil, withContext } from "./support/harness.js"
+import { Cuckmq, JobDefinition } from "../src/index.js"
+import { collect, count, startWorker, waitUntil, withContext } from "./support/harness.js"
 import { databaseUrl, PgTest } from "./support/pg.js"
 
 const fast = { pollIntervalSecs: 0.2, heartbeatSecs: 0.5, leaseSecs: 5 } as const
@@ -19,10 +19,6 @@ const finalized = (schema: string, succeeded: boolean) =>
       SELECT count(*) AS n FROM ${sql(`${schema}.job_finalized`)} WHERE succeeded = ${succeeded}`)
   })
 
-/** Subscribes now (its own subscription: two consumers of one subscription would split its events). */
-const collect = (cuckmq: Cuckmq.Cuckmq["Service"], tag: CuckmqEvent.Tag, n: number) =>
-  Effect.flatMap(cuckmq.subscribe, (events) =>
-    events.pipe(Stream.filter((e) => e._tag === tag), Stream.take(n), Stream.runCollect, Effect.forkChild))
 
 describe("Worker", () => {
   layer(PgTest({ maxConnections: 20 }), { excludeTestServices: true })((it) => {

@@ -3,10 +3,10 @@
  * and stopped in their own scopes, and waiting for a condition with a deadline (the deadline only keeps a
  * broken test from hanging; nothing asserts how long anything took).
  */
-import { Cause, Context, type Duration, Effect, Exit, Layer, Scope } from "effect"
+import { Cause, Context, type Duration, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
-import { Cuckmq, type JobDefinition, Worker } from "../../src/index.js"
+import { Cuckmq, type CuckmqEvent, type JobDefinition, Orchestrator, Worker } from "../../src/index.js"
 import { uniqueSchema } from "./pg.js"
 
 /** Builds a context on a fresh schema for the body, dropping the schema afterwards. */
@@ -31,6 +31,22 @@ export const startWorker = (options: Worker.Options = {}) =>
     yield* Layer.buildWithScope(Worker.layer(options), scope)
     return Scope.close(scope, Exit.void)
   })
+
+/** Starts an orchestrator in its own scope; the returned effect stops it. */
+export const startOrchestrator = (options: Orchestrator.Options = {}) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    yield* Layer.buildWithScope(Orchestrator.layer(options), scope)
+    return Scope.close(scope, Exit.void)
+  })
+
+/**
+ * Collects the next `n` events with `tag` in a fiber. It subscribes now, with a subscription of its own: two
+ * consumers of one subscription would split its events between them.
+ */
+export const collect = (cuckmq: Cuckmq.Cuckmq["Service"], tag: CuckmqEvent.Tag, n: number) =>
+  Effect.flatMap(cuckmq.subscribe, (events) =>
+    events.pipe(Stream.filter((e) => e._tag === tag), Stream.take(n), Stream.runCollect, Effect.forkChild))
 
 /** Polls `condition` every 25 ms until it holds; dies with `what` after `timeout` (a hang guard only). */
 export const waitUntil = <E, R>(
