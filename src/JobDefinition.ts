@@ -277,6 +277,14 @@ const insertItems = <A>(
         })
       }
       const payload = encoded.value
+      const nul = internal.findNul(payload)
+      if (nul !== undefined) {
+        return yield* new InvalidPayload({
+          definitionName: definition.name,
+          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ${nul} ` +
+            `contains a NUL character (\\u0000), which PostgreSQL cannot store in jsonb`
+        })
+      }
       jobs.push({ payload, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
     }
     return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>

@@ -35,7 +35,13 @@ JobDefinition.make({
   handler: () => Effect.void
 })
 
-const TestLive = Cuckmq.layer({ schema, definitions: [Email, Tick] }).pipe(Layer.provideMerge(PgWithSchema(schema)))
+const Sms = JobDefinition.make({
+  name: "sms",
+  payload: Schema.Struct({ n: Schema.Int }),
+  handler: () => Effect.void
+})
+
+const TestLive = Cuckmq.layer({ schema, definitions: [Email, Tick, Sms] }).pipe(Layer.provideMerge(PgWithSchema(schema)))
 
 const table = (name: string) => `${schema}.${name}`
 const countJobs = Effect.gen(function*() {
@@ -53,6 +59,7 @@ describe("deploy and enqueue", () => {
           SELECT name, channel, num_attempts, timeout_secs, repeat_secs FROM ${sql(table("job_definition"))} ORDER BY name`
         assert.deepStrictEqual(rows.map((r) => [r.name, r.channel, r.num_attempts, r.timeout_secs, r.repeat_secs]), [
           ["email", "mail", 3, 7, null],
+          ["sms", "_default", 1, 60, null],
           ["tick", "_default", 1, 60, 60]
         ])
         const cuckmq = yield* Cuckmq.Cuckmq
@@ -151,6 +158,95 @@ describe("deploy and enqueue", () => {
         assert.strictEqual(new Set(rows.map((r) => r.created_at.getTime())).size, 1)
       }))
 
+    it.effect("concurrent single enqueues are written together; each caller gets its own job's id, and a row the database rejects fails only its caller", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        type Call =
+          | { readonly kind: "email"; readonly i: number; readonly group?: string; readonly delay: number }
+          | { readonly kind: "sms"; readonly i: number }
+          | { readonly kind: "undeployed"; readonly i: number }
+          | { readonly kind: "rejected"; readonly i: number }
+        const calls: Array<Call> = Array.from({ length: 400 }, (_, i): Call =>
+          i % 97 === 13
+            ? { kind: "rejected", i }
+            : i % 50 === 7
+            ? { kind: "undeployed", i }
+            : i % 3 === 0
+            ? { kind: "sms", i }
+            : { kind: "email", i, delay: i % 4 === 0 ? 30 : 0, ...(i % 5 === 0 ? { group: `g${i % 7}` } : {}) }
+        )
+        const run = (call: Call) => {
+          switch (call.kind) {
+            case "email":
+              return Email.enqueue(
+                { to: `u${call.i}@x`, sendAt: new Date(0), count: call.i },
+                { delaySecs: call.delay, ...(call.group === undefined ? {} : { jobGroup: call.group }) }
+              )
+            case "sms":
+              return Sms.enqueue({ n: call.i })
+            case "undeployed":
+              return NeverDeployed.enqueue({})
+            case "rejected": // a finite delay that PostgreSQL refuses ("interval out of range")
+              return Email.enqueue({ to: `rejected${call.i}@x`, sendAt: new Date(0), count: call.i }, { delaySecs: 1e300 })
+          }
+        }
+        const check = (calls: ReadonlyArray<Call>) =>
+          Effect.gen(function*() {
+            const results = yield* Effect.forEach(calls, (call) => Effect.exit(run(call)), { concurrency: "unbounded" })
+
+            const ids: Array<string> = []
+            results.forEach((exit, k) => {
+              const call = calls[k]!
+              if (call.kind === "undeployed") {
+                assert.isTrue(Exit.isFailure(exit))
+                const error = Exit.isFailure(exit) ? Option.getOrThrow(Exit.findErrorOption(exit)) : undefined
+                assert.strictEqual(error?._tag, "JobDefinitionNotDeployed")
+              } else if (call.kind === "rejected") {
+                const error = Exit.isFailure(exit) ? Option.getOrThrow(Exit.findErrorOption(exit)) : undefined
+                assert.strictEqual(error?._tag, "StorageError")
+              } else {
+                assert.isTrue(Exit.isSuccess(exit), `call ${k} failed`)
+                if (Exit.isSuccess(exit)) ids.push(exit.value)
+              }
+            })
+            assert.strictEqual(new Set(ids).size, ids.length)
+
+            const rows = yield* sql<{
+              id: bigint
+              name: string
+              n: number
+              job_group: string | null
+              delayed: boolean
+              created_at: Date
+            }>`
+              SELECT id, name, coalesce((payload->>'count')::int, (payload->>'n')::int) AS n, job_group,
+                run_at > created_at + interval '10 seconds' AS delayed, created_at
+              FROM ${sql(table("job"))} WHERE id IN (SELECT unnest(${ids}::bigint[]))`
+            assert.strictEqual(rows.length, ids.length)
+            const byId = new Map(rows.map((r) => [String(r.id), r]))
+            let k = 0
+            for (const call of calls) {
+              if (call.kind !== "email" && call.kind !== "sms") continue
+              const row = byId.get(ids[k++]!)!
+              assert.strictEqual(row.name, call.kind)
+              assert.strictEqual(row.n, call.i)
+              assert.strictEqual(row.job_group, call.kind === "email" ? call.group ?? null : null)
+              assert.strictEqual(row.delayed, call.kind === "email" && call.delay > 0)
+            }
+            // nothing of the rejected or undeployed calls was written
+            const [stray] = yield* sql<{ n: bigint }>`
+              SELECT count(*) AS n FROM ${sql(table("job"))} WHERE payload->>'to' LIKE 'rejected%'`
+            assert.strictEqual(Number(stray!.n), 0)
+            return rows
+          })
+        // without a row the database rejects, concurrent calls are written together: far fewer transactions
+        // (one timestamp each) than calls
+        const rows = yield* check(calls.filter((call) => call.kind !== "rejected"))
+        assert.isBelow(new Set(rows.map((r) => r.created_at.getTime())).size, 100)
+        // with some: a batch that holds one is written row by row, and only the rejected calls fail
+        yield* check(calls)
+      }))
+
     it.effect("bad input is a typed error with a readable message and writes nothing", () =>
       Effect.gen(function*() {
         const before = yield* countJobs
@@ -166,6 +262,13 @@ describe("deploy and enqueue", () => {
 
         const wrongShape = yield* Effect.flip(Email.enqueue({ to: 42 } as any))
         assert.strictEqual(wrongShape._tag, "InvalidPayload")
+
+        // jsonb cannot store NUL: refused before it reaches the database
+        const nul = yield* Effect.flip(Email.enqueue({ ...ok, to: "a\u0000b" }))
+        assert.strictEqual(nul._tag, "InvalidPayload")
+        assert.include(nul.message, "the value at to contains a NUL character")
+        const nulBulk = yield* Effect.flip(Email.enqueueMany([{ payload: ok }, { payload: { ...ok, to: "\u0000" } }]))
+        assert.include(nulBulk.message, "(job 1): the value at to contains a NUL character")
 
         for (const delaySecs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
           const badDelay = yield* Effect.flip(Email.enqueue(ok, { delaySecs }))

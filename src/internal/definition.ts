@@ -98,3 +98,29 @@ export const advance: JobStore.Advance = (repeat, due, now) => {
   const cron = Cron.parseUnsafe(repeat.expression, repeat.tz ?? "UTC")
   return Cron.next(cron, now.getTime() >= due.getTime() ? now : due)
 }
+
+/**
+ * The path of the first string (value or key) in an encoded payload that holds a NUL character, which
+ * PostgreSQL's `jsonb` cannot store; undefined when there is none. A payload that came out of a Schema
+ * encoding is a tree of plain values, so the walk is cheap next to the JSON encoding it precedes.
+ */
+export const findNul = (value: unknown, path = "", depth = 0): string | undefined => {
+  if (typeof value === "string") {
+    return value.includes("\u0000") ? (path === "" ? "the payload" : `the value at ${path}`) : undefined
+  }
+  if (typeof value !== "object" || value === null || depth > 64) return undefined
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findNul(value[i], `${path}[${i}]`, depth + 1)
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  for (const key in value) {
+    const at = path === "" ? key : `${path}.${key}`
+    if (key.includes("\u0000")) return `the key ${JSON.stringify(at)}`
+    const found = findNul((value as Record<string, unknown>)[key], at, depth + 1)
+    if (found !== undefined) return found
+  }
+  return undefined
+}

@@ -9,7 +9,7 @@
  * the next. Workers in the same process are woken directly, and ignore the echo of their own NOTIFY.
  */
 import { randomUUID } from "node:crypto"
-import { Effect, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { JobDefinitionNotDeployed, StorageError } from "../CuckmqError.js"
@@ -137,21 +137,20 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
           (rows) => ({ name: d.name, changed: rows.length > 0 })
         ))).pipe(Effect.catchTag("SqlError", storageError("deploy")))
 
+    /** What an insert wrote: the ids in order, and the definition's channel. */
+    interface Inserted {
+      readonly ids: ReadonlyArray<string>
+      readonly channel: string
+    }
     type Committed = (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<ReadonlyArray<string>>
     type NotDeployed = () => JobDefinitionNotDeployed
 
+    /** One job on the current connection (the caller's transaction, when there is one). */
     const enqueueSingle = (definitionName: string, job: JobStore.NewJob, notDeployed: NotDeployed, committed: Committed) =>
-      sql.unsafe<Row>(s.enqueueOne, [
-        definitionName,
-        job.jobGroup ?? null,
-        JSON.stringify(job.payload),
-        job.delaySecs,
-        job.traceId ?? null,
-        job.spanId ?? null
-      ]).pipe(
+      insertOne(definitionName, job).pipe(
         Effect.catchTag("SqlError", storageError("enqueue")),
-        Effect.flatMap((rows) =>
-          rows.length === 0 ? Effect.fail(notDeployed()) : committed([String(rows[0]!.id)], rows[0]!.channel as string)
+        Effect.flatMap((inserted) =>
+          inserted === undefined ? Effect.fail(notDeployed()) : committed(inserted.ids, inserted.channel)
         )
       )
 
@@ -162,11 +161,13 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>,
       local: JobStore.LocalClaim,
       notDeployed: NotDeployed,
-      committed: Committed
+      committed: Committed,
+      /** How the job is enqueued when no local worker has a free slot. */
+      otherwise: Effect.Effect<ReadonlyArray<string>, JobDefinitionNotDeployed | StorageError>
     ) =>
       Effect.suspend(() => {
         const reservation = local.reserve(definitionName)
-        if (reservation === undefined) return enqueueSingle(definitionName, job, notDeployed, committed)
+        if (reservation === undefined) return otherwise
         return sql.unsafe<Row>(s.enqueueClaimed, [
           definitionName,
           JSON.stringify(job.payload),
@@ -197,6 +198,148 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         )
       })
 
+    /** Many jobs of one definition in one statement: their ids in order and the channel, or none if undeployed. */
+    const insertMany = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) => {
+      const plain = jobs.every((j) =>
+        j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
+      )
+      const insert = plain
+        ? sql.unsafe<Row>(s.enqueuePayloads, [definitionName, jobs.map((j) => JSON.stringify(j.payload))])
+        : sql.unsafe<Row>(s.enqueueMany, [
+          definitionName,
+          jobs.map((j) => JSON.stringify(j.payload)),
+          jobs.map((j) => String(j.delaySecs)),
+          jobs.map((j) => j.jobGroup ?? ""),
+          jobs.map((j) => j.traceId ?? ""),
+          jobs.map((j) => j.spanId ?? "")
+        ])
+      return Effect.map(insert, (rows): Inserted | undefined => {
+        // ids come from an identity column in insertion order, sorted (numerically) by the statement
+        const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
+        return ids === null || ids === undefined || ids.length === 0
+          ? undefined
+          : { ids, channel: rows[0]!.channel as string }
+      })
+    }
+
+    const insertOne = (definitionName: string, job: JobStore.NewJob) =>
+      Effect.map(
+        sql.unsafe<Row>(s.enqueueOne, [
+          definitionName,
+          job.jobGroup ?? null,
+          JSON.stringify(job.payload),
+          job.delaySecs,
+          job.traceId ?? null,
+          job.spanId ?? null
+        ]),
+        (rows): Inserted | undefined =>
+          rows.length === 0 ? undefined : { ids: [String(rows[0]!.id)], channel: rows[0]!.channel as string }
+      )
+
+    // ---- coalesced single enqueues ---------------------------------------------------------------------
+    // Single enqueues outside a transaction from concurrent callers are written together: while up to
+    // `maxInsertsInFlight` inserts run, later calls wait and go as one multi-row INSERT per definition, so
+    // 20 concurrent callers cost a handful of commits instead of 20. A caller's call returns once its row is
+    // committed, as before. A lone call goes at once (nothing waits for a batch to fill). A batch that fails
+    // as a whole (one row the database rejects) is retried row by row, so only the bad row's caller fails.
+    interface PendingInsert {
+      readonly job: JobStore.NewJob
+      readonly deferred: Deferred.Deferred<Inserted, JobDefinitionNotDeployed | StorageError>
+    }
+    interface PendingBatch {
+      readonly notDeployed: NotDeployed
+      readonly items: Array<PendingInsert>
+    }
+    const maxInsertsInFlight = 2
+    const waitingInserts = new Map<string, PendingBatch>()
+    let insertsInFlight = 0
+
+    const settleInsert = (
+      item: PendingInsert,
+      exit: Exit.Exit<Inserted | undefined, SqlError.SqlError>,
+      notDeployed: NotDeployed
+    ) =>
+      Deferred.doneUnsafe(
+        item.deferred,
+        exit._tag === "Success"
+          ? exit.value === undefined ? Effect.fail(notDeployed()) : Effect.succeed(exit.value)
+          : Effect.catchTag(Effect.failCause(exit.cause), "SqlError", storageError("enqueue"))
+      )
+
+    const insertBatch = (definitionName: string, batch: PendingBatch): Effect.Effect<void> => {
+      const items = batch.items
+      const run = items.length === 1
+        ? Effect.map(Effect.exit(insertOne(definitionName, items[0]!.job)), (exit) => {
+          settleInsert(items[0]!, exit, batch.notDeployed)
+        })
+        : Effect.flatMap(Effect.exit(insertMany(definitionName, items.map((item) => item.job))), (exit) => {
+          if (exit._tag === "Failure" && !Cause.hasInterruptsOnly(exit.cause)) {
+            // one row may be at fault: write them one by one so that only its caller fails
+            return Effect.forEach(items, (item) =>
+              Effect.map(Effect.exit(insertOne(definitionName, item.job)), (one) => {
+                settleInsert(item, one, batch.notDeployed)
+              }), { discard: true })
+          }
+          if (exit._tag === "Success" && exit.value !== undefined) {
+            const { channel, ids } = exit.value
+            items.forEach((item, i) => Deferred.doneUnsafe(item.deferred, Effect.succeed({ ids: [ids[i]!], channel })))
+          } else {
+            for (const item of items) settleInsert(item, exit, batch.notDeployed)
+          }
+          return Effect.void
+        })
+      // whatever happens (the store's scope closing included), no caller is left waiting
+      return Effect.ensuring(run, Effect.sync(() => {
+        for (const item of items) Deferred.doneUnsafe(item.deferred, Effect.interrupt)
+      }))
+    }
+
+    /** Writes waiting batches until none is left; one of at most `maxInsertsInFlight` such fibers. */
+    const insertWriter: Effect.Effect<void> = Effect.suspend(() => {
+      let counted = true
+      const loop: Effect.Effect<void> = Effect.suspend(() => {
+        const next = waitingInserts.entries().next()
+        if (next.done === true) {
+          counted = false
+          insertsInFlight--
+          return Effect.void
+        }
+        const [definitionName, batch] = next.value
+        waitingInserts.delete(definitionName)
+        return Effect.andThen(insertBatch(definitionName, batch), loop)
+      })
+      return Effect.ensuring(loop, Effect.sync(() => {
+        if (!counted) return
+        insertsInFlight--
+        if (insertsInFlight === 0) {
+          // interrupted (the store is closing): fail whatever still waits
+          for (const batch of waitingInserts.values()) {
+            for (const item of batch.items) Deferred.doneUnsafe(item.deferred, Effect.interrupt)
+          }
+          waitingInserts.clear()
+        }
+      }))
+    })
+
+    const enqueueCoalesced = (
+      definitionName: string,
+      job: JobStore.NewJob,
+      notDeployed: NotDeployed,
+      committed: Committed
+    ) =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        const deferred = Deferred.makeUnsafe<Inserted, JobDefinitionNotDeployed | StorageError>()
+        const batch = waitingInserts.get(definitionName)
+        if (batch === undefined) waitingInserts.set(definitionName, { notDeployed, items: [{ job, deferred }] })
+        else batch.items.push({ job, deferred })
+        if (insertsInFlight >= maxInsertsInFlight) return Effect.succeed(deferred)
+        insertsInFlight++
+        return Effect.as(Effect.forkIn(insertWriter, scope), deferred)
+      })).pipe(
+        Effect.flatMap(Deferred.await),
+        Effect.flatMap((inserted) => committed(inserted.ids, inserted.channel))
+      )
+
     const enqueue = (
       definitionName: string,
       jobs: ReadonlyArray<JobStore.NewJob>,
@@ -214,36 +357,20 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         Effect.as(pg.afterCommit(Effect.andThen(wake(channel), onCommit(ids, channel))), ids)
       if (jobs.length === 1) {
         const job = jobs[0]!
-        if (local !== undefined && job.delaySecs === 0 && job.jobGroup === undefined) {
-          return Effect.flatMap(Effect.serviceOption(pg.transactionService), (tx) =>
-            tx._tag === "None"
-              ? enqueueClaimed(definitionName, job, onCommit, local, notDeployed, committed)
-              : enqueueSingle(definitionName, job, notDeployed, committed))
-        }
-        return enqueueSingle(definitionName, job, notDeployed, committed)
-      }
-      const plain = jobs.every((j) =>
-        j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
-      )
-      const insert = plain
-        ? sql.unsafe<Row>(s.enqueuePayloads, [definitionName, jobs.map((j) => JSON.stringify(j.payload))])
-        : sql.unsafe<Row>(s.enqueueMany, [
-          definitionName,
-          jobs.map((j) => JSON.stringify(j.payload)),
-          jobs.map((j) => String(j.delaySecs)),
-          jobs.map((j) => j.jobGroup ?? ""),
-          jobs.map((j) => j.traceId ?? ""),
-          jobs.map((j) => j.spanId ?? "")
-        ])
-      return insert.pipe(
-        Effect.catchTag("SqlError", storageError("enqueue")),
-        Effect.flatMap((rows) => {
-          // ids come from an identity column in insertion order, sorted (numerically) by the statement
-          const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
-          return ids === null || ids === undefined || ids.length === 0
-            ? Effect.fail(notDeployed())
-            : committed(ids, rows[0]!.channel as string)
+        return Effect.flatMap(Effect.serviceOption(pg.transactionService), (tx) => {
+          // in the caller's transaction: its own statement on the transaction's connection
+          if (tx._tag === "Some") return enqueueSingle(definitionName, job, notDeployed, committed)
+          const coalesced = enqueueCoalesced(definitionName, job, notDeployed, committed)
+          return local !== undefined && job.delaySecs === 0 && job.jobGroup === undefined
+            ? enqueueClaimed(definitionName, job, onCommit, local, notDeployed, committed, coalesced)
+            : coalesced
         })
+      }
+      return insertMany(definitionName, jobs).pipe(
+        Effect.catchTag("SqlError", storageError("enqueue")),
+        Effect.flatMap((inserted) =>
+          inserted === undefined ? Effect.fail(notDeployed()) : committed(inserted.ids, inserted.channel)
+        )
       )
     }
 
