@@ -118,27 +118,30 @@ SELECT d.name, d.channel, $2::jsonb, d.num_attempts, d.timeout_secs, $4, $5,
 FROM ${definition} d WHERE d.name = $1
 RETURNING ${claimedColumns("j")}, j.worker_id`,
 
-    /** Many jobs with options: payloads, delays, groups and trace ids as parallel arrays. One row back. */
+    /**
+     * Many jobs with options: the payloads as one JSON array, delays, groups and trace ids as parallel arrays.
+     * One row back.
+     */
     enqueueMany: `
 WITH ins AS (
   INSERT INTO ${job} (name, channel, job_group, payload, run_at, max_attempts, timeout_secs, trace_id, span_id)
-  SELECT d.name, d.channel, NULLIF(i.job_group, ''), i.payload::jsonb, now() + make_interval(secs => i.delay),
+  SELECT d.name, d.channel, NULLIF(i.job_group, ''), i.payload, now() + make_interval(secs => i.delay),
     d.num_attempts, d.timeout_secs, NULLIF(i.trace_id, ''), NULLIF(i.span_id, '')
   FROM ${definition} d,
-    unnest($2::text[], $3::text[]::float8[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
-      AS i(payload, delay, job_group, trace_id, span_id, ord)
+    ROWS FROM (jsonb_array_elements($2::jsonb), unnest($3::text[]::float8[], $4::text[], $5::text[], $6::text[]))
+      WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, ord)
   WHERE d.name = $1
   ORDER BY i.ord
   RETURNING id, channel
 )
 SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel FROM ins`,
 
-    /** Many jobs that are payloads only (no delay, group or trace): the common bulk case, leaner. */
+    /** Many jobs that are payloads only (no delay, group or trace), as one JSON array: the common bulk case. */
     enqueuePayloads: `
 WITH ins AS (
   INSERT INTO ${job} (name, channel, payload, max_attempts, timeout_secs)
-  SELECT d.name, d.channel, i.payload::jsonb, d.num_attempts, d.timeout_secs
-  FROM ${definition} d, unnest($2::text[]) WITH ORDINALITY AS i(payload, ord)
+  SELECT d.name, d.channel, i.payload, d.num_attempts, d.timeout_secs
+  FROM ${definition} d, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS i(payload, ord)
   WHERE d.name = $1
   ORDER BY i.ord
   RETURNING id, channel

@@ -204,10 +204,10 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
       )
       const insert = plain
-        ? sql.unsafe<Row>(s.enqueuePayloads, [definitionName, jobs.map((j) => JSON.stringify(j.payload))])
+        ? sql.unsafe<Row>(s.enqueuePayloads, [definitionName, JSON.stringify(jobs.map((j) => j.payload))])
         : sql.unsafe<Row>(s.enqueueMany, [
           definitionName,
-          jobs.map((j) => JSON.stringify(j.payload)),
+          JSON.stringify(jobs.map((j) => j.payload)),
           jobs.map((j) => String(j.delaySecs)),
           jobs.map((j) => j.jobGroup ?? ""),
           jobs.map((j) => j.traceId ?? ""),
