@@ -285,7 +285,24 @@ const insertItems = <A>(
             `contains a NUL character (\\u0000), which PostgreSQL cannot store in jsonb`
         })
       }
-      jobs.push({ payload, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
+      let payloadJson: string | undefined
+      try {
+        payloadJson = JSON.stringify(payload)
+      } catch (error) {
+        return yield* new InvalidPayload({
+          definitionName: definition.name,
+          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ` +
+            `it cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`
+        })
+      }
+      if (payloadJson === undefined) {
+        return yield* new InvalidPayload({
+          definitionName: definition.name,
+          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ` +
+            `it encodes to no JSON value (undefined or a function)`
+        })
+      }
+      jobs.push({ payload, payloadJson, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
     }
     return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
       Effect.sync(() => {

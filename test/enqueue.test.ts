@@ -1,5 +1,5 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Option, Schema, Stream } from "effect"
+import { Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Cuckmq, JobDefinition } from "../src/index.js"
 import { PgWithSchema, uniqueSchema } from "./support/pg.js"
@@ -245,6 +245,41 @@ describe("deploy and enqueue", () => {
         assert.isBelow(new Set(rows.map((r) => r.created_at.getTime())).size, 100)
         // with some: a batch that holds one is written row by row, and only the rejected calls fail
         yield* check(calls)
+      }))
+
+    it.effect("a payload that cannot be written as JSON fails only its own call, among concurrent ones", () =>
+      Effect.gen(function*() {
+        const Loose = JobDefinition.make({ name: "sms", payload: Schema.Any, handler: () => Effect.void })
+        const circular: Record<string, unknown> = {}
+        circular.self = circular
+        const payloads: Array<unknown> = Array.from({ length: 60 }, (_, i) =>
+          i === 17 ? { n: 10n } : i === 41 ? circular : i === 50 ? undefined : { n: i }
+        )
+        const results = yield* Effect.forEach(payloads, (p) => Effect.exit(Loose.enqueue(p)), { concurrency: "unbounded" })
+        results.forEach((exit, i) => {
+          if (i === 17 || i === 41 || i === 50) {
+            const error = Exit.isFailure(exit) ? Option.getOrThrow(Exit.findErrorOption(exit)) : undefined
+            assert.strictEqual(error?._tag, "InvalidPayload", `call ${i}`)
+            assert.include(error?.message, i === 50 ? "encodes to no JSON value" : "cannot be written as JSON")
+          } else {
+            assert.isTrue(Exit.isSuccess(exit), `call ${i}`)
+          }
+        })
+      }))
+
+    it.effect("once the store's layer is closed, enqueue fails with a StorageError rather than waiting", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(Cuckmq.layer({ schema, definitions: [Sms] }), scope)
+        const enqueue = (n: number) => Sms.enqueue({ n }).pipe(Effect.provideContext(context))
+        const ids = yield* Effect.forEach([1, 2, 3], enqueue, { concurrency: "unbounded" })
+        assert.strictEqual(ids.length, 3)
+        yield* Scope.close(scope, Exit.void)
+        const errors = yield* Effect.forEach([4, 5, 6], (n) => Effect.flip(enqueue(n)), { concurrency: "unbounded" })
+        for (const error of errors) {
+          assert.strictEqual(error._tag, "StorageError")
+          assert.include(error.message, "closed")
+        }
       }))
 
     it.effect("bad input is a typed error with a readable message and writes nothing", () =>

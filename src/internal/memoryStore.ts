@@ -177,7 +177,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
               name: definitionName,
               channel: definition.record.channel,
               jobGroup: j.jobGroup,
-              payload: json(j.payload),
+              payload: JSON.parse(j.payloadJson),
               runAt: now + j.delaySecs * 1000,
               attempts: 0,
               maxAttempts: definition.record.numAttempts,

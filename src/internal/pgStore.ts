@@ -9,7 +9,7 @@
  * the next. Workers in the same process are woken directly, and ignore the echo of their own NOTIFY.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Deferred, Effect, Exit, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { JobDefinitionNotDeployed, StorageError } from "../CuckmqError.js"
@@ -170,7 +170,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         if (reservation === undefined) return otherwise
         return sql.unsafe<Row>(s.enqueueClaimed, [
           definitionName,
-          JSON.stringify(job.payload),
+          job.payloadJson,
           reservation.workerId,
           job.traceId ?? null,
           job.spanId ?? null,
@@ -199,35 +199,37 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       })
 
     /** Many jobs of one definition in one statement: their ids in order and the channel, or none if undeployed. */
-    const insertMany = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) => {
-      const plain = jobs.every((j) =>
-        j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
-      )
-      const insert = plain
-        ? sql.unsafe<Row>(s.enqueuePayloads, [definitionName, JSON.stringify(jobs.map((j) => j.payload))])
-        : sql.unsafe<Row>(s.enqueueMany, [
-          definitionName,
-          JSON.stringify(jobs.map((j) => j.payload)),
-          jobs.map((j) => String(j.delaySecs)),
-          jobs.map((j) => j.jobGroup ?? ""),
-          jobs.map((j) => j.traceId ?? ""),
-          jobs.map((j) => j.spanId ?? "")
-        ])
-      return Effect.map(insert, (rows): Inserted | undefined => {
-        // ids come from an identity column in insertion order, sorted (numerically) by the statement
-        const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
-        return ids === null || ids === undefined || ids.length === 0
-          ? undefined
-          : { ids, channel: rows[0]!.channel as string }
+    const insertMany = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) =>
+      Effect.suspend(() => {
+        const payloads = `[${jobs.map((j) => j.payloadJson).join(",")}]`
+        const plain = jobs.every((j) =>
+          j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
+        )
+        const insert = plain
+          ? sql.unsafe<Row>(s.enqueuePayloads, [definitionName, payloads])
+          : sql.unsafe<Row>(s.enqueueMany, [
+            definitionName,
+            payloads,
+            jobs.map((j) => String(j.delaySecs)),
+            jobs.map((j) => j.jobGroup ?? ""),
+            jobs.map((j) => j.traceId ?? ""),
+            jobs.map((j) => j.spanId ?? "")
+          ])
+        return Effect.map(insert, (rows): Inserted | undefined => {
+          // ids come from an identity column in insertion order, sorted (numerically) by the statement
+          const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
+          return ids === null || ids === undefined || ids.length === 0
+            ? undefined
+            : { ids, channel: rows[0]!.channel as string }
+        })
       })
-    }
 
     const insertOne = (definitionName: string, job: JobStore.NewJob) =>
       Effect.map(
         sql.unsafe<Row>(s.enqueueOne, [
           definitionName,
           job.jobGroup ?? null,
-          JSON.stringify(job.payload),
+          job.payloadJson,
           job.delaySecs,
           job.traceId ?? null,
           job.spanId ?? null
@@ -238,106 +240,158 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
 
     // ---- coalesced single enqueues ---------------------------------------------------------------------
     // Single enqueues outside a transaction from concurrent callers are written together: while up to
-    // `maxInsertsInFlight` inserts run, later calls wait and go as one multi-row INSERT per definition, so
-    // 20 concurrent callers cost a handful of commits instead of 20. A caller's call returns once its row is
-    // committed, as before. A lone call goes at once (nothing waits for a batch to fill). A batch that fails
-    // as a whole (one row the database rejects) is retried row by row, so only the bad row's caller fails.
+    // `maxInsertsInFlight` inserts run, later calls wait and go as one multi-row INSERT per definition (at
+    // most `maxBatchJobs` jobs or `maxBatchChars` of JSON each), so 20 concurrent callers cost a handful of
+    // commits instead of 20. A call returns once its row is committed, as before; a lone call goes at once.
+    // The writer fibers belong to the store (its scope and context), run the wake-up and the caller's
+    // `onCommit` themselves (so an interrupted caller's committed job is still announced), and answer every
+    // caller whatever happens. A batch that the database refuses because of its data (SQLSTATE class 22 or
+    // 23) is split in halves until the offending rows are alone, so only their callers fail; any other
+    // failure (a lost connection, where the batch may or may not have committed) fails the whole batch and
+    // is never retried, so no job is written twice.
     interface PendingInsert {
       readonly job: JobStore.NewJob
-      readonly deferred: Deferred.Deferred<Inserted, JobDefinitionNotDeployed | StorageError>
+      readonly onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
+      readonly deferred: Deferred.Deferred<string, JobDefinitionNotDeployed | StorageError>
     }
     interface PendingBatch {
       readonly notDeployed: NotDeployed
       readonly items: Array<PendingInsert>
     }
     const maxInsertsInFlight = 2
+    const maxBatchJobs = 1000
+    const maxBatchChars = 4 * 1024 * 1024
     const waitingInserts = new Map<string, PendingBatch>()
     let insertsInFlight = 0
+    let storeClosed = false
+    const storeContext = yield* Effect.context<never>()
 
-    const settleInsert = (
-      item: PendingInsert,
-      exit: Exit.Exit<Inserted | undefined, SqlError.SqlError>,
+    const closedError = (written: "not" | "maybe") =>
+      new StorageError({
+        operation: "enqueue",
+        message: written === "not"
+          ? "enqueue failed: the cuckmq store is closed (its layer's scope was closed); the job was not written"
+          : "enqueue failed: the cuckmq store closed while the job was being written; it may or may not have been enqueued",
+        cause: undefined
+      })
+
+    /** Data the database refused (a bad value, a violated constraint): another split of the batch may pass. */
+    const isDataError = (error: SqlError.SqlError): boolean => {
+      const reason = error.reason as { readonly _tag: string; readonly cause?: unknown }
+      if (reason._tag === "ConstraintError" || reason._tag === "UniqueViolation") return true
+      const code = (reason.cause as { readonly code?: unknown } | undefined)?.code
+      return typeof code === "string" && (code.startsWith("22") || code.startsWith("23"))
+    }
+
+    /** Writes `items` (one definition); answers each caller. Never fails. */
+    const writeItems = (
+      definitionName: string,
+      items: ReadonlyArray<PendingInsert>,
       notDeployed: NotDeployed
-    ) =>
-      Deferred.doneUnsafe(
-        item.deferred,
-        exit._tag === "Success"
-          ? exit.value === undefined ? Effect.fail(notDeployed()) : Effect.succeed(exit.value)
-          : Effect.catchTag(Effect.failCause(exit.cause), "SqlError", storageError("enqueue"))
+    ): Effect.Effect<void> =>
+      Effect.flatMap(
+        Effect.exit(items.length === 1 ? insertOne(definitionName, items[0]!.job) : insertMany(definitionName, items.map((i) => i.job))),
+        (exit): Effect.Effect<void> => {
+          if (exit._tag === "Success") {
+            if (exit.value === undefined) {
+              for (const item of items) Deferred.doneUnsafe(item.deferred, Effect.fail(notDeployed()))
+              return Effect.void
+            }
+            const { channel, ids } = exit.value
+            return Effect.andThen(
+              wake(channel),
+              Effect.forEach(items, (item, i) =>
+                Effect.andThen(
+                  item.onCommit([ids[i]!], channel),
+                  Effect.sync(() => Deferred.doneUnsafe(item.deferred, Effect.succeed(ids[i]!)))
+                ), { discard: true })
+            )
+          }
+          const error = Cause.findErrorOption(exit.cause)
+          if (items.length > 1 && Option.isSome(error) && isDataError(error.value)) {
+            const half = Math.ceil(items.length / 2)
+            return Effect.andThen(
+              writeItems(definitionName, items.slice(0, half), notDeployed),
+              writeItems(definitionName, items.slice(half), notDeployed)
+            )
+          }
+          const failure = Option.isSome(error)
+            ? Effect.fail(new StorageError({ operation: "enqueue", message: `enqueue failed: ${error.value.message}`, cause: error.value }))
+            : Effect.failCause(exit.cause as Cause.Cause<never>)
+          for (const item of items) Deferred.doneUnsafe(item.deferred, failure)
+          return Effect.void
+        }
       )
 
-    const insertBatch = (definitionName: string, batch: PendingBatch): Effect.Effect<void> => {
-      const items = batch.items
-      const run = items.length === 1
-        ? Effect.map(Effect.exit(insertOne(definitionName, items[0]!.job)), (exit) => {
-          settleInsert(items[0]!, exit, batch.notDeployed)
-        })
-        : Effect.flatMap(Effect.exit(insertMany(definitionName, items.map((item) => item.job))), (exit) => {
-          if (exit._tag === "Failure" && !Cause.hasInterruptsOnly(exit.cause)) {
-            // one row may be at fault: write them one by one so that only its caller fails
-            return Effect.forEach(items, (item) =>
-              Effect.map(Effect.exit(insertOne(definitionName, item.job)), (one) => {
-                settleInsert(item, one, batch.notDeployed)
-              }), { discard: true })
-          }
-          if (exit._tag === "Success" && exit.value !== undefined) {
-            const { channel, ids } = exit.value
-            items.forEach((item, i) => Deferred.doneUnsafe(item.deferred, Effect.succeed({ ids: [ids[i]!], channel })))
-          } else {
-            for (const item of items) settleInsert(item, exit, batch.notDeployed)
-          }
-          return Effect.void
-        })
-      // whatever happens (the store's scope closing included), no caller is left waiting
-      return Effect.ensuring(run, Effect.sync(() => {
-        for (const item of items) Deferred.doneUnsafe(item.deferred, Effect.interrupt)
-      }))
+    /** Takes the next statement's worth of waiting jobs (one definition), or undefined when none wait. */
+    const takeBatch = (): readonly [string, NotDeployed, Array<PendingInsert>] | undefined => {
+      const next = waitingInserts.entries().next()
+      if (next.done === true) return undefined
+      const [definitionName, batch] = next.value
+      let chars = 0
+      let n = 0
+      while (n < batch.items.length && n < maxBatchJobs && (n === 0 || chars < maxBatchChars)) {
+        chars += batch.items[n]!.job.payloadJson.length
+        n++
+      }
+      const items = batch.items.splice(0, n)
+      if (batch.items.length === 0) waitingInserts.delete(definitionName)
+      return [definitionName, batch.notDeployed, items]
     }
 
     /** Writes waiting batches until none is left; one of at most `maxInsertsInFlight` such fibers. */
     const insertWriter: Effect.Effect<void> = Effect.suspend(() => {
       let counted = true
+      let current: ReadonlyArray<PendingInsert> = []
       const loop: Effect.Effect<void> = Effect.suspend(() => {
-        const next = waitingInserts.entries().next()
-        if (next.done === true) {
+        const taken = takeBatch()
+        if (taken === undefined) {
           counted = false
           insertsInFlight--
           return Effect.void
         }
-        const [definitionName, batch] = next.value
-        waitingInserts.delete(definitionName)
-        return Effect.andThen(insertBatch(definitionName, batch), loop)
+        current = taken[2]
+        return Effect.andThen(writeItems(taken[0], current, taken[1]), loop)
       })
       return Effect.ensuring(loop, Effect.sync(() => {
-        if (!counted) return
-        insertsInFlight--
-        if (insertsInFlight === 0) {
-          // interrupted (the store is closing): fail whatever still waits
-          for (const batch of waitingInserts.values()) {
-            for (const item of batch.items) Deferred.doneUnsafe(item.deferred, Effect.interrupt)
-          }
-          waitingInserts.clear()
-        }
+        // interrupted (the store is closing): the batch in flight may or may not have been written
+        const failure = Effect.fail(closedError("maybe"))
+        for (const item of current) Deferred.doneUnsafe(item.deferred, failure)
+        if (counted) insertsInFlight--
       }))
     })
+
+    // the store's scope closes after its writer fibers are interrupted: answer whoever still waits
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        storeClosed = true
+        const failure = Effect.fail(closedError("not"))
+        for (const batch of waitingInserts.values()) {
+          for (const item of batch.items) Deferred.doneUnsafe(item.deferred, failure)
+        }
+        waitingInserts.clear()
+      })
+    )
 
     const enqueueCoalesced = (
       definitionName: string,
       job: JobStore.NewJob,
-      notDeployed: NotDeployed,
-      committed: Committed
-    ) =>
+      onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>,
+      notDeployed: NotDeployed
+    ): Effect.Effect<ReadonlyArray<string>, JobDefinitionNotDeployed | StorageError> =>
       Effect.uninterruptible(Effect.suspend(() => {
-        const deferred = Deferred.makeUnsafe<Inserted, JobDefinitionNotDeployed | StorageError>()
+        if (storeClosed) return Effect.fail(closedError("not"))
+        const deferred = Deferred.makeUnsafe<string, JobDefinitionNotDeployed | StorageError>()
+        const item: PendingInsert = { job, onCommit, deferred }
         const batch = waitingInserts.get(definitionName)
-        if (batch === undefined) waitingInserts.set(definitionName, { notDeployed, items: [{ job, deferred }] })
-        else batch.items.push({ job, deferred })
+        if (batch === undefined) waitingInserts.set(definitionName, { notDeployed, items: [item] })
+        else batch.items.push(item)
         if (insertsInFlight >= maxInsertsInFlight) return Effect.succeed(deferred)
         insertsInFlight++
-        return Effect.as(Effect.forkIn(insertWriter, scope), deferred)
+        return Effect.as(Effect.forkIn(Effect.provideContext(insertWriter, storeContext), scope), deferred)
       })).pipe(
         Effect.flatMap(Deferred.await),
-        Effect.flatMap((inserted) => committed(inserted.ids, inserted.channel))
+        Effect.map((id) => [id])
       )
 
     const enqueue = (
@@ -360,7 +414,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         return Effect.flatMap(Effect.serviceOption(pg.transactionService), (tx) => {
           // in the caller's transaction: its own statement on the transaction's connection
           if (tx._tag === "Some") return enqueueSingle(definitionName, job, notDeployed, committed)
-          const coalesced = enqueueCoalesced(definitionName, job, notDeployed, committed)
+          const coalesced = enqueueCoalesced(definitionName, job, onCommit, notDeployed)
           return local !== undefined && job.delaySecs === 0 && job.jobGroup === undefined
             ? enqueueClaimed(definitionName, job, onCommit, local, notDeployed, committed, coalesced)
             : coalesced
