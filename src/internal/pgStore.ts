@@ -316,7 +316,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
             )
           }
           const failure = Option.isSome(error)
-            ? Effect.fail(new StorageError({ operation: "enqueue", message: `enqueue failed: ${error.value.message}`, cause: error.value }))
+            ? storageError("enqueue")(error.value)
             : Effect.failCause(exit.cause as Cause.Cause<never>)
           for (const item of items) Deferred.doneUnsafe(item.deferred, failure)
           return Effect.void
@@ -355,6 +355,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       })
       return Effect.ensuring(loop, Effect.sync(() => {
         // interrupted (the store is closing): the batch in flight may or may not have been written
+        // (after a normal exit every caller of `current` is answered already, and this changes nothing)
         const failure = Effect.fail(closedError("maybe"))
         for (const item of current) Deferred.doneUnsafe(item.deferred, failure)
         if (counted) insertsInFlight--
