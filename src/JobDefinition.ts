@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Effect, type Exit, Schema } from "effect"
+import { Cause, Clock, Effect, type Exit, Result, Schema } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import {
   type EnqueueError,
@@ -267,42 +267,18 @@ const insertItems = <A>(
           message: `jobGroup must be a non-empty string when given${where}`
         })
       }
+      const invalidPayload = (detail: string | undefined) =>
+        new InvalidPayload({
+          definitionName: definition.name,
+          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ${detail}`
+        })
       const encoded = encode(item.payload)
       if (encoded._tag === "Failure") {
-        return yield* new InvalidPayload({
-          definitionName: definition.name,
-          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ${
-            (Cause.squash(encoded.cause) as { message?: string }).message
-          }`
-        })
+        return yield* invalidPayload((Cause.squash(encoded.cause) as { message?: string }).message)
       }
-      const payload = encoded.value
-      const nul = internal.findNul(payload)
-      if (nul !== undefined) {
-        return yield* new InvalidPayload({
-          definitionName: definition.name,
-          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ${nul} ` +
-            `contains a NUL character (\\u0000), which PostgreSQL cannot store in jsonb`
-        })
-      }
-      let payloadJson: string | undefined
-      try {
-        payloadJson = JSON.stringify(payload)
-      } catch (error) {
-        return yield* new InvalidPayload({
-          definitionName: definition.name,
-          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ` +
-            `it cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`
-        })
-      }
-      if (payloadJson === undefined) {
-        return yield* new InvalidPayload({
-          definitionName: definition.name,
-          message: `Invalid payload for job definition ${JSON.stringify(definition.name)}${where}: ` +
-            `it encodes to no JSON value (undefined or a function)`
-        })
-      }
-      jobs.push({ payload, payloadJson, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
+      const json = internal.payloadJson(encoded.value)
+      if (Result.isFailure(json)) return yield* invalidPayload(json.failure)
+      jobs.push({ payloadJson: json.success, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
     }
     return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
       Effect.sync(() => {

@@ -42,9 +42,7 @@ export interface DefinitionRecord {
  * @since 0.1.0
  */
 export interface NewJob {
-  /** The payload as encoded by the definition's Schema. */
-  readonly payload: unknown
-  /** The same payload as JSON text, serialised once at enqueue. */
+  /** The payload as encoded by the definition's Schema, as JSON text (serialised once, at enqueue). */
   readonly payloadJson: string
   readonly delaySecs: number
   readonly jobGroup: string | undefined

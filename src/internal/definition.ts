@@ -100,11 +100,27 @@ export const advance: JobStore.Advance = (repeat, due, now) => {
 }
 
 /**
- * The path of the first string (value or key) in an encoded payload that holds a NUL character, which
- * PostgreSQL's `jsonb` cannot store; undefined when there is none. A payload that came out of a Schema
- * encoding is a tree of plain values, so the walk is cheap next to the JSON encoding it precedes.
+ * An encoded payload as the JSON text the stores keep, or why it cannot be kept: a value that is not JSON
+ * (a `bigint`, a cycle, `undefined`), or a NUL character, which PostgreSQL's `jsonb` cannot store.
  */
-export const findNul = (value: unknown, path = "", depth = 0): string | undefined => {
+export const payloadJson = (payload: unknown): Result.Result<string, string> => {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(payload)
+  } catch (error) {
+    return Result.fail(`it cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`)
+  }
+  if (json === undefined) return Result.fail("it encodes to no JSON value (undefined or a function)")
+  // JSON escapes NUL as \u0000: only then is the payload walked, to name the place (and to tell a real NUL
+  // from a string that merely spells a backslash and "u0000")
+  const nul = json.includes("\\u0000") ? findNul(payload) : undefined
+  return nul === undefined
+    ? Result.succeed(json)
+    : Result.fail(`${nul} contains a NUL character (\\u0000), which PostgreSQL cannot store in jsonb`)
+}
+
+/** The place of the first string (value or key) in `value` that holds a NUL character, if any. */
+const findNul = (value: unknown, path = "", depth = 0): string | undefined => {
   if (typeof value === "string") {
     return value.includes("\u0000") ? (path === "" ? "the payload" : `the value at ${path}`) : undefined
   }

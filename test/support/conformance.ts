@@ -24,7 +24,6 @@ const def = (name: string, extra: Partial<Store.DefinitionRecord> = {}): Store.D
 })
 
 const newJob = (payload: unknown, extra: Partial<Store.NewJob> = {}): Store.NewJob => ({
-  payload,
   payloadJson: JSON.stringify(payload),
   delaySecs: 0,
   jobGroup: undefined,
