@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { Cause, Context, Effect, Layer, Queue, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
@@ -29,9 +29,9 @@ import {
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as internal from "./internal/definition.js"
 import * as Metrics from "./internal/metrics.js"
-import * as PgStore from "./internal/pgStore.js"
+import * as PgStore from "./internal/pg/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
-import { JobStore, type LocalClaim, type LocalReservation } from "./JobStore.js"
+import { type DefinitionRecord, JobStore, type LocalClaim, type LocalReservation } from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
 
 /**
@@ -203,19 +203,14 @@ const resolveSettings = (options: Options<any>) =>
     return { schema, settings }
   })
 
-/** Builds the service on an already-available store. */
-const makeWith = Effect.fnUntraced(function*(
-  options: Options<ReadonlyArray<JobDefinition.Any>>,
-  schema: string,
-  settings: Settings
-) {
-  const store = yield* JobStore
-  const now = yield* Clock.currentTimeMillis
-  const services = yield* Effect.context<never>()
-
-  // ---- registry ----
+/**
+ * Validates the definitions (before anything is migrated or deployed) and builds the registry: each
+ * definition's decode-and-run, with the handler called inside `Effect.suspend`, so that a handler that
+ * throws instead of returning an Effect fails that attempt with a defect like any other.
+ */
+const makeRegistry = Effect.fnUntraced(function*(options: Options<ReadonlyArray<JobDefinition.Any>>) {
   const definitions = new Map<string, Registered>()
-  const records = []
+  const records: Array<DefinitionRecord> = []
   for (const definition of options.definitions ?? []) {
     if (definitions.has(definition.name)) {
       return yield* new InvalidJobDefinition({
@@ -223,26 +218,40 @@ const makeWith = Effect.fnUntraced(function*(
         message: `Job definition ${JSON.stringify(definition.name)} is registered twice`
       })
     }
-    records.push(yield* internal.validate(definition, now))
+    records.push(yield* internal.validate(definition))
     const decode = internal.internals(definition).decode
     definitions.set(definition.name, {
       definition,
-      run: (job, metadata) => {
-        const decoded = decode(job.payload)
-        return decoded._tag === "Success"
-          ? definition.handler(decoded.value, metadata) as Effect.Effect<void, unknown>
-          : Effect.fail(
-            new PayloadDecodeError({
-              definitionName: definition.name,
-              jobId: job.id,
-              message: `The stored payload of job ${job.id} (${definition.name}) does not decode: ${
-                (Cause.squash(decoded.cause) as { message?: string }).message
-              }`
-            })
-          )
-      }
+      run: (job, metadata) =>
+        Effect.suspend(() => {
+          const decoded = decode(job.payload)
+          return decoded._tag === "Success"
+            ? definition.handler(decoded.value, metadata) as Effect.Effect<void, unknown>
+            : Effect.fail(
+              new PayloadDecodeError({
+                definitionName: definition.name,
+                jobId: job.id,
+                message: `The stored payload of job ${job.id} (${definition.name}) does not decode: ${
+                  (Cause.squash(decoded.cause) as { message?: string }).message
+                }`
+              })
+            )
+        })
     })
   }
+  return { definitions, records }
+})
+
+/** Builds the service on an already-available store. */
+const makeWith = Effect.fnUntraced(function*(
+  options: Options<ReadonlyArray<JobDefinition.Any>>,
+  schema: string,
+  settings: Settings,
+  registry: Effect.Success<ReturnType<typeof makeRegistry>>
+) {
+  const store = yield* JobStore
+  const services = yield* Effect.context<never>()
+  const { definitions, records } = registry
 
   // ---- events ----
   // Fan-out to one sliding queue per subscriber: publishing never waits, and a subscriber that falls behind
@@ -318,7 +327,7 @@ const makeWith = Effect.fnUntraced(function*(
   })
 
   if (options.deploy ?? defaults.deploy) {
-    yield* store.deploy(records)
+    yield* store.deploy(records, internal.firstDue)
   }
   return service
 })
@@ -335,7 +344,8 @@ export const layerStore = <const Defs extends ReadonlyArray<JobDefinition.Any> =
     Cuckmq,
     Effect.gen(function*() {
       const { schema, settings } = yield* resolveSettings(options)
-      return yield* makeWith(options, schema, settings)
+      const registry = yield* makeRegistry(options)
+      return yield* makeWith(options, schema, settings, registry)
     })
   )
 
@@ -353,11 +363,13 @@ export const layer = <const Defs extends ReadonlyArray<JobDefinition.Any> = read
     Cuckmq,
     Effect.gen(function*() {
       const { schema, settings } = yield* resolveSettings(options)
+      // every input is checked before anything is written
+      const registry = yield* makeRegistry(options)
       if (options.migrate ?? defaults.migrate) {
         const pg = yield* PgClient.PgClient
         yield* Migrations.migrate(schema).pipe(Effect.provideService(SqlClient.SqlClient, pg))
       }
       const store = yield* PgStore.make({ schema, keepFinalized: settings.jobPostFinalizeDeleteSecs > 0 })
-      return yield* makeWith(options, schema, settings).pipe(Effect.provideService(JobStore, store))
+      return yield* makeWith(options, schema, settings, registry).pipe(Effect.provideService(JobStore, store))
     })
   )

@@ -85,13 +85,15 @@ export class PayloadDecodeError extends Schema.TaggedError<PayloadDecodeError>()
 
 /**
  * The database (or the storage backend) failed: connection lost, statement failed, migration failed.
- * `operation` says what cuckmq was doing; `cause` keeps the original error.
+ * `operation` says what cuckmq was doing; `message` carries what the database said (and its SQLSTATE, also
+ * in `sqlState` when the server sent one); `cause` keeps the original error.
  *
  * @since 0.1.0
  */
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
   operation: Schema.String,
   message: Schema.String,
+  sqlState: Schema.optional(Schema.String),
   cause: Schema.Defect()
 }) {}
 

@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Effect, type Exit, Result, Schema } from "effect"
+import { Cause, Effect, type Exit, Result, Schema } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import {
   type EnqueueError,
@@ -228,9 +228,8 @@ export const make = <
 const deploy = (definition: Any) =>
   Effect.gen(function*() {
     const cuckmq = yield* Cuckmq
-    const now = yield* Clock.currentTimeMillis
-    const record = yield* internal.validate(definition, now)
-    const [result] = yield* cuckmq.store.deploy([record])
+    const record = yield* internal.validate(definition)
+    const [result] = yield* cuckmq.store.deploy([record], internal.firstDue)
     cuckmq.publish(() => ({
       _tag: "JOB_DEFINITION_DEPLOY",
       timestamp: new Date(),
@@ -255,16 +254,21 @@ const insertItems = <A>(
       const item = items[i]!
       const where = items.length > 1 ? ` (job ${i})` : ""
       const delaySecs = item.delaySecs ?? 0
-      if (typeof delaySecs !== "number" || !Number.isFinite(delaySecs) || delaySecs < 0) {
+      if (typeof delaySecs !== "number" || !Number.isFinite(delaySecs) || delaySecs < 0 || delaySecs > internal.maxSecs) {
         return yield* new InvalidEnqueueOptions({
           definitionName: definition.name,
-          message: `delaySecs must be a finite number >= 0, got ${String(delaySecs)}${where}`
+          message: `delaySecs must be a finite number >= 0 and at most ${internal.maxSecs} (100 years), got ${
+            String(delaySecs)
+          }${where}`
         })
       }
-      if (item.jobGroup !== undefined && (typeof item.jobGroup !== "string" || item.jobGroup.length === 0)) {
+      const badGroup = item.jobGroup === undefined
+        ? undefined
+        : internal.checkName("jobGroup", item.jobGroup, internal.maxGroupLength)
+      if (badGroup !== undefined) {
         return yield* new InvalidEnqueueOptions({
           definitionName: definition.name,
-          message: `jobGroup must be a non-empty string when given${where}`
+          message: `${badGroup}, when given${where}`
         })
       }
       const invalidPayload = (detail: string | undefined) =>

@@ -1,11 +1,27 @@
 /**
  * The storage contract: every read and write cuckmq makes goes through this service, so the Worker,
- * Orchestrator and enqueue code never see SQL. Two backends implement it: PostgreSQL (`layerPostgres`,
- * the real one) and an in-memory store for users' unit tests (`@cuckmq/effect/testing`). One conformance
- * suite runs against both.
+ * Orchestrator and enqueue code never see SQL. Two backends implement it: PostgreSQL (the real one) and an
+ * in-memory store for users' unit tests (`@cuckmq/effect/testing`). One conformance suite, with concurrent
+ * cases, runs against both.
  *
- * Times: the PostgreSQL backend uses the database clock (`now()`) for every timestamp, so that workers on
- * machines with skewed clocks agree; the memory backend uses Effect's `Clock` (and so `TestClock`).
+ * The model every backend implements:
+ * - A job is waiting (`workerId` unset) or claimed by one worker. Every claim increments the job's `claims`
+ *   counter, which never decreases: `(id, claim)` is the fencing token of that claim, and every write a
+ *   worker makes about the job (start mark, settlement, release) applies only while the token is current.
+ * - An attempt is a handler start. `attempts` counts the starts the store has recorded: a worker records a
+ *   start lazily (with the job's settlement, or a `Started` mark for a job still running), and before the
+ *   handler runs for a job that has been taken back from a dead worker before (`crashes > 0`, see
+ *   `confirmStarts`). A job whose start was never recorded is never finalized as failed.
+ * - Job groups have a concurrency (1 by default: a mutex). A claimed job of a named group holds one of the
+ *   group's slots until it is settled, released, rescued, or held past the `jobGroupUnlockSecs` ceiling.
+ *   A waiting job of a group that was full when a claim met it is *held*: out of the claimable set until a
+ *   slot frees, when the group's oldest held jobs (per channel) become claimable again, behind the jobs
+ *   already waiting (round-robin across groups). So a group's backlog costs claims nothing.
+ * - Claim order is `sortAt` (the run time, or the time a held job became claimable again), then id.
+ *
+ * Times: the PostgreSQL backend uses the database clock at the statement (`statement_timestamp()`), so that
+ * workers on machines with skewed clocks agree and a long transaction does not shorten a delay; the memory
+ * backend uses Effect's `Clock` (and so `TestClock`).
  *
  * @since 0.1.0
  */
@@ -32,17 +48,24 @@ export interface DefinitionRecord {
   readonly numAttempts: number
   readonly timeoutSecs: number
   readonly repeat: Repeat | undefined
-  /** For a cron repeat: the first due time (the first match after now). */
-  readonly firstDue: Date | undefined
 }
 
 /**
- * One job to insert. `payload` is already encoded to JSON by the definition's Schema.
+ * The first due time of a repeat as seen at `now` (the store's clock): for a new definition (`fresh`) and
+ * for one whose repeat changed (the earlier of this and its current due time is kept, so two versions
+ * deploying in turn never schedule extra runs).
+ *
+ * @since 0.1.0
+ */
+export type FirstDue = (repeat: Repeat, now: Date) => { readonly fresh: Date; readonly changed: Date }
+
+/**
+ * One job to insert. `payloadJson` is the payload as encoded by the definition's Schema, serialised to JSON
+ * once, at enqueue (and already checked to be storable).
  *
  * @since 0.1.0
  */
 export interface NewJob {
-  /** The payload as encoded by the definition's Schema, as JSON text (serialised once, at enqueue). */
   readonly payloadJson: string
   readonly delaySecs: number
   readonly jobGroup: string | undefined
@@ -51,20 +74,26 @@ export interface NewJob {
 }
 
 /**
- * A job as a worker claimed it. `attempt` is the attempt being made (already counted).
+ * A job as a worker claimed it.
  *
  * @since 0.1.0
  */
 export interface ClaimedJob {
   readonly id: string
+  /** The fencing token of this claim (the job's claim counter). */
+  readonly claim: number
   readonly name: string
   readonly channel: string
   readonly jobGroup: string | undefined
   readonly payload: unknown
+  /** The attempt this run would be: recorded starts + 1. */
   readonly attempt: number
   readonly maxAttempts: number
   readonly timeoutSecs: number
+  /** How many times the job was taken back from a worker that died holding it. */
+  readonly crashes: number
   readonly runAt: Date
+  readonly sortAt: Date
   readonly createdAt: Date
   readonly scheduledFor: Date | undefined
   readonly traceId: string | undefined
@@ -72,21 +101,23 @@ export interface ClaimedJob {
 }
 
 /**
- * How a claimed job ended, reported by its worker:
+ * What a worker reports about a claimed job:
+ * - `Started`: the handler started (records the attempt; the job stays claimed).
  * - `Succeeded`: finalize as succeeded.
  * - `Retry`: the attempt failed and attempts remain: available again `timeoutSecs` from now.
  * - `Expired`: the last attempt failed: finalize as failed.
- * - `Released`: not run to an end (orphan, shutdown, lost lease): back to the queue, attempt refunded.
+ * - `Released`: not run to an end by no fault of the job (never started, an orphan, the worker stopping or
+ *   losing its lease): back to the queue in its place, a recorded start refunded.
  *
- * A settlement only applies while the job is still claimed by that worker for that attempt; otherwise
- * (the job was rescued and claimed elsewhere) it changes nothing.
+ * `Succeeded`, `Retry` and `Expired` record the start too if it was not recorded yet. A settlement applies
+ * only while `(id, claim)` is the job's current claim by that worker; otherwise it changes nothing.
  *
  * @since 0.1.0
  */
 export interface Settlement {
   readonly id: string
-  readonly attempt: number
-  readonly outcome: "Succeeded" | "Retry" | "Expired" | "Released"
+  readonly claim: number
+  readonly outcome: "Started" | "Succeeded" | "Retry" | "Expired" | "Released"
   /** The failure, as JSON, recorded on the job (`Retry`/`Expired`). */
   readonly error?: unknown
 }
@@ -102,12 +133,33 @@ export interface ClaimRequest {
   readonly channels: ReadonlyArray<string>
   /** Definition names this worker will not take (known orphans). */
   readonly excludeNames: ReadonlyArray<string>
-  /** At most this many jobs (the worker's free slots). */
+  /** At most this many jobs. */
   readonly limit: number
 }
 
 /**
- * A worker's registration row: identity plus a heartbeat lease.
+ * What a claim returned: the jobs, in claim order, and whether it held back jobs of full groups (so that
+ * the claim window was not all used: claiming again at once may find more).
+ *
+ * @since 0.1.0
+ */
+export interface ClaimResult {
+  readonly jobs: ReadonlyArray<ClaimedJob>
+  readonly held: number
+}
+
+/**
+ * A job whose start is to be confirmed before its handler runs.
+ *
+ * @since 0.1.0
+ */
+export interface StartToken {
+  readonly id: string
+  readonly claim: number
+}
+
+/**
+ * A worker's registration row: identity, the liveness session it belongs to, and a heartbeat lease.
  *
  * @since 0.1.0
  */
@@ -118,11 +170,28 @@ export interface WorkerRegistration {
   readonly pid: number
   readonly channels: ReadonlyArray<string>
   readonly leaseSecs: number
+  /** The key of the liveness session (see `Session`), or undefined to rely on the lease alone. */
+  readonly sessionKey: number | undefined
 }
 
 /**
- * A wake-up for workers: jobs may be available on `channel`, or (`Any`) on any channel: a group lock was
- * released, a repeating job was scheduled, or the listener reconnected and notifications may have been missed.
+ * A liveness session: held by the process for as long as its dedicated database session lives (PostgreSQL:
+ * a session-level advisory lock on the LISTEN connection). When the process dies its connections close,
+ * the lock is free, and a rescue declares its workers dead within `sessionGraceSecs`, long before their lease
+ * expires. `lost` completes once the session is gone for good (the worker must stop its jobs then: its
+ * registration is about to be declared dead); a brief reconnection that takes the same key again in time
+ * does not complete it.
+ *
+ * @since 0.1.0
+ */
+export interface Session {
+  readonly key: number
+  readonly lost: Effect.Effect<void>
+}
+
+/**
+ * A wake-up for workers: jobs may be available on `channel`, or (`Any`) on any channel: a group slot freed,
+ * a repeating job was scheduled, or the listener reconnected and notifications may have been missed.
  *
  * @since 0.1.0
  */
@@ -142,7 +211,17 @@ export interface ScheduledJob {
 }
 
 /**
- * A job the orchestrator took back from a dead worker.
+ * A due repeating definition that this process does not know.
+ *
+ * @since 0.1.0
+ */
+export interface OrphanSchedule {
+  readonly definitionName: string
+  readonly dueAt: Date
+}
+
+/**
+ * A job taken back from a dead worker.
  *
  * @since 0.1.0
  */
@@ -150,11 +229,12 @@ export interface RescuedJob {
   readonly jobId: string
   readonly definitionName: string
   readonly workerId: string
+  /** Finalized as failed: its start was recorded and no attempt is left. */
   readonly finalized: boolean
 }
 
 /**
- * A group lock the orchestrator released.
+ * A group slot a rescue released: its holder's worker was dead, or it was held past the ceiling.
  *
  * @since 0.1.0
  */
@@ -162,6 +242,22 @@ export interface UnlockedGroup {
   readonly jobGroup: string
   readonly jobId: string
   readonly reason: "worker-dead" | "ceiling"
+}
+
+/**
+ * Options of a rescue.
+ *
+ * @since 0.1.0
+ */
+export interface RescueOptions {
+  /** A group slot held longer than this (seconds since the claim) is released. */
+  readonly jobGroupUnlockSecs: number
+  /** A worker whose liveness session has been gone this long (seconds) is dead. */
+  readonly sessionGraceSecs: number
+  /** At most this many jobs (and as many group slots) per rescue. */
+  readonly limit: number
+  /** Skip the rescue when one ran (anywhere) less than this many seconds ago; 0 never skips. */
+  readonly minIntervalSecs: number
 }
 
 /**
@@ -176,8 +272,15 @@ export interface JobInfo {
   readonly jobGroup: string | undefined
   readonly payload: unknown
   readonly state: "waiting" | "running" | "succeeded" | "failed"
+  /** Recorded handler starts. */
   readonly attempts: number
   readonly maxAttempts: number
+  /** How many times the job was claimed (its fencing token). */
+  readonly claims: number
+  /** How many times the job was taken back from a worker that died holding it. */
+  readonly crashes: number
+  /** Waiting only: held behind a full group. */
+  readonly held: boolean
   readonly runAt: Date | undefined
   readonly lastError: unknown
   readonly workerId: string | undefined
@@ -196,7 +299,12 @@ export interface JobInfo {
 export type Advance = (repeat: Repeat, due: Date, now: Date) => Date
 
 /**
- * A free slot of an idle worker in this process, reserved for a job about to be enqueued.
+ * A free slot of an idle worker in this process, reserved for a job about to be enqueued (the in-process
+ * fast path: the job is claimed for that worker in its own INSERT, and handed to it, one round trip from
+ * enqueue to handler instead of two).
+ *
+ * Exactly one of `deliver` and `cancel` is called, whatever happens to the enqueuing caller (the insert runs
+ * in a fiber of the store, not of the caller).
  *
  * @since 0.1.0
  */
@@ -206,14 +314,16 @@ export interface LocalReservation {
   readonly channels: ReadonlyArray<string>
   /** Hands the job, claimed at insert by `workerId`, to the worker. */
   readonly deliver: (job: ClaimedJob) => void
-  /** Gives the slot back (the job was not claimed at insert). */
-  readonly cancel: () => void
+  /**
+   * Gives the slot back: the job was not claimed at insert, or (`maybeClaimed`) the insert's outcome is
+   * unknown (a lost connection), so the worker must reconcile what it holds.
+   */
+  readonly cancel: (maybeClaimed: boolean) => void
 }
 
 /**
- * The in-process fast path: a single job enqueued outside a transaction (so committed by its own statement),
- * with no delay and no group, is claimed in its INSERT by an idle local worker of its channel, which starts
- * it at once: one round trip from enqueue to handler instead of two.
+ * The in-process fast path, as the store sees it: a reservation for a single job enqueued outside a
+ * transaction, with no delay and no group.
  *
  * @since 0.1.0
  */
@@ -230,11 +340,14 @@ export interface LocalClaim {
 export class JobStore extends Context.Service<JobStore, {
   /** Upserts definitions; `changed` is false where the stored row already matched. */
   readonly deploy: (
-    definitions: ReadonlyArray<DefinitionRecord>
+    definitions: ReadonlyArray<DefinitionRecord>,
+    firstDue: FirstDue
   ) => Effect.Effect<ReadonlyArray<{ readonly name: string; readonly changed: boolean }>, StorageError>
   /**
-   * Inserts jobs of one definition in one statement and returns their ids in input order. Joins the caller's
-   * transaction; `onCommit` runs once it commits (immediately outside a transaction, never on rollback).
+   * Inserts jobs of one definition and returns their ids in input order. Joins the caller's transaction;
+   * `onCommit` runs once it commits (outside a transaction: once the insert committed, even if the caller
+   * was interrupted meanwhile; never on rollback). Of several jobs of one group in one call, only the first
+   * (by run time) is claimable at once; the others are held behind it.
    */
   readonly enqueue: (
     definitionName: string,
@@ -244,19 +357,35 @@ export class JobStore extends Context.Service<JobStore, {
   ) => Effect.Effect<ReadonlyArray<string>, JobDefinitionNotDeployed | StorageError>
   /** Wake-ups for workers. The first subscription starts the backend's listener (one per store). */
   readonly wakeups: Effect.Effect<Stream.Stream<Wakeup>, never, Scope.Scope>
-  readonly registerWorker: (worker: WorkerRegistration) => Effect.Effect<void, StorageError>
-  /** Extends a worker's lease; `false` when its row is gone (it was declared dead). */
-  readonly heartbeat: (workerId: string, leaseSecs: number) => Effect.Effect<boolean, StorageError>
-  readonly deregisterWorker: (workerId: string) => Effect.Effect<void, StorageError>
-  /** Claims up to `limit` available jobs, at most one per named group, locking their groups. */
-  readonly claim: (request: ClaimRequest) => Effect.Effect<ReadonlyArray<ClaimedJob>, StorageError>
   /**
-   * Releases (attempt refunded) every job the database says `workerId` holds that is not in `owned`: jobs
-   * whose claim committed but whose result never reached the worker (a connection lost mid-claim).
-   * Returns how many were released.
+   * The current liveness session, waiting for one to be established; `undefined` when the backend has no
+   * sessions (workers then rely on their lease alone).
+   */
+  readonly session: Effect.Effect<Session | undefined>
+  readonly registerWorker: (worker: WorkerRegistration) => Effect.Effect<void, StorageError>
+  /** Extends a worker's lease; `false` when its row is gone or its lease already expired. */
+  readonly heartbeat: (workerId: string, leaseSecs: number) => Effect.Effect<boolean, StorageError>
+  /** Gives back everything the worker still holds (recorded starts stay spent) and deletes its row. */
+  readonly deregisterWorker: (workerId: string) => Effect.Effect<void, StorageError>
+  /**
+   * Claims up to `limit` available jobs in claim order, within group concurrency; jobs of full groups met on
+   * the way are held. A worker whose lease is not live claims nothing.
+   */
+  readonly claim: (request: ClaimRequest) => Effect.Effect<ClaimResult, StorageError>
+  /**
+   * Records the start of these jobs before their handlers run, and returns the ids whose claim was still
+   * current (only those may run).
+   */
+  readonly confirmStarts: (workerId: string, jobs: ReadonlyArray<StartToken>) => Effect.Effect<ReadonlyArray<string>, StorageError>
+  /**
+   * Releases every job the store says `workerId` holds that is not in `owned` (claims whose result never
+   * reached the worker, e.g. a connection lost mid-statement). Returns how many were released.
    */
   readonly releaseUnowned: (workerId: string, owned: ReadonlyArray<string>) => Effect.Effect<number, StorageError>
-  /** Applies a batch of settlements in one round trip and releases the group locks the jobs held. */
+  /**
+   * Applies a batch of settlements (at most one per job) in one round trip and frees the group slots of the
+   * jobs that leave their worker.
+   */
   readonly settle: (workerId: string, settlements: ReadonlyArray<Settlement>) => Effect.Effect<void, StorageError>
   /**
    * Enqueues due repeating jobs of known definitions (exactly once per due time, however many callers),
@@ -268,7 +397,7 @@ export class JobStore extends Context.Service<JobStore, {
     limit: number
   ) => Effect.Effect<{
     readonly scheduled: ReadonlyArray<ScheduledJob>
-    readonly orphans: ReadonlyArray<string>
+    readonly orphans: ReadonlyArray<OrphanSchedule>
     readonly nextDueInSecs: number | undefined
   }, StorageError>
   /** Deletes up to `limit` finalized jobs finalized more than `olderThanSecs` ago. */
@@ -276,13 +405,16 @@ export class JobStore extends Context.Service<JobStore, {
     olderThanSecs: number,
     limit: number
   ) => Effect.Effect<ReadonlyArray<{ readonly id: string; readonly name: string }>, StorageError>
-  /** Deletes up to `limit` unlocked job groups that no live job refers to. */
+  /** Deletes up to `limit` job groups with no slot taken that no live job refers to. */
   readonly deleteUnreferencedGroups: (limit: number) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /**
-   * Rescues the jobs and group locks of workers whose lease expired (deleting their rows), and releases
-   * group locks held longer than `jobGroupUnlockSecs`.
+   * Declares dead the workers whose lease expired or whose liveness session is gone, takes back their jobs
+   * (a job whose start was recorded has spent that attempt: it is retried after its `timeoutSecs` lease, or
+   * finalized as failed with no attempt left; a job whose start was not recorded is claimable again at once,
+   * in its place) and frees the group slots they held, and frees group slots held past the ceiling (the job
+   * itself stays with its live worker, which stops it). Safe from any number of processes at once.
    */
-  readonly rescue: (jobGroupUnlockSecs: number) => Effect.Effect<{
+  readonly rescue: (options: RescueOptions) => Effect.Effect<{
     readonly jobs: ReadonlyArray<RescuedJob>
     readonly groups: ReadonlyArray<UnlockedGroup>
   }, StorageError>

@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import { InvalidOptions, type StorageError } from "./CuckmqError.js"
 import * as Definition from "./internal/definition.js"
@@ -29,7 +29,10 @@ export interface Options {
    * definition is due, so a repeat shorter than this is still kept. Defaults to 5.
    */
   readonly jobSchedulePollSecs?: number | undefined
-  /** Seconds between rescues of dead workers' jobs and group locks. Defaults to 5. */
+  /**
+   * Seconds between rescues of dead workers' jobs and group slots (workers rescue too; across all processes
+   * at most one rescue runs per half interval). Defaults to 1.
+   */
   readonly rescueIntervalSecs?: number | undefined
   /** Seconds between retention passes (finalized jobs, unreferenced groups). Defaults to 60. */
   readonly cleanupIntervalSecs?: number | undefined
@@ -44,15 +47,18 @@ export interface Options {
  */
 export const defaults = {
   jobSchedulePollSecs: 5,
-  rescueIntervalSecs: 5,
+  rescueIntervalSecs: 1,
   cleanupIntervalSecs: 60,
   deleteBatchSize: 1000
 } as const
 
 const scheduleBatch = 100
 
-/** One scheduling pass; returns seconds until the next known definition is due (if any). */
-const schedule = (cuckmq: Cuckmq["Service"], known: ReadonlySet<string>) =>
+/**
+ * One scheduling pass; returns seconds until the next known definition is due (if any). A due definition
+ * this process does not know is reported once per due time (`seen` remembers), not on every pass.
+ */
+const schedule = (cuckmq: Cuckmq["Service"], known: ReadonlySet<string>, seen: Map<string, number>) =>
   Effect.gen(function*() {
     while (true) {
       const result = yield* cuckmq.store.scheduleDue(known, Definition.advance, scheduleBatch)
@@ -66,8 +72,14 @@ const schedule = (cuckmq: Cuckmq["Service"], known: ReadonlySet<string>) =>
           scheduledFor: job.scheduledFor
         }))
       }
-      for (const name of result.orphans) {
-        cuckmq.publish(() => ({ _tag: "ORCHESTRATOR_JOB_SCHEDULE_ORPHAN", timestamp, definitionName: name }))
+      for (const orphan of result.orphans) {
+        if (seen.get(orphan.definitionName) === orphan.dueAt.getTime()) continue
+        seen.set(orphan.definitionName, orphan.dueAt.getTime())
+        cuckmq.publish(() => ({
+          _tag: "ORCHESTRATOR_JOB_SCHEDULE_ORPHAN",
+          timestamp,
+          definitionName: orphan.definitionName
+        }))
       }
       if (result.scheduled.length < scheduleBatch) return result.nextDueInSecs
     }
@@ -96,27 +108,9 @@ const cleanup = (cuckmq: Cuckmq["Service"], batch: number): Effect.Effect<void, 
     }
   })
 
-/** Repeats `step` forever, `every` seconds apart (or what `step` returns, if sooner), logging failures. */
-const loop = <E>(
-  name: string,
-  everySecs: number,
-  step: Effect.Effect<number | undefined | void, E>
-): Effect.Effect<never> =>
-  Effect.gen(function*() {
-    while (true) {
-      const result = yield* Effect.result(step)
-      let wait = everySecs
-      if (result._tag === "Failure") {
-        yield* Effect.logWarning(`cuckmq: orchestrator ${name} failed; retrying`, result.failure)
-      } else if (typeof result.success === "number") {
-        wait = Math.min(everySecs, Math.max(0.01, result.success))
-      }
-      yield* Effect.sleep(Duration.seconds(wait))
-    }
-  }).pipe(Effect.annotateLogs({ cuckmq: "orchestrator", task: name }))
-
 /**
- * An orchestrator as a Layer: its loops run in the layer's scope until it closes.
+ * An orchestrator as a Layer: its loops run in the layer's scope until it closes. Each loop survives any
+ * failure or defect of a pass (logged), and carries on.
  *
  * @since 0.1.0
  */
@@ -144,7 +138,9 @@ export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions,
     const known = new Set(
       Array.from(cuckmq.definitions.values()).filter((r) => r.definition.repeat !== undefined).map((r) => r.definition.name)
     )
-    yield* Effect.forkScoped(loop("schedule", config.jobSchedulePollSecs, schedule(cuckmq, known)))
-    yield* Effect.forkScoped(loop("rescue", config.rescueIntervalSecs, Maintenance.rescue(cuckmq).pipe(Effect.asVoid)))
-    yield* Effect.forkScoped(loop("cleanup", config.cleanupIntervalSecs, cleanup(cuckmq, config.deleteBatchSize)))
+    const seen = new Map<string, number>()
+    const annotate = Effect.annotateLogs({ cuckmq: "orchestrator" })
+    yield* Effect.forkScoped(annotate(Maintenance.forever("schedule", config.jobSchedulePollSecs, schedule(cuckmq, known, seen))))
+    yield* Effect.forkScoped(annotate(Maintenance.rescueLoop(cuckmq, config.rescueIntervalSecs)))
+    yield* Effect.forkScoped(annotate(Maintenance.forever("cleanup", config.cleanupIntervalSecs, cleanup(cuckmq, config.deleteBatchSize))))
   }))

@@ -22,7 +22,7 @@
 import { Effect, Layer } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import { InvalidOptions } from "./CuckmqError.js"
-import * as internal from "./internal/worker.js"
+import * as internal from "./internal/worker/index.js"
 
 /**
  * Options of a worker.
@@ -83,7 +83,7 @@ const positive = (name: string, value: unknown, min: number, integer = false) =>
 /** Resolves and checks options against the context. */
 const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
   Effect.gen(function*() {
-    const config: internal.WorkerConfig = {
+    const config: internal.Config = {
       name: options.name ?? defaults.name,
       channels: options.channels ?? Array.from(new Set(Array.from(cuckmq.definitions.values(), (r) => r.definition.channel))),
       concurrency: options.concurrency ?? defaults.concurrency,

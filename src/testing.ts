@@ -34,7 +34,7 @@ import * as Cuckmq from "./Cuckmq.js"
 import { InvalidPayload } from "./CuckmqError.js"
 import * as internal from "./internal/definition.js"
 import * as Execute from "./internal/execute.js"
-import * as MemoryStore from "./internal/memoryStore.js"
+import * as MemoryStore from "./internal/memory/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
 import * as JobStore from "./JobStore.js"
 
@@ -124,19 +124,30 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
         const cuckmq = context!
         if (!registered) {
           yield* Effect.orDie(
-            memory.registerWorker({ id: workerId, name: "test", hostname: "test", pid: 0, channels: [], leaseSecs: 1e9 })
+            memory.registerWorker({
+              id: workerId,
+              name: "test",
+              hostname: "test",
+              pid: 0,
+              channels: [],
+              leaseSecs: 1e9,
+              sessionKey: undefined
+            })
           )
           registered = true
         }
         const channels = Array.from(new Set(Array.from(cuckmq.definitions.values(), (r) => r.definition.channel)))
         const result = { succeeded: 0, retried: 0, failed: 0 }
         while (true) {
-          const [job] = yield* Effect.orDie(memory.claim({ workerId, channels, excludeNames: [], limit: 1 }))
+          const { jobs: [job] } = yield* Effect.orDie(memory.claim({ workerId, channels, excludeNames: [], limit: 1 }))
           if (job === undefined) return result
           const started = yield* Clock.currentTimeMillis
           Execute.publishRun(cuckmq, job, workerId, started)
           const exit = yield* Effect.exit(
-            Cuckmq.withHandlerServices(cuckmq, Execute.handler(cuckmq, job, workerId, yield* Execute.isTraced))
+            Cuckmq.withHandlerServices(
+              cuckmq,
+              Execute.handler(cuckmq, job, workerId, yield* Execute.isTraced, undefined, started)
+            )
           )
           const ended = yield* Clock.currentTimeMillis
           const settlement = Execute.conclude(cuckmq, job, workerId, exit, started, ended, undefined)
@@ -186,7 +197,8 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
           const json = yield* Effect.mapError(Schema.encodeUnknownEffect(codec)(payload), invalid)
           const decoded = yield* Effect.mapError(Schema.decodeUnknownEffect(codec)(json), invalid)
           const now = new Date(yield* Clock.currentTimeMillis)
-          return yield* definition.handler(decoded as A, {
+          // suspended: a handler that throws instead of returning an Effect dies, as it would in a worker
+          return yield* Effect.suspend(() => definition.handler(decoded as A, {
             jobId: "0",
             definitionName: definition.name,
             attempt: 1,
@@ -198,7 +210,7 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
             scheduledFor: undefined,
             workerId,
             ...metadata
-          })
+          }))
         })
 
       const service = CuckmqTest.of({

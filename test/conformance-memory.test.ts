@@ -2,7 +2,7 @@
 import { describe, layer } from "@effect/vitest"
 import { Duration, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import * as MemoryStore from "../src/internal/memoryStore.js"
+import * as MemoryStore from "../src/internal/memory/store.js"
 import { JobStore } from "../src/JobStore.js"
 import { conformance } from "./support/conformance.js"
 

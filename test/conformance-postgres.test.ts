@@ -2,7 +2,7 @@
 import { describe, layer } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import * as PgStore from "../src/internal/pgStore.js"
+import * as PgStore from "../src/internal/pg/store.js"
 import { JobStore } from "../src/JobStore.js"
 import { Migrations } from "../src/index.js"
 import { conformance } from "./support/conformance.js"

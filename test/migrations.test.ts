@@ -16,14 +16,16 @@ describe("Migrations", () => {
         )
         const applied = results.filter((r) => r.length > 0)
         assert.strictEqual(applied.length, 1)
-        assert.deepStrictEqual(applied[0]!.map(([id, name]) => [id, name]), [[1, "init"]])
+        const all = [[1, "init"], [2, "claims_starts_slots_sessions"]]
+        assert.deepStrictEqual(applied[0]!.map(([id, name]) => [id, name]), all)
         const sql = yield* SqlClient.SqlClient
-        const rows = yield* sql<{ id: number; name: string }>`SELECT migration_id AS id, name FROM ${sql(`${schema}.cuckmq_migrations`)}`
-        assert.deepStrictEqual(rows.map((r) => [r.id, r.name]), [[1, "init"]])
+        const rows = yield* sql<{ id: number; name: string }>`
+          SELECT migration_id AS id, name FROM ${sql(`${schema}.cuckmq_migrations`)} ORDER BY migration_id`
+        assert.deepStrictEqual(rows.map((r) => [r.id, r.name]), all)
         const tables = yield* sql<{ table_name: string }>`
           SELECT table_name FROM information_schema.tables WHERE table_schema = ${schema} ORDER BY table_name`
         assert.deepStrictEqual(tables.map((t) => t.table_name), [
-          "cuckmq_migrations", "job", "job_definition", "job_finalized", "job_group", "worker"
+          "cuckmq_migrations", "job", "job_definition", "job_finalized", "job_group", "maintenance", "worker"
         ])
         // a rerun applies nothing
         assert.deepStrictEqual(yield* Migrations.migrate(schema), [])
@@ -41,22 +43,49 @@ describe("Migrations", () => {
         }
       }))
 
-    it.effect("generateMigrationSql returns idempotent statements that apply twice", () =>
+    it.effect("generateMigrationSql: the statements of every migration, recorded as migrate records them", () =>
       Effect.gen(function*() {
         const other = `${schema}_manual`
         const sql = yield* SqlClient.SqlClient
+        yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(other)} CASCADE`))
         const statements = yield* Migrations.generateMigrationSql(other)
         assert.isAbove(statements.length, 5)
         assert.include(statements[0]!, `CREATE SCHEMA IF NOT EXISTS "${other}"`)
-        for (let i = 0; i < 2; i++) {
-          for (const s of statements) yield* sql.unsafe(s)
-        }
+        yield* sql.withTransaction(Effect.forEach(statements, (s) => sql.unsafe(s), { discard: true }))
         const tables = yield* sql<{ n: bigint }>`
           SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ${other}`
-        assert.strictEqual(Number(tables[0]!.n), 5)
-        yield* sql`DROP SCHEMA ${sql(other)} CASCADE`
+        assert.strictEqual(Number(tables[0]!.n), 7)
+        // migrate finds the schema current
+        assert.deepStrictEqual(yield* Migrations.migrate(other), [])
         const error = yield* Effect.flip(Migrations.generateMigrationSql("bad.name"))
         assert.strictEqual(error._tag, "InvalidSchemaName")
+      }).pipe(Effect.scoped))
+
+    it.effect("generateMigrationSql with fromVersion upgrades a schema of that version", () =>
+      Effect.gen(function*() {
+        const other = `${schema}_upgrade`
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(other)} CASCADE`))
+        const all = yield* Migrations.generateMigrationSql(other)
+        const upgrade = yield* Migrations.generateMigrationSql(other, { fromVersion: 1 })
+        // apply version 1 only (everything but the upgrade's own statements), then the upgrade
+        const ownOfUpgrade = upgrade.slice(2) // after its CREATE SCHEMA and migrations table
+        const v1 = all.filter((s) => !ownOfUpgrade.includes(s))
+        yield* sql.withTransaction(Effect.forEach(v1, (s) => sql.unsafe(s), { discard: true }))
+        const [before] = yield* sql<{ n: bigint }>`SELECT max(migration_id) AS n FROM ${sql(`${other}.cuckmq_migrations`)}`
+        assert.strictEqual(Number(before!.n), 1)
+        yield* sql.withTransaction(Effect.forEach(upgrade, (s) => sql.unsafe(s), { discard: true }))
+        assert.deepStrictEqual(yield* Migrations.migrate(other), [])
+        assert.strictEqual(Migrations.latestVersion, 2)
+      }).pipe(Effect.scoped))
+
+    it.effect("a schema name PostgreSQL reserves (pg_ prefix) is refused before anything is written", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const error = yield* Effect.flip(Migrations.migrate("pg_cuckmq"))
+        assert.strictEqual(error._tag, "InvalidSchemaName")
+        assert.include(error.message, "reserved")
+        assert.strictEqual((yield* sql`SELECT 1 FROM pg_namespace WHERE nspname = 'pg_cuckmq'`).length, 0)
       }))
   })
 })

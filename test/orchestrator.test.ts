@@ -86,14 +86,10 @@ describe("Orchestrator", () => {
           yield* sql`INSERT INTO ${fin} (id, name, channel, payload, attempts, max_attempts, succeeded, created_at, finalized_at)
             SELECT g, 'retained', '_default', '{}', 1, 1, true, now() - interval '1 hour', now() - interval '10 minutes'
             FROM generate_series(5001, 5300) g`
-          // groups: one referenced by a waiting job, one locked by a live worker, two unreferenced and unlocked
+          // groups: one referenced by a waiting job, one with a slot taken, two unreferenced with none taken
           yield* Job.enqueue({}, { jobGroup: "referenced" })
-          const [live] = yield* sql<{ id: string }>`
-            INSERT INTO ${sql(`${schema}.worker`)} (id, name, hostname, pid, channels, expires_at)
-            VALUES (gen_random_uuid(), 'live', 'here', 1, '{}', now() + interval '1 hour') RETURNING id`
-          yield* sql`INSERT INTO ${groups} (name, locked_by_job, worker_id, locked_at)
-            VALUES ('referenced', NULL, NULL, NULL), ('locked', 999999, ${live!.id}::uuid, now()),
-                   ('idle-1', NULL, NULL, NULL), ('idle-2', NULL, NULL, NULL)`
+          yield* sql`INSERT INTO ${groups} (name, running)
+            VALUES ('referenced', 0), ('locked', 1), ('idle-1', 0), ('idle-2', 0)`
           const events = yield* cuckmq.subscribe
           const deletes = yield* events.pipe(
             Stream.filter((e) => e._tag === "ORCHESTRATOR_JOB_DELETE" || e._tag === "ORCHESTRATOR_JOB_GROUP_DELETE"),

@@ -173,8 +173,8 @@ describe("Worker", () => {
           const errors = yield* collect(cuckmq, "WORKER_JOB_RUN_ERROR", 1)
           // a payload written by an older version of the app, before `n` became an integer
           const [bad] = yield* sql<{ id: bigint }>`
-            INSERT INTO ${sql(`${schema}.job`)} (name, channel, payload, max_attempts, timeout_secs)
-            VALUES ('typed', '_default', '{"n": "one"}'::jsonb, 1, 1) RETURNING id`
+            INSERT INTO ${sql(`${schema}.job`)} (name, channel, payload, max_attempts, timeout_secs, sort_at)
+            VALUES ('typed', '_default', '{"n": "one"}'::jsonb, 1, 1, now()) RETURNING id`
           yield* Typed.enqueueMany([{ payload: { n: 1 } }, { payload: { n: 2 } }])
           const stop = yield* startWorker(fast)
           const [error] = yield* Fiber.join(errors)
@@ -225,7 +225,7 @@ describe("Worker", () => {
           assert.isAtMost(maxConcurrent, 5)
           const sql = yield* SqlClient.SqlClient
           const locked = yield* count(sql<{ n: bigint }>`
-            SELECT count(*) AS n FROM ${sql(`${schema}.job_group`)} WHERE locked_by_job IS NOT NULL`)
+            SELECT count(*) AS n FROM ${sql(`${schema}.job_group`)} WHERE running > 0`)
           assert.strictEqual(locked, 0)
         }))
     })
@@ -275,7 +275,7 @@ describe("Worker", () => {
           assert.strictEqual(released.attempts, 0)
           const sql = yield* SqlClient.SqlClient
           assert.strictEqual(yield* count(sql<{ n: bigint }>`
-            SELECT count(*) AS n FROM ${sql(`${schema}.job_group`)} WHERE locked_by_job IS NOT NULL`), 0)
+            SELECT count(*) AS n FROM ${sql(`${schema}.job_group`)} WHERE running > 0`), 0)
           const stop2 = yield* startWorker(fast)
           yield* waitUntil("another worker completed it", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
           yield* stop2

@@ -38,50 +38,87 @@ export const internals = (definition: DefinitionLike): Internals[typeof Internal
 
 const maxNameLength = 200
 
+/** The longest job group name (a primary key: PostgreSQL's index entries are limited to about 2,700 bytes). */
+export const maxGroupLength = 500
+
+/** A lone UTF-16 surrogate: not a character, so not storable as text (PostgreSQL's UTF-8 has no encoding). */
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Why `text` cannot be stored as PostgreSQL text (a NUL character, or a lone surrogate, which the driver
+ * would silently turn into U+FFFD), or undefined when it can.
+ */
+export const unstorableText = (text: string): string | undefined =>
+  text.includes("\u0000")
+    ? "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+    : loneSurrogate.test(text)
+    ? "contains a lone UTF-16 surrogate (half of a character), which PostgreSQL cannot store"
+    : undefined
+
+/** Checks a name-like setting: a non-empty string of at most `max` characters that PostgreSQL can store. */
+export const checkName = (what: string, value: unknown, max: number): string | undefined => {
+  if (typeof value !== "string" || value.length === 0 || value.length > max) {
+    return `${what} must be a non-empty string of at most ${max} characters`
+  }
+  const why = unstorableText(value)
+  return why === undefined ? undefined : `${what} ${why}`
+}
+
 /** Checks a definition's settings and turns them into the stored record. */
 export const validate = (
-  definition: DefinitionLike,
-  nowMillis: number
+  definition: DefinitionLike
 ): Effect.Effect<JobStore.DefinitionRecord, InvalidJobDefinition> => {
   const name = definition.name
   const fail = (message: string) =>
     Effect.fail(new InvalidJobDefinition({ definitionName: String(name), message: `Job definition ${JSON.stringify(name)}: ${message}` }))
-  if (typeof name !== "string" || name.length === 0 || name.length > maxNameLength) {
-    return fail(`the name must be a non-empty string of at most ${maxNameLength} characters`)
-  }
-  if (typeof definition.channel !== "string" || definition.channel.length === 0 || definition.channel.length > maxNameLength) {
-    return fail(`the channel must be a non-empty string of at most ${maxNameLength} characters`)
-  }
+  const badName = checkName("the name", name, maxNameLength) ?? checkName("the channel", definition.channel, maxNameLength)
+  if (badName !== undefined) return fail(badName)
   if (!Number.isInteger(definition.numAttempts) || definition.numAttempts < 1) {
     return fail(`numAttempts must be an integer >= 1, got ${String(definition.numAttempts)}`)
   }
-  if (typeof definition.timeoutSecs !== "number" || !Number.isFinite(definition.timeoutSecs) || definition.timeoutSecs < 0) {
-    return fail(`timeoutSecs must be a finite number >= 0, got ${String(definition.timeoutSecs)}`)
+  if (
+    typeof definition.timeoutSecs !== "number" || !Number.isFinite(definition.timeoutSecs) || definition.timeoutSecs < 0 ||
+    definition.timeoutSecs > maxSecs
+  ) {
+    return fail(`timeoutSecs must be a finite number >= 0 and at most ${maxSecs} (100 years), got ${String(definition.timeoutSecs)}`)
   }
   if (internals(definition).repeatSecsAndCronBoth) {
     return fail("give repeatSecs or cron, not both")
   }
   const repeat = definition.repeat
-  let firstDue: Date | undefined
   if (repeat?._tag === "Every") {
-    if (typeof repeat.secs !== "number" || !Number.isFinite(repeat.secs) || repeat.secs <= 0) {
-      return fail(`repeatSecs must be a finite number > 0, got ${String(repeat.secs)}`)
+    if (typeof repeat.secs !== "number" || !Number.isFinite(repeat.secs) || repeat.secs <= 0 || repeat.secs > maxSecs) {
+      return fail(`repeatSecs must be a finite number > 0 and at most ${maxSecs} (100 years), got ${String(repeat.secs)}`)
     }
   } else if (repeat?._tag === "Cron") {
     const parsed = Cron.parse(repeat.expression, repeat.tz ?? "UTC")
     if (Result.isFailure(parsed)) {
       return fail(`invalid cron ${JSON.stringify(repeat.expression)} (time zone ${repeat.tz ?? "UTC"}): ${parsed.failure.message}`)
     }
-    firstDue = Cron.next(parsed.success, new Date(nowMillis))
   }
   return Effect.succeed({
     name,
     channel: definition.channel,
     numAttempts: definition.numAttempts,
     timeoutSecs: definition.timeoutSecs,
-    repeat,
-    firstDue
+    repeat
   })
+}
+
+/**
+ * The longest delay, timeout or repeat, in seconds: 100 years (PostgreSQL's timestamps end in 294276 AD, its
+ * intervals at about 292,000 years; no job queue needs either).
+ */
+export const maxSecs = 100 * 365.25 * 24 * 60 * 60
+
+/**
+ * First due times at `now` (the store's clock): an interval is due at once when new, and one interval from
+ * now when its interval changed; a cron schedule at its next match either way.
+ */
+export const firstDue: JobStore.FirstDue = (repeat, now) => {
+  if (repeat._tag === "Every") return { fresh: now, changed: new Date(now.getTime() + repeat.secs * 1000) }
+  const next = Cron.next(Cron.parseUnsafe(repeat.expression, repeat.tz ?? "UTC"), now)
+  return { fresh: next, changed: next }
 }
 
 /**
@@ -101,7 +138,8 @@ export const advance: JobStore.Advance = (repeat, due, now) => {
 
 /**
  * An encoded payload as the JSON text the stores keep, or why it cannot be kept: a value that is not JSON
- * (a `bigint`, a cycle, `undefined`), or a NUL character, which PostgreSQL's `jsonb` cannot store.
+ * (a `bigint`, a cycle, `undefined`), or a string (value or key) that PostgreSQL's `jsonb` cannot store: one
+ * with a NUL character or a lone surrogate.
  */
 export const payloadJson = (payload: unknown): Result.Result<string, string> => {
   let json: string | undefined
@@ -111,31 +149,32 @@ export const payloadJson = (payload: unknown): Result.Result<string, string> => 
     return Result.fail(`it cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`)
   }
   if (json === undefined) return Result.fail("it encodes to no JSON value (undefined or a function)")
-  // JSON escapes NUL as \u0000: only then is the payload walked, to name the place (and to tell a real NUL
-  // from a string that merely spells a backslash and "u0000")
-  const nul = json.includes("\\u0000") ? findNul(payload) : undefined
-  return nul === undefined
-    ? Result.succeed(json)
-    : Result.fail(`${nul} contains a NUL character (\\u0000), which PostgreSQL cannot store in jsonb`)
+  // JSON escapes NUL as \u0000 and a lone surrogate as \udXXX (a well-formed pair is written as is): only
+  // then is the payload walked, to name the place (and to tell them from strings that merely spell a
+  // backslash and "u0000")
+  const bad = json.includes("\\u0000") || json.includes("\\ud") ? findUnstorable(payload) : undefined
+  return bad === undefined ? Result.succeed(json) : Result.fail(bad)
 }
 
-/** The place of the first string (value or key) in `value` that holds a NUL character, if any. */
-const findNul = (value: unknown, path = "", depth = 0): string | undefined => {
+/** The place and reason of the first string (value or key) in `value` that PostgreSQL cannot store. */
+const findUnstorable = (value: unknown, path = "", depth = 0): string | undefined => {
   if (typeof value === "string") {
-    return value.includes("\u0000") ? (path === "" ? "the payload" : `the value at ${path}`) : undefined
+    const why = unstorableText(value)
+    return why === undefined ? undefined : `${path === "" ? "the payload" : `the value at ${path}`} ${why}`
   }
   if (typeof value !== "object" || value === null || depth > 64) return undefined
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = findNul(value[i], `${path}[${i}]`, depth + 1)
+      const found = findUnstorable(value[i], `${path}[${i}]`, depth + 1)
       if (found !== undefined) return found
     }
     return undefined
   }
   for (const key in value) {
     const at = path === "" ? key : `${path}.${key}`
-    if (key.includes("\u0000")) return `the key ${JSON.stringify(at)}`
-    const found = findNul((value as Record<string, unknown>)[key], at, depth + 1)
+    const why = unstorableText(key)
+    if (why !== undefined) return `the key ${JSON.stringify(at)} ${why}`
+    const found = findUnstorable((value as Record<string, unknown>)[key], at, depth + 1)
     if (found !== undefined) return found
   }
   return undefined

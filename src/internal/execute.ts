@@ -61,27 +61,40 @@ export const metadata = (job: JobStore.ClaimedJob, workerId: string): JobMetadat
 })
 
 /**
- * The job's handler (decode, then run). A job in a named group is stopped, as a failure, just before it
- * would hold its group lock for `jobGroupUnlockSecs`: past that ceiling the orchestrator releases the lock,
- * and the job must not still be running then.
+ * The margin before the `jobGroupUnlockSecs` ceiling at which a worker stops a job of a named group: at the
+ * ceiling any rescue frees the group's slot, and the job must not still be running then.
+ */
+export const ceilingMarginSecs = (ceilingSecs: number): number => Math.min(60, Math.max(0.5, ceilingSecs * 0.1))
+
+/** The ceiling stopped a job: it held its group's slot for nearly `jobGroupUnlockSecs`. */
+export class GroupCeilingError extends Error {
+  readonly _tag = "GroupCeilingError"
+  constructor(jobGroup: string, ceilingSecs: number) {
+    super(`the job held a slot of its group ${JSON.stringify(jobGroup)} for nearly jobGroupUnlockSecs ` +
+      `(${ceilingSecs} s, counted from its claim) and was stopped`)
+    this.name = "GroupCeilingError"
+  }
+}
+
+/**
+ * The job's handler (decode, then run). A job of a named group is stopped, as a failure, at `deadline` (a
+ * `Clock` time in ms): shortly before it would hold its group's slot for `jobGroupUnlockSecs` counted from
+ * its claim, the point at which a rescue frees the slot.
  */
 export const handler = (
   cuckmq: Cuckmq["Service"],
   job: JobStore.ClaimedJob,
   workerId: string,
-  traced: boolean
+  traced: boolean,
+  deadline: number | undefined,
+  now: number
 ): Effect.Effect<void, unknown> => {
   let run = cuckmq.definitions.get(job.name)!.run(job, metadata(job, workerId))
-  const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
-  if (job.jobGroup !== undefined && ceilingSecs > 0) {
-    const marginSecs = Math.min(60, Math.max(0.5, ceilingSecs * 0.1))
+  if (deadline !== undefined) {
+    const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
     run = Effect.timeoutOrElse(run, {
-      duration: Duration.seconds(Math.max(0.1, ceilingSecs - marginSecs)),
-      orElse: () =>
-        Effect.die(
-          new Error(`the job held its group lock ${JSON.stringify(job.jobGroup)} for nearly jobGroupUnlockSecs ` +
-            `(${ceilingSecs} s) and was stopped`)
-        )
+      duration: Duration.millis(Math.max(0, deadline - now)),
+      orElse: () => Effect.die(new GroupCeilingError(job.jobGroup!, ceilingSecs))
     })
   }
   // Each run is the root of its own trace, linked to the span that enqueued the job. With no tracing backend
@@ -149,9 +162,10 @@ export const conclude = (
       attempt: job.attempt,
       durationMs
     }))
-    return { id: job.id, attempt: job.attempt, outcome: "Succeeded" }
+    return { id: job.id, claim: job.claim, outcome: "Succeeded" }
   }
-  if (interrupted !== undefined && Cause.hasInterruptsOnly(exit.cause)) {
+  // Stopped by the worker itself (shutdown, lost lease): not the job's fault, whatever its finalizers did.
+  if (interrupted !== undefined && Cause.hasInterrupts(exit.cause)) {
     cuckmq.publish(() => ({
       _tag: "WORKER_JOB_INTERRUPT",
       timestamp: new Date(ended),
@@ -161,7 +175,7 @@ export const conclude = (
       attempt: job.attempt,
       reason: interrupted
     }))
-    return { id: job.id, attempt: job.attempt, outcome: "Released" }
+    return { id: job.id, claim: job.claim, outcome: "Released" }
   }
   const { json, message } = describeCause(exit.cause)
   const willRetry = job.attempt < job.maxAttempts
@@ -189,5 +203,5 @@ export const conclude = (
       attempts: job.attempt
     }))
   }
-  return { id: job.id, attempt: job.attempt, outcome: willRetry ? "Retry" : "Expired", error: json }
+  return { id: job.id, claim: job.claim, outcome: willRetry ? "Retry" : "Expired", error: json }
 }

@@ -1,33 +1,110 @@
 /**
- * Maintenance shared by workers (on every heartbeat) and orchestrators (on every cycle): rescue the jobs
- * and group locks of dead workers. Safe to run from any number of processes at once (every row it touches
- * is taken with SKIP LOCKED).
+ * Maintenance shared by workers and orchestrators: the rescue of dead workers' jobs and group slots, and
+ * the loop shape every background task uses.
+ *
+ * Every worker and orchestrator runs the rescue loop; the store lets one call at a time do the work, at
+ * most every half interval across all processes, so the cost does not grow with the number of workers.
  */
-import { Effect } from "effect"
+import { Cause, Duration, Effect, Schedule } from "effect"
 import type { Cuckmq } from "../Cuckmq.js"
 import type { StorageError } from "../CuckmqError.js"
 
-export const rescue = (cuckmq: Cuckmq["Service"]): Effect.Effect<number, StorageError> =>
-  Effect.map(cuckmq.store.rescue(cuckmq.settings.jobGroupUnlockSecs), ({ groups, jobs }) => {
-    const timestamp = new Date()
-    for (const job of jobs) {
-      cuckmq.publish(() => ({
-        _tag: "JOB_RESCUE",
-        timestamp,
-        jobId: job.jobId,
-        definitionName: job.definitionName,
-        workerId: job.workerId,
-        finalized: job.finalized
-      }))
+export const defaults = {
+  /** Seconds between rescue attempts of one worker or orchestrator. */
+  rescueIntervalSecs: 1,
+  /**
+   * Seconds a worker's liveness session must have been gone before it is declared dead. Its process stops
+   * its jobs within `reacquireMs` (0.75 s) of losing the session, so this leaves ample margin.
+   */
+  sessionGraceSecs: 2.5,
+  /** Jobs (and group slots) per rescue. */
+  rescueLimit: 1000,
+  /** A rescue never takes longer than this (a slow one must not pile up behind itself). */
+  rescueTimeoutSecs: 30
+} as const
+
+/** One rescue; publishes JOB_RESCUE and JOB_GROUP_UNLOCK. Returns how much it did. */
+export const rescue = (
+  cuckmq: Cuckmq["Service"],
+  minIntervalSecs: number = defaults.rescueIntervalSecs / 2
+): Effect.Effect<number, StorageError> =>
+  Effect.map(
+    cuckmq.store.rescue({
+      jobGroupUnlockSecs: cuckmq.settings.jobGroupUnlockSecs,
+      sessionGraceSecs: defaults.sessionGraceSecs,
+      limit: defaults.rescueLimit,
+      minIntervalSecs
+    }),
+    ({ groups, jobs }) => {
+      const timestamp = new Date()
+      for (const job of jobs) {
+        cuckmq.publish(() => ({
+          _tag: "JOB_RESCUE",
+          timestamp,
+          jobId: job.jobId,
+          definitionName: job.definitionName,
+          workerId: job.workerId,
+          finalized: job.finalized
+        }))
+      }
+      for (const group of groups) {
+        cuckmq.publish(() => ({
+          _tag: "JOB_GROUP_UNLOCK",
+          timestamp,
+          jobGroup: group.jobGroup,
+          jobId: group.jobId,
+          reason: group.reason
+        }))
+      }
+      return jobs.length + groups.length
     }
-    for (const group of groups) {
-      cuckmq.publish(() => ({
-        _tag: "JOB_GROUP_UNLOCK",
-        timestamp,
-        jobGroup: group.jobGroup,
-        jobId: group.jobId,
-        reason: group.reason
-      }))
-    }
-    return jobs.length + groups.length
+  )
+
+/**
+ * Runs `step` forever, `everySecs` apart, in a loop that survives anything: a failure or a defect is logged
+ * and the loop carries on (a defect of a maintenance step must never end it silently). A step that returns a
+ * number of seconds is run again after at most that long (repeating jobs due sooner than the poll).
+ */
+export const forever = <E>(
+  task: string,
+  everySecs: number,
+  step: Effect.Effect<number | undefined | void, E>
+): Effect.Effect<never> =>
+  Effect.suspend(() => {
+    let wait = everySecs
+    return step.pipe(
+      Effect.tap((result) =>
+        Effect.sync(() => {
+          wait = typeof result === "number" ? Math.min(everySecs, Math.max(0.01, result)) : everySecs
+        })
+      ),
+      Effect.catchCause((cause) =>
+        Effect.andThen(
+          Effect.sync(() => {
+            wait = everySecs
+          }),
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.failCause(cause as Cause.Cause<never>)
+            : Effect.logWarning(`cuckmq: ${task} failed; carrying on`, cause)
+        )
+      ),
+      Effect.andThen(Effect.suspend(() => Effect.sleep(Duration.seconds(wait)))),
+      Effect.repeat(Schedule.forever),
+      Effect.andThen(Effect.never),
+      Effect.annotateLogs({ cuckmq: "maintenance", task })
+    )
   })
+
+/** The rescue loop of one worker or orchestrator. */
+export const rescueLoop = (cuckmq: Cuckmq["Service"], everySecs: number): Effect.Effect<never> =>
+  forever(
+    "rescue",
+    everySecs,
+    rescue(cuckmq, everySecs / 2).pipe(
+      Effect.asVoid,
+      Effect.timeoutOrElse({
+        duration: Duration.seconds(defaults.rescueTimeoutSecs),
+        orElse: () => Effect.logWarning("cuckmq: a rescue timed out")
+      })
+    )
+  )

@@ -1,7 +1,9 @@
 /**
  * The storage contract's conformance suite, written once and run against every backend
- * (test/conformance-postgres.test.ts, test/conformance-memory.test.ts). It calls the JobStore directly.
- * `advance(secs)` moves time: `TestClock.adjust` for the memory store, a real sleep for PostgreSQL.
+ * (test/conformance-postgres.test.ts, test/conformance-memory.test.ts). It calls the JobStore directly,
+ * sequentially where the semantics are about one call and concurrently (many fibers) where they are about
+ * interleavings. `advance(secs)` moves time: `TestClock.adjust` for the memory store, a real sleep for
+ * PostgreSQL.
  */
 import { randomUUID } from "node:crypto"
 import { assert, type Vitest } from "@effect/vitest"
@@ -19,7 +21,6 @@ const def = (name: string, extra: Partial<Store.DefinitionRecord> = {}): Store.D
   numAttempts: 1,
   timeoutSecs: 0.3,
   repeat: undefined,
-  firstDue: undefined,
   ...extra
 })
 
@@ -32,15 +33,34 @@ const newJob = (payload: unknown, extra: Partial<Store.NewJob> = {}): Store.NewJ
   ...extra
 })
 
-const worker = (leaseSecs = 60) => {
-  const id = randomUUID()
-  return { id, name: "w", hostname: "h", pid: 1, channels: ["_default"], leaseSecs }
-}
+const worker = (leaseSecs = 60, sessionKey?: number): Store.WorkerRegistration => ({
+  id: randomUUID(),
+  name: "w",
+  hostname: "h",
+  pid: 1,
+  channels: ["_default"],
+  leaseSecs,
+  sessionKey
+})
 
-const state = (store: JobStore["Service"], id: string) =>
-  Effect.map(store.getJob(id), (j) => Option.getOrThrow(j))
+const state = (store: JobStore["Service"], id: string) => Effect.map(store.getJob(id), (j) => Option.getOrThrow(j))
 
 const noCommit = () => Effect.void
+
+const rescueNow = (overrides: Partial<Store.RescueOptions> = {}): Store.RescueOptions => ({
+  jobGroupUnlockSecs: 3600,
+  sessionGraceSecs: 3600,
+  limit: 1000,
+  minIntervalSecs: 0,
+  ...overrides
+})
+
+const settled = (
+  jobs: ReadonlyArray<Store.ClaimedJob>,
+  outcome: Store.Settlement["outcome"] = "Succeeded"
+): ReadonlyArray<Store.Settlement> => jobs.map((j) => ({ id: j.id, claim: j.claim, outcome }))
+
+const ids = (jobs: ReadonlyArray<Store.ClaimedJob>) => jobs.map((j) => j.id)
 
 /** Registers the suite's tests with `it` (inside a `layer(...)` that provides JobStore). */
 export const conformance = (
@@ -49,11 +69,13 @@ export const conformance = (
   prefix: string
 ) => {
   const n = (name: string) => `${prefix}-${name}` // definitions are per-test, so tests share one store
+  const claimOf = (workerId: string, channel: string, limit = 10, extra: Partial<Store.ClaimRequest> = {}) =>
+    Effect.flatMap(JobStore, (store) => store.claim({ workerId, channels: [channel], excludeNames: [], limit, ...extra }))
 
   it.effect("enqueue stores jobs with the definition's settings; an undeployed definition is refused", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("a"), { numAttempts: 3, channel: "c1" })])
+      yield* store.deploy([def(n("a"), { numAttempts: 3, channel: "c1" })], Definition.firstDue)
       let committed: ReadonlyArray<string> = []
       const ids = yield* store.enqueue(n("a"), [newJob({ x: 1 }), newJob({ x: 2 }, { jobGroup: "g" })], (ids) =>
         Effect.sync(() => {
@@ -62,17 +84,27 @@ export const conformance = (
       assert.deepStrictEqual(committed, ids)
       assert.isTrue(Number(ids[1]) > Number(ids[0]))
       const job = yield* state(store, ids[1]!)
-      assert.deepInclude(job, { name: n("a"), channel: "c1", jobGroup: "g", state: "waiting", attempts: 0, maxAttempts: 3 })
+      assert.deepInclude(job, {
+        name: n("a"),
+        channel: "c1",
+        jobGroup: "g",
+        state: "waiting",
+        attempts: 0,
+        maxAttempts: 3,
+        claims: 0,
+        crashes: 0,
+        held: false
+      })
       assert.deepStrictEqual(job.payload, { x: 2 })
       const error = yield* Effect.flip(store.enqueue(n("missing"), [newJob({})], noCommit))
       assert.strictEqual(error._tag, "JobDefinitionNotDeployed")
       assert.isTrue(Option.isNone(yield* store.getJob("999999999")))
     }))
 
-  it.effect("claim: in run order, at most `limit`, only the worker's channels, never excluded names, never before run time", () =>
+  it.effect("claim: in claim order, at most `limit`, only the worker's channels, never excluded names, never before run time", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("order")), def(n("other")), def(n("skip"), { channel: n("order") })])
+      yield* store.deploy([def(n("order")), def(n("other")), def(n("skip"), { channel: n("order") })], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
       const [later] = yield* store.enqueue(n("order"), [newJob({ i: 0 }, { delaySecs: 0.2 })], noCommit)
@@ -80,168 +112,413 @@ export const conformance = (
       yield* store.enqueue(n("other"), [newJob({})], noCommit)
       yield* store.enqueue(n("skip"), [newJob({})], noCommit)
       const request = { workerId: w.id, channels: [n("order")], excludeNames: [n("skip")], limit: 2 }
-      const a = yield* store.claim(request)
-      assert.deepStrictEqual(a.map((j) => j.id), first.slice(0, 2))
-      assert.isTrue(a.every((j) => j.attempt === 1))
-      const b = yield* store.claim(request)
-      assert.deepStrictEqual(b.map((j) => j.id), [first[2]])
-      assert.deepStrictEqual(yield* store.claim(request), []) // `later` is not due, `skip` excluded
+      const a = (yield* store.claim(request)).jobs
+      assert.deepStrictEqual(ids(a), first.slice(0, 2))
+      assert.isTrue(a.every((j) => j.attempt === 1 && j.claim === 1 && j.crashes === 0))
+      const b = (yield* store.claim(request)).jobs
+      assert.deepStrictEqual(ids(b), [first[2]])
+      assert.deepStrictEqual((yield* store.claim(request)).jobs, []) // `later` is not due, `skip` excluded
       yield* advance(0.25)
-      const c = yield* store.claim(request)
-      assert.deepStrictEqual(c.map((j) => j.id), [later])
-      assert.strictEqual((yield* state(store, later!)).state, "running")
-      yield* store.settle(w.id, [...a, ...b, ...c].map((j) => ({ id: j.id, attempt: j.attempt, outcome: "Succeeded" as const })))
+      const c = (yield* store.claim(request)).jobs
+      assert.deepStrictEqual(ids(c), [later])
+      // claiming does not spend an attempt: only a recorded start does
+      assert.deepInclude(yield* state(store, later!), { state: "running", attempts: 0, claims: 1 })
+      yield* store.settle(w.id, settled([...a, ...b, ...c]))
+      assert.deepInclude(yield* state(store, later!), { state: "succeeded", attempts: 1 })
+    }))
+
+  it.effect("claim across channels merges them in claim order", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("x")), def(n("y"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const order: Array<string> = []
+      for (let i = 0; i < 6; i++) {
+        const [id] = yield* store.enqueue(i % 2 === 0 ? n("x") : n("y"), [newJob({ i })], noCommit)
+        order.push(id!)
+        yield* advance(0.002)
+      }
+      const got = (yield* store.claim({ workerId: w.id, channels: [n("y"), n("x")], excludeNames: [], limit: 4 })).jobs
+      assert.deepStrictEqual(ids(got), order.slice(0, 4))
+      yield* store.deregisterWorker(w.id)
     }))
 
   it.effect("claim needs a live lease: an unregistered or expired worker claims nothing", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("lease"))])
+      yield* store.deploy([def(n("lease"))], Definition.firstDue)
       yield* store.enqueue(n("lease"), [newJob({})], noCommit)
-      const ghost = { workerId: randomUUID(), channels: [n("lease")], excludeNames: [], limit: 10 }
-      assert.deepStrictEqual(yield* store.claim(ghost), [])
+      assert.deepStrictEqual((yield* claimOf(randomUUID(), n("lease"))).jobs, [])
       const w = worker(0.2)
       yield* store.registerWorker(w)
       assert.isTrue(yield* store.heartbeat(w.id, 0.2))
       yield* advance(0.3)
       assert.isFalse(yield* store.heartbeat(w.id, 0.2))
-      assert.deepStrictEqual(yield* store.claim({ ...ghost, workerId: w.id }), [])
+      assert.deepStrictEqual((yield* claimOf(w.id, n("lease"))).jobs, [])
       yield* store.deregisterWorker(w.id)
     }))
 
-  it.effect("job groups: one job per group per claim, a locked group is skipped, settling releases the lock", () =>
+  it.effect("job groups: a full group's jobs are held, not claimed; a freed slot makes the oldest held job claimable", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("grp"))])
+      yield* store.deploy([def(n("grp"))], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
-      const g1 = yield* store.enqueue(n("grp"), [1, 2, 3].map((i) => newJob({ i }, { jobGroup: `${prefix}-g1` })), noCommit)
+      const g1 = [] as Array<string>
+      for (let i = 0; i < 3; i++) g1.push(...yield* store.enqueue(n("grp"), [newJob({ i }, { jobGroup: `${prefix}-g1` })], noCommit))
       const g2 = yield* store.enqueue(n("grp"), [1, 2].map((i) => newJob({ i }, { jobGroup: `${prefix}-g2` })), noCommit)
       const free = yield* store.enqueue(n("grp"), [newJob({ free: true })], noCommit)
-      const request = { workerId: w.id, channels: [n("grp")], excludeNames: [], limit: 10 }
-      const a = yield* store.claim(request)
-      assert.deepStrictEqual(a.map((j) => j.id).sort(), [g1[0], g2[0], free[0]].sort())
-      assert.deepStrictEqual(yield* store.claim(request), [])
+      // g1's jobs came one by one (all claimable), g2's in one call (the second held at once)
+      assert.isFalse((yield* state(store, g1[1]!)).held)
+      assert.isTrue((yield* state(store, g2[1]!)).held)
+      const a = yield* claimOf(w.id, n("grp"))
+      assert.deepStrictEqual(ids(a.jobs).sort(), [g1[0], g2[0], free[0]].sort())
+      assert.strictEqual(a.held, 2, "g1's later jobs, met while g1 was full, are held")
+      assert.isTrue((yield* state(store, g1[1]!)).held)
+      assert.deepStrictEqual((yield* claimOf(w.id, n("grp"))).jobs, [])
       const other = worker()
       yield* store.registerWorker(other)
-      assert.deepStrictEqual(yield* store.claim({ ...request, workerId: other.id }), [])
-      const g1Job = a.find((j) => j.id === g1[0])!
-      yield* store.settle(w.id, [{ id: g1Job.id, attempt: g1Job.attempt, outcome: "Succeeded" }])
-      const b = yield* store.claim({ ...request, workerId: other.id })
-      assert.deepStrictEqual(b.map((j) => j.id), [g1[1]])
+      assert.deepStrictEqual((yield* claimOf(other.id, n("grp"))).jobs, [])
+      const g1Job = a.jobs.find((j) => j.id === g1[0])!
+      yield* store.settle(w.id, settled([g1Job]))
+      const b = yield* claimOf(other.id, n("grp"))
+      assert.deepStrictEqual(ids(b.jobs), [g1[1]])
+      assert.isTrue((yield* state(store, g1[2]!)).held)
       yield* store.deregisterWorker(w.id)
       yield* store.deregisterWorker(other.id)
     }))
 
-  it.effect("settle: Succeeded, Retry (available again after timeoutSecs), Expired, Released (attempt refunded)", () =>
+  it.effect("the claim window with a group backlog at its head: both backends return the same jobs", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("settle"), { numAttempts: 2, timeoutSecs: 0.3 })])
+      yield* store.deploy([def(n("window"))], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
-      const ids = yield* store.enqueue(n("settle"), [newJob({ i: 1 }), newJob({ i: 2 }), newJob({ i: 3 }), newJob({ i: 4 })], noCommit)
-      const request = { workerId: w.id, channels: [n("settle")], excludeNames: [], limit: 4 }
-      const claimed = yield* store.claim(request)
-      const [s, r, e, x] = claimed
-      yield* store.settle(w.id, [
-        { id: s!.id, attempt: 1, outcome: "Succeeded" },
-        { id: r!.id, attempt: 1, outcome: "Retry", error: { message: "again" } },
-        { id: e!.id, attempt: 1, outcome: "Expired", error: { message: "dead" } },
-        { id: x!.id, attempt: 1, outcome: "Released" }
-      ])
-      assert.deepInclude(yield* state(store, ids[0]!), { state: "succeeded", attempts: 1 })
-      assert.deepInclude(yield* state(store, ids[1]!), { state: "waiting", attempts: 1, lastError: { message: "again" } })
-      assert.deepInclude(yield* state(store, ids[2]!), { state: "failed", attempts: 1, lastError: { message: "dead" } })
-      assert.deepInclude(yield* state(store, ids[3]!), { state: "waiting", attempts: 0 })
-      // the released job is available now, the retried one only after its timeout
-      assert.deepStrictEqual((yield* store.claim(request)).map((j) => j.id), [ids[3]])
-      yield* advance(0.35)
-      const retried = yield* store.claim(request)
-      assert.deepStrictEqual(retried.map((j) => [j.id, j.attempt]), [[ids[1], 2]])
+      const group = `${prefix}-head`
+      // a backlog written one job at a time (all claimable), ahead of three free jobs
+      const backlog: Array<string> = []
+      for (let i = 0; i < 5; i++) backlog.push(...yield* store.enqueue(n("window"), [newJob({ i }, { jobGroup: group })], noCommit))
+      yield* advance(0.002)
+      const free = yield* store.enqueue(n("window"), [newJob({}), newJob({}), newJob({})], noCommit)
+      const first = yield* claimOf(w.id, n("window"), 3)
+      assert.deepStrictEqual(ids(first.jobs), [backlog[0]], "the window is the first 3 candidates: the group's head, two held")
+      assert.strictEqual(first.held, 2)
+      const second = yield* claimOf(w.id, n("window"), 3)
+      assert.deepStrictEqual(ids(second.jobs), [free[0]], "two more of the backlog held, one free job claimed")
+      assert.strictEqual(second.held, 2)
+      const third = yield* claimOf(w.id, n("window"), 3)
+      assert.deepStrictEqual(ids(third.jobs), free.slice(1), "the backlog costs nothing any more")
+      assert.strictEqual(third.held, 0)
       yield* store.deregisterWorker(w.id)
     }))
 
-  it.effect("settle is fenced: a settlement from another worker or for another attempt changes nothing", () =>
+  it.effect("settle: Succeeded, Retry (available again after timeoutSecs), Expired, Released (no attempt spent)", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("fence"))])
+      yield* store.deploy([def(n("settle"), { numAttempts: 2, timeoutSecs: 0.3 })], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const jobIds = yield* store.enqueue(n("settle"), [1, 2, 3, 4, 5].map((i) => newJob({ i })), noCommit)
+      const claimed = (yield* claimOf(w.id, n("settle"), 5)).jobs
+      const [s, r, e, x, m] = claimed
+      yield* store.settle(w.id, [{ id: m!.id, claim: m!.claim, outcome: "Started" }])
+      assert.deepInclude(yield* state(store, m!.id), { state: "running", attempts: 1 })
+      yield* store.settle(w.id, [
+        { id: s!.id, claim: s!.claim, outcome: "Succeeded" },
+        { id: r!.id, claim: r!.claim, outcome: "Retry", error: { message: "again" } },
+        { id: e!.id, claim: e!.claim, outcome: "Expired", error: { message: "dead" } },
+        { id: x!.id, claim: x!.claim, outcome: "Released" },
+        { id: m!.id, claim: m!.claim, outcome: "Released" }
+      ])
+      assert.deepInclude(yield* state(store, jobIds[0]!), { state: "succeeded", attempts: 1 })
+      assert.deepInclude(yield* state(store, jobIds[1]!), { state: "waiting", attempts: 1, lastError: { message: "again" } })
+      assert.deepInclude(yield* state(store, jobIds[2]!), { state: "failed", attempts: 1, lastError: { message: "dead" } })
+      assert.deepInclude(yield* state(store, jobIds[3]!), { state: "waiting", attempts: 0, claims: 1 })
+      assert.deepInclude(yield* state(store, jobIds[4]!), { state: "waiting", attempts: 0, claims: 1 }, "a recorded start is refunded")
+      // released jobs are available now, in their place; the retried one only after its timeout
+      assert.deepStrictEqual(ids((yield* claimOf(w.id, n("settle"), 5)).jobs), [jobIds[3], jobIds[4]])
+      yield* advance(0.35)
+      const retried = (yield* claimOf(w.id, n("settle"), 5)).jobs
+      assert.deepStrictEqual(retried.map((j) => [j.id, j.attempt, j.claim]), [[jobIds[1], 2, 2]])
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("settle is fenced by the claim token: another worker, or an older claim of the same worker, changes nothing", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("fence"))], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
       const [id] = yield* store.enqueue(n("fence"), [newJob({}, { jobGroup: `${prefix}-fence` })], noCommit)
-      yield* store.claim({ workerId: w.id, channels: [n("fence")], excludeNames: [], limit: 1 })
-      yield* store.settle(randomUUID(), [{ id: id!, attempt: 1, outcome: "Succeeded" }])
-      yield* store.settle(w.id, [{ id: id!, attempt: 2, outcome: "Succeeded" }])
-      assert.deepInclude(yield* state(store, id!), { state: "running", attempts: 1, workerId: w.id })
+      const [first] = (yield* claimOf(w.id, n("fence"))).jobs
+      yield* store.settle(randomUUID(), [{ id: id!, claim: first!.claim, outcome: "Succeeded" }])
+      assert.deepInclude(yield* state(store, id!), { state: "running", workerId: w.id })
+      // released and claimed again by the same worker: the old token never applies again (no ABA)
+      yield* store.settle(w.id, [{ id: id!, claim: first!.claim, outcome: "Released" }])
+      const [second] = (yield* claimOf(w.id, n("fence"))).jobs
+      assert.strictEqual(second!.claim, first!.claim + 1)
+      yield* store.settle(w.id, [{ id: id!, claim: first!.claim, outcome: "Succeeded" }])
+      assert.deepStrictEqual(yield* store.confirmStarts(w.id, [{ id: id!, claim: first!.claim }]), [])
+      assert.deepInclude(yield* state(store, id!), { state: "running", attempts: 0 })
+      assert.deepStrictEqual(yield* store.confirmStarts(w.id, [{ id: id!, claim: second!.claim }]), [id])
+      assert.deepInclude(yield* state(store, id!), { state: "running", attempts: 1 })
       yield* store.deregisterWorker(w.id)
-      assert.deepInclude(yield* state(store, id!), { state: "waiting", attempts: 0 })
+      assert.deepInclude(yield* state(store, id!), { state: "waiting", attempts: 1 }, "deregistration keeps a recorded start spent")
     }))
 
-  it.effect("rescue: a dead worker's jobs come back after their lease (or are finalized with no attempt left) and its groups unlock", () =>
+  it.effect("rescue: a dead worker's unstarted jobs come back at once and are never failed; started ones spent their attempt", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      const channels = [n("rescue")]
+      const channel = n("rescue")
       yield* store.deploy([
-        def(n("again"), { numAttempts: 2, timeoutSecs: 0.5, channel: n("rescue") }),
-        def(n("once"), { numAttempts: 1, channel: n("rescue") })
-      ])
+        def(n("again"), { numAttempts: 2, timeoutSecs: 0.5, channel }),
+        def(n("once"), { numAttempts: 1, channel })
+      ], Definition.firstDue)
       const dead = worker(0.2)
       const live = worker(60)
       yield* store.registerWorker(dead)
       yield* store.registerWorker(live)
       const [again] = yield* store.enqueue(n("again"), [newJob({}, { jobGroup: `${prefix}-dead` })], noCommit)
       const [once] = yield* store.enqueue(n("once"), [newJob({})], noCommit)
+      const [unstarted] = yield* store.enqueue(n("once"), [newJob({})], noCommit)
       const [kept] = yield* store.enqueue(n("once"), [newJob({})], noCommit)
       const [blocked] = yield* store.enqueue(n("once"), [newJob({}, { jobGroup: `${prefix}-dead` })], noCommit)
-      yield* store.claim({ workerId: dead.id, channels, excludeNames: [], limit: 2 })
-      yield* store.claim({ workerId: live.id, channels, excludeNames: [], limit: 1 })
+      const taken = (yield* claimOf(dead.id, channel, 3)).jobs
+      assert.deepStrictEqual(ids(taken), [again, once, unstarted])
+      yield* store.settle(dead.id, taken.slice(0, 2).map((j) => ({ id: j.id, claim: j.claim, outcome: "Started" as const })))
+      yield* claimOf(live.id, channel, 1)
       assert.strictEqual((yield* state(store, kept!)).workerId, live.id)
       yield* advance(0.3) // the dead worker's lease expires (the live one's does not)
-      const { groups, jobs } = yield* store.rescue(3600)
+      const { groups, jobs } = yield* store.rescue(rescueNow())
       assert.deepStrictEqual(
         jobs.map((j) => [j.jobId, j.finalized, j.workerId]).sort(),
-        [[again, false, dead.id], [once, true, dead.id]].sort()
+        [[again, false, dead.id], [once, true, dead.id], [unstarted, false, dead.id]].sort()
       )
       assert.deepStrictEqual(groups.map((g) => [g.jobGroup, g.jobId, g.reason]), [[`${prefix}-dead`, again, "worker-dead"]])
-      assert.deepInclude(yield* state(store, once!), { state: "failed" })
+      assert.deepInclude(yield* state(store, once!), { state: "failed", attempts: 1, crashes: 1 })
+      assert.deepInclude(yield* state(store, unstarted!), { state: "waiting", attempts: 0, crashes: 1 })
       assert.deepInclude(yield* state(store, kept!), { state: "running", workerId: live.id })
-      // the group's next job is claimable right away; the rescued job once its timeoutSecs lease passed
-      const now = yield* store.claim({ workerId: live.id, channels, excludeNames: [], limit: 5 })
-      assert.deepStrictEqual(now.map((j) => j.id), [blocked])
-      yield* store.settle(live.id, now.map((j) => ({ id: j.id, attempt: j.attempt, outcome: "Succeeded" as const })))
+      // the unstarted job and the group's next job are claimable at once; the started one after its lease
+      const now = (yield* claimOf(live.id, channel, 5)).jobs
+      assert.deepStrictEqual(ids(now).sort(), [blocked, unstarted].sort())
+      assert.strictEqual(now.find((j) => j.id === unstarted)!.crashes, 1)
+      yield* store.settle(live.id, settled(now))
       yield* advance(0.3)
-      const later = yield* store.claim({ workerId: live.id, channels, excludeNames: [], limit: 5 })
-      assert.deepStrictEqual(later.map((j) => [j.id, j.attempt]), [[again, 2]])
-      assert.deepStrictEqual((yield* store.rescue(3600)).jobs, [])
+      const later = (yield* claimOf(live.id, channel, 5)).jobs
+      assert.deepStrictEqual(later.map((j) => [j.id, j.attempt, j.crashes]), [[again, 2, 1]])
+      assert.deepStrictEqual((yield* store.rescue(rescueNow())).jobs, [])
       yield* store.deregisterWorker(live.id)
     }))
 
-  it.effect("rescue releases a live worker's group lock only past the jobGroupUnlockSecs ceiling", () =>
+  it.effect("rescue takes at most `limit` jobs per call; the next calls take the rest", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("ceiling"))])
+      yield* store.deploy([def(n("limit"))], Definition.firstDue)
+      const dead = worker(0.1)
+      yield* store.registerWorker(dead)
+      yield* store.enqueue(n("limit"), [1, 2, 3, 4, 5].map((i) => newJob({ i })), noCommit)
+      assert.strictEqual((yield* claimOf(dead.id, n("limit"))).jobs.length, 5)
+      yield* advance(0.2)
+      const counts = []
+      for (let i = 0; i < 4; i++) {
+        counts.push((yield* store.rescue(rescueNow({ limit: 2 }))).jobs.filter((j) => j.workerId === dead.id).length)
+      }
+      assert.deepStrictEqual(counts, [2, 2, 1, 0])
+    }))
+
+  it.effect("rescue: a worker whose liveness session is gone is dead once the grace has passed, before its lease expires", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("session"))], Definition.firstDue)
+      // a session key that no live session holds: its process is gone
+      const gone = worker(3600, 1_000_000 + Math.floor(Math.random() * 1_000_000))
+      yield* store.registerWorker(gone)
+      const [id] = yield* store.enqueue(n("session"), [newJob({}, { jobGroup: `${prefix}-s` })], noCommit)
+      yield* claimOf(gone.id, n("session"))
+      const first = yield* store.rescue(rescueNow({ sessionGraceSecs: 0.2 }))
+      assert.deepStrictEqual(first.jobs.filter((j) => j.jobId === id), [], "suspected, not dead yet")
+      yield* advance(0.3)
+      const second = yield* store.rescue(rescueNow({ sessionGraceSecs: 0.2 }))
+      assert.deepStrictEqual(second.jobs.filter((j) => j.jobId === id).map((j) => j.workerId), [gone.id])
+      assert.deepStrictEqual(second.groups.filter((g) => g.jobId === id).map((g) => g.reason), ["worker-dead"])
+      assert.isFalse(yield* store.heartbeat(gone.id, 60), "its row is gone")
+      // a live session's worker is never touched
+      const session = yield* store.session
+      if (session !== undefined) {
+        const alive = worker(3600, session.key)
+        yield* store.registerWorker(alive)
+        yield* advance(0.3)
+        yield* store.rescue(rescueNow({ sessionGraceSecs: 0.2 }))
+        yield* advance(0.3)
+        yield* store.rescue(rescueNow({ sessionGraceSecs: 0.2 }))
+        assert.isTrue(yield* store.heartbeat(alive.id, 60))
+        yield* store.deregisterWorker(alive.id)
+      }
+    }))
+
+  it.effect("the group ceiling frees a live worker's slot only past jobGroupUnlockSecs, once, and the job stays with its worker", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("ceiling"))], Definition.firstDue)
       const w = worker(60)
       yield* store.registerWorker(w)
-      const [id] = yield* store.enqueue(n("ceiling"), [newJob({}, { jobGroup: `${prefix}-ceil` })], noCommit)
-      yield* store.claim({ workerId: w.id, channels: [n("ceiling")], excludeNames: [], limit: 1 })
-      assert.deepStrictEqual((yield* store.rescue(3600)).groups.filter((g) => g.jobId === id), [])
+      const group = `${prefix}-ceil`
+      const [id, next] = yield* store.enqueue(n("ceiling"), [newJob({}), newJob({})].map((j) => ({ ...j, jobGroup: group })), noCommit)
+      const [job] = (yield* claimOf(w.id, n("ceiling"))).jobs
+      assert.deepStrictEqual((yield* store.rescue(rescueNow())).groups.filter((g) => g.jobId === id), [])
       yield* advance(0.3)
-      const { groups } = yield* store.rescue(0.2)
-      assert.deepStrictEqual(groups.filter((g) => g.jobId === id).map((g) => g.reason), ["ceiling"])
+      // the ceiling and a write of the job's worker race: the slot is freed exactly once, by this rescue or
+      // (if the worker's write held the row) by the next
+      const [raced] = yield* Effect.all([
+        store.rescue(rescueNow({ jobGroupUnlockSecs: 0.2 })),
+        store.settle(w.id, [{ id: id!, claim: job!.claim, outcome: "Started" }])
+      ], { concurrency: "unbounded" })
+      const freedBy = (r: typeof raced) => r.groups.filter((g) => g.jobId === id).map((g) => g.reason)
+      const events = [...freedBy(raced)]
+      for (let i = 0; i < 3; i++) events.push(...freedBy(yield* store.rescue(rescueNow({ jobGroupUnlockSecs: 0.2 }))))
+      assert.deepStrictEqual(events, ["ceiling"])
+      assert.deepInclude(yield* state(store, id!), { state: "running", workerId: w.id, attempts: 1 })
+      // the next job of the group runs; settling the first (its slot already freed) frees nothing more
+      const other = worker(60)
+      yield* store.registerWorker(other)
+      const [second] = (yield* claimOf(other.id, n("ceiling"))).jobs
+      assert.strictEqual(second!.id, next)
+      yield* store.settle(w.id, settled([job!]))
+      yield* store.enqueue(n("ceiling"), [newJob({}, { jobGroup: group })], noCommit)
+      assert.deepStrictEqual((yield* claimOf(w.id, n("ceiling"))).jobs, [], "the group is still full (the second job)")
       yield* store.deregisterWorker(w.id)
+      yield* store.deregisterWorker(other.id)
+    }))
+
+  it.effect("deregistration gives back everything the worker held and frees its group slots", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("dereg"))], Definition.firstDue)
+      const w = worker()
+      const other = worker()
+      yield* store.registerWorker(w)
+      yield* store.registerWorker(other)
+      const group = `${prefix}-dereg`
+      const jobIds = yield* store.enqueue(n("dereg"), [newJob({}), newJob({})].map((j) => ({ ...j, jobGroup: group })), noCommit)
+      const [held] = (yield* claimOf(w.id, n("dereg"))).jobs
+      assert.strictEqual(held!.id, jobIds[0])
+      assert.deepStrictEqual((yield* claimOf(other.id, n("dereg"))).jobs, [])
+      yield* store.deregisterWorker(w.id)
+      assert.deepInclude(yield* state(store, jobIds[0]!), { state: "waiting", workerId: undefined })
+      const after = (yield* claimOf(other.id, n("dereg"))).jobs
+      assert.deepStrictEqual(ids(after), [jobIds[0]], "the given-back job first: it keeps its place")
+      assert.isTrue((yield* state(store, jobIds[1]!)).held, "the group is full again: its next job is held")
+      yield* store.deregisterWorker(other.id)
     }))
 
   it.effect("releaseUnowned gives back what a worker holds but does not know about", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("unowned"))])
+      yield* store.deploy([def(n("unowned"))], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
-      const ids = yield* store.enqueue(n("unowned"), [newJob({}), newJob({})], noCommit)
-      yield* store.claim({ workerId: w.id, channels: [n("unowned")], excludeNames: [], limit: 2 })
-      assert.strictEqual(yield* store.releaseUnowned(w.id, [ids[0]!]), 1)
-      assert.deepInclude(yield* state(store, ids[0]!), { state: "running" })
-      assert.deepInclude(yield* state(store, ids[1]!), { state: "waiting", attempts: 0 })
+      const jobIds = yield* store.enqueue(n("unowned"), [newJob({}), newJob({})], noCommit)
+      yield* claimOf(w.id, n("unowned"), 2)
+      assert.strictEqual(yield* store.releaseUnowned(w.id, [jobIds[0]!]), 1)
+      assert.deepInclude(yield* state(store, jobIds[0]!), { state: "running" })
+      assert.deepInclude(yield* state(store, jobIds[1]!), { state: "waiting", attempts: 0 })
       yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("the fast path claims a job in its insert only for a worker whose lease is live", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("fast"))], Definition.firstDue)
+      const w = worker(0.2)
+      yield* store.registerWorker(w)
+      const outcomes: Array<string> = []
+      const local = (workerId: string): Store.LocalClaim => ({
+        reserve: () => ({
+          workerId,
+          channels: [n("fast")],
+          deliver: (job) => void outcomes.push(`deliver:${job.id}:${job.claim}`),
+          cancel: (maybe) => void outcomes.push(`cancel:${maybe}`)
+        })
+      })
+      const [a] = yield* store.enqueue(n("fast"), [newJob({})], noCommit, local(w.id))
+      assert.deepStrictEqual(outcomes, [`deliver:${a}:1`])
+      assert.deepInclude(yield* state(store, a!), { state: "running", workerId: w.id, claims: 1, attempts: 0 })
+      yield* advance(0.3) // the lease lapses: the fast path must not claim for it
+      const [b] = yield* store.enqueue(n("fast"), [newJob({})], noCommit, local(w.id))
+      assert.deepStrictEqual(outcomes, [`deliver:${a}:1`, "cancel:false"])
+      assert.deepInclude(yield* state(store, b!), { state: "waiting", claims: 0 })
+      // a delayed or grouped job never takes the fast path
+      const live = worker()
+      yield* store.registerWorker(live)
+      yield* store.enqueue(n("fast"), [newJob({}, { delaySecs: 0.01 })], noCommit, local(live.id))
+      yield* store.enqueue(n("fast"), [newJob({}, { jobGroup: `${prefix}-fast` })], noCommit, local(live.id))
+      assert.strictEqual(outcomes.length, 2)
+      yield* store.deregisterWorker(live.id)
+    }))
+
+  it.effect("concurrent: many claimers on one group never hold more than its one slot, and every job runs once", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("race"))], Definition.firstDue)
+      const group = `${prefix}-race`
+      const total = 20
+      for (let i = 0; i < total; i++) yield* store.enqueue(n("race"), [newJob({ i }, { jobGroup: group })], noCommit)
+      const workers = Array.from({ length: 6 }, () => worker())
+      for (const w of workers) yield* store.registerWorker(w)
+      let holding = 0
+      let maxHolding = 0
+      const done: Array<string> = []
+      yield* Effect.forEach(workers, (w) =>
+        Effect.gen(function*() {
+          for (let round = 0; done.length < total && round < 5000; round++) {
+            const { jobs } = yield* claimOf(w.id, n("race"), 3)
+            if (jobs.length === 0) {
+              yield* Effect.yieldNow
+              continue
+            }
+            holding += jobs.length
+            maxHolding = Math.max(maxHolding, holding)
+            yield* Effect.yieldNow
+            holding -= jobs.length
+            done.push(...ids(jobs))
+            yield* store.settle(w.id, settled(jobs))
+          }
+        }), { concurrency: "unbounded", discard: true })
+      assert.strictEqual(maxHolding, 1, "one slot")
+      assert.strictEqual(done.length, total)
+      assert.strictEqual(new Set(done).size, total)
+      for (const w of workers) yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("concurrent: a release racing claims and stale settlements: each claim's token is unique and only the current one applies", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("churn"), { numAttempts: 1000 })], Definition.firstDue)
+      const [id] = yield* store.enqueue(n("churn"), [newJob({})], noCommit)
+      const workers = Array.from({ length: 4 }, () => worker())
+      for (const w of workers) yield* store.registerWorker(w)
+      const tokens: Array<number> = []
+      const stale: Array<Store.Settlement & { workerId: string }> = []
+      yield* Effect.forEach(workers, (w) =>
+        Effect.gen(function*() {
+          for (let round = 0; round < 40; round++) {
+            const { jobs } = yield* claimOf(w.id, n("churn"))
+            for (const job of jobs) {
+              tokens.push(job.claim)
+              yield* Effect.yieldNow
+              yield* store.settle(w.id, [{ id: job.id, claim: job.claim, outcome: "Released" }])
+              stale.push({ workerId: w.id, id: job.id, claim: job.claim, outcome: "Succeeded" })
+            }
+            yield* Effect.yieldNow
+          }
+        }), { concurrency: "unbounded", discard: true })
+      assert.strictEqual(new Set(tokens).size, tokens.length, "no claim token repeats")
+      assert.isAtLeast(tokens.length, 8)
+      // every stale settlement is refused: the job is still waiting, claimed exactly that many times
+      for (const s of stale) yield* store.settle(s.workerId, [s])
+      assert.deepInclude(yield* state(store, id!), { state: "waiting", claims: tokens.length, attempts: 0 })
+      for (const w of workers) yield* store.deregisterWorker(w.id)
     }))
 
   it.effect("scheduleDue: a due repeating job is enqueued once per due time; unknown ones are reported", () =>
@@ -250,11 +527,11 @@ export const conformance = (
       yield* store.deploy([
         def(n("every"), { repeat: { _tag: "Every", secs: 0.5 } }),
         def(n("unknown"), { repeat: { _tag: "Every", secs: 0.5 } })
-      ])
+      ], Definition.firstDue)
       const known = new Set([n("every")])
       const first = yield* store.scheduleDue(known, Definition.advance, 100)
       assert.deepStrictEqual(first.scheduled.filter((s) => s.definitionName === n("every")).length, 1)
-      assert.include(first.orphans, n("unknown"))
+      assert.include(first.orphans.map((o) => o.definitionName), n("unknown"))
       const again = yield* store.scheduleDue(known, Definition.advance, 100)
       assert.deepStrictEqual(again.scheduled.filter((s) => s.definitionName === n("every")), [])
       assert.isAbove(again.nextDueInSecs!, 0)
@@ -263,40 +540,57 @@ export const conformance = (
       const third = yield* store.scheduleDue(known, Definition.advance, 100)
       const mine = third.scheduled.filter((s) => s.definitionName === n("every"))
       assert.strictEqual(mine.length, 1)
-      assert.strictEqual(mine[0]!.scheduledFor.getTime() - first.scheduled.find((s) => s.definitionName === n("every"))!.scheduledFor.getTime(), 500)
+      assert.strictEqual(
+        mine[0]!.scheduledFor.getTime() - first.scheduled.find((s) => s.definitionName === n("every"))!.scheduledFor.getTime(),
+        500
+      )
       const job = yield* state(store, mine[0]!.jobId)
       assert.deepInclude(job, { name: n("every"), state: "waiting" })
       assert.deepStrictEqual(job.payload, {})
     }))
 
+  it.effect("deploy: a changed interval keeps the earlier due time, so two versions deploying in turn add no runs", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const known = new Set([n("versions")])
+      const v1 = def(n("versions"), { repeat: { _tag: "Every", secs: 10 } })
+      const v2 = def(n("versions"), { repeat: { _tag: "Every", secs: 20 } })
+      yield* store.deploy([v1], Definition.firstDue)
+      assert.strictEqual((yield* store.scheduleDue(known, Definition.advance, 100)).scheduled.length, 1)
+      for (let i = 0; i < 3; i++) {
+        yield* store.deploy([v2], Definition.firstDue)
+        yield* store.deploy([v1], Definition.firstDue)
+      }
+      assert.deepStrictEqual((yield* store.scheduleDue(known, Definition.advance, 100)).scheduled, [])
+      const { nextDueInSecs } = yield* store.scheduleDue(known, Definition.advance, 100)
+      assert.isAbove(nextDueInSecs!, 9)
+    }))
+
   it.effect("retention: deleteFinalized takes only jobs finalized longer ago than asked, in batches", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
-      yield* store.deploy([def(n("ret"))])
+      yield* store.deploy([def(n("ret"))], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
       const old = yield* store.enqueue(n("ret"), [newJob({}), newJob({}), newJob({})], noCommit)
-      const claimed = yield* store.claim({ workerId: w.id, channels: [n("ret")], excludeNames: [], limit: 3 })
-      yield* store.settle(w.id, claimed.map((j) => ({ id: j.id, attempt: j.attempt, outcome: "Succeeded" as const })))
+      yield* store.settle(w.id, settled((yield* claimOf(w.id, n("ret"), 3)).jobs))
       yield* advance(0.4)
       const young = yield* store.enqueue(n("ret"), [newJob({})], noCommit)
-      const c2 = yield* store.claim({ workerId: w.id, channels: [n("ret")], excludeNames: [], limit: 1 })
-      yield* store.settle(w.id, c2.map((j) => ({ id: j.id, attempt: j.attempt, outcome: "Succeeded" as const })))
+      yield* store.settle(w.id, settled((yield* claimOf(w.id, n("ret"), 1)).jobs))
       const mine = (rows: ReadonlyArray<{ id: string }>) => rows.map((r) => r.id).filter((id) => [...old, ...young].includes(id))
       const batch1 = yield* store.deleteFinalized(0.3, 2)
       const batch2 = yield* store.deleteFinalized(0.3, 100)
       assert.strictEqual(batch1.length, 2)
       assert.deepStrictEqual([...mine(batch1), ...mine(batch2)].sort(), [...old].sort())
       assert.deepInclude(yield* state(store, young[0]!), { state: "succeeded" })
-      // groups: a group row exists once a job of it was claimed; unreferenced and unlocked ones are deleted
-      const request = { workerId: w.id, channels: [n("ret")], excludeNames: [], limit: 10 }
+      // groups: a group row exists once a job of it was claimed; unreferenced ones with no slot taken go
       yield* store.enqueue(n("ret"), [newJob({}, { jobGroup: `${prefix}-done` })], noCommit)
       yield* store.enqueue(n("ret"), [newJob({}, { jobGroup: `${prefix}-kept` }), newJob({}, { jobGroup: `${prefix}-kept` })], noCommit)
       yield* store.enqueue(n("ret"), [newJob({}, { jobGroup: `${prefix}-locked` })], noCommit)
-      const c3 = yield* store.claim(request) // done, kept (first), locked
-      const settleAllBut = c3.filter((j) => j.jobGroup !== `${prefix}-locked`)
-      yield* store.settle(w.id, settleAllBut.map((j) => ({ id: j.id, attempt: j.attempt, outcome: "Succeeded" as const })))
-      const deleted = (yield* store.deleteUnreferencedGroups(1000)).filter((g) => g.startsWith(prefix))
+      const c3 = (yield* claimOf(w.id, n("ret"))).jobs // done, kept (first), locked
+      yield* store.settle(w.id, settled(c3.filter((j) => j.jobGroup !== `${prefix}-locked`)))
+      const mineGroups = new Set([`${prefix}-done`, `${prefix}-kept`, `${prefix}-locked`])
+      const deleted = (yield* store.deleteUnreferencedGroups(1000)).filter((g) => mineGroups.has(g))
       assert.deepStrictEqual(deleted, [`${prefix}-done`])
       yield* store.deregisterWorker(w.id)
     }))

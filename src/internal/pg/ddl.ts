@@ -16,6 +16,11 @@
  */
 import { Statement } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
+import { freeSlotsFunction } from "./groups.js"
+import { rescueFunction } from "./rescue.js"
+import { settleFunction } from "./settle.js"
+import { ident, names } from "./sql.js"
+import { releaseFunction } from "./workers.js"
 
 /** Builds a fragment from literal SQL and identifier segments. */
 const sqlFragment = (strings: TemplateStringsArray, ...ids: ReadonlyArray<Statement.Identifier>): Statement.Fragment => {
@@ -113,9 +118,73 @@ export const v1 = (schema: string): ReadonlyArray<Statement.Fragment> => {
   ]
 }
 
-/** The migrations, in order: `[id, name, statements]`. Later versions append here; never edit a shipped one. */
-export const migrations = (schema: string): ReadonlyArray<readonly [number, string, ReadonlyArray<Statement.Fragment>]> => [
-  [1, "init", v1(schema)]
+/**
+ * Version 2: claim tokens, starts recorded apart from claims, group slots with held backlogs, liveness
+ * sessions, and the PL/pgSQL functions for everything that frees group slots. Upgrading from version 1
+ * needs every worker of the schema stopped first: running jobs go back to waiting.
+ *
+ * - `job.claims`: the claim counter, the fencing token (only grows); `job.started`: this claim's start is
+ *   recorded (in `attempts`); `job.crashes`: times taken back from a dead worker.
+ * - `job.held`: a waiting job of a full group, out of the claimable set until a slot frees;
+ *   `job.group_slot`: a claimed job holding a slot of its group; `job.sort_at`: claim order.
+ * - `job_group.running` / `concurrency` replace the single-holder lock columns.
+ * - `worker.session_key` / `suspected_at`: liveness sessions; `maintenance`: the rescue's throttle.
+ */
+export const v2 = (schema: string): ReadonlyArray<string> => {
+  const n = names(schema)
+  /** An index name: indexes live in their table's schema, so the name is not qualified... */
+  const idx = (name: string) => ident(name)
+  /** ...except to drop one. */
+  const qualified = (name: string) => ident(`${schema}.${name}`)
+  return [
+    `UPDATE ${n.job} SET worker_id = NULL, claimed_at = NULL, locked_until = NULL,
+  attempts = GREATEST(attempts - 1, 0) WHERE worker_id IS NOT NULL`,
+    `ALTER TABLE ${n.job}
+  ADD COLUMN claims integer NOT NULL DEFAULT 0,
+  ADD COLUMN started boolean NOT NULL DEFAULT false,
+  ADD COLUMN crashes integer NOT NULL DEFAULT 0,
+  ADD COLUMN held boolean NOT NULL DEFAULT false,
+  ADD COLUMN group_slot boolean NOT NULL DEFAULT false,
+  ADD COLUMN sort_at timestamptz NULL`,
+    `UPDATE ${n.job} SET sort_at = run_at`,
+    `ALTER TABLE ${n.job} ALTER COLUMN sort_at SET NOT NULL,
+  ALTER COLUMN run_at SET DEFAULT statement_timestamp(),
+  ALTER COLUMN created_at SET DEFAULT statement_timestamp()`,
+    `DROP INDEX IF EXISTS ${qualified("job_claim_idx")}`,
+    // The ready index: claimable rows only, in claim order, one range per channel.
+    `CREATE INDEX ${idx("job_ready_idx")} ON ${n.job} (channel, sort_at, id) WHERE worker_id IS NULL AND NOT held`,
+    // Held rows by group and channel, oldest first: what a freed slot makes claimable again.
+    `CREATE INDEX ${idx("job_held_idx")} ON ${n.job} (job_group, channel, run_at, id) WHERE held`,
+    // Slots held, by claim time: the ceiling.
+    `CREATE INDEX ${idx("job_group_slot_idx")} ON ${n.job} (claimed_at) WHERE group_slot`,
+    `ALTER TABLE ${n.finalized}
+  ADD COLUMN claims integer NOT NULL DEFAULT 0,
+  ADD COLUMN crashes integer NOT NULL DEFAULT 0`,
+    `DROP INDEX IF EXISTS ${qualified("job_group_locked_idx")}`,
+    `ALTER TABLE ${n.group}
+  DROP COLUMN locked_by_job, DROP COLUMN worker_id, DROP COLUMN locked_at,
+  ADD COLUMN running integer NOT NULL DEFAULT 0,
+  ADD COLUMN concurrency integer NOT NULL DEFAULT 1 CHECK (concurrency >= 1)`,
+    `ALTER TABLE ${n.worker}
+  ADD COLUMN session_key integer NULL,
+  ADD COLUMN suspected_at timestamptz NULL`,
+    `CREATE INDEX ${idx("worker_expires_at_idx")} ON ${n.worker} (expires_at)`,
+    `CREATE TABLE ${n.maintenance} (task text PRIMARY KEY, last_at timestamptz NOT NULL)`,
+    `INSERT INTO ${n.maintenance} (task, last_at) VALUES ('rescue', '-infinity')`,
+    freeSlotsFunction(n),
+    settleFunction(n),
+    releaseFunction(n),
+    rescueFunction(n)
+  ]
+}
+
+/** One migration: `[id, name, statements]`, each statement SQL text. */
+export type Migration = readonly [number, string, ReadonlyArray<string>]
+
+/** The migrations, in order. Later versions append here; never edit a shipped one. */
+export const migrations = (schema: string): ReadonlyArray<Migration> => [
+  [1, "init", compile(v1(schema))],
+  [2, "claims_starts_slots_sessions", v2(schema)]
 ]
 
 /** Compiles fragments to SQL text with the PostgreSQL compiler (no connection needed). */
@@ -123,3 +192,5 @@ export const compile = (fragments: ReadonlyArray<Statement.Fragment>): ReadonlyA
   const compiler = PgClient.makeCompiler()
   return fragments.map((f) => compiler.compile(f, true)[0])
 }
+
+export { ident } from "./sql.js"

@@ -1,0 +1,433 @@
+/**
+ * Enqueue on PostgreSQL.
+ *
+ * - Every insert is `INSERT ... SELECT ... FROM job_definition`: the definition row supplies channel,
+ *   attempts and timeout, and a missing row (never deployed) inserts nothing. Times are the statement's
+ *   (`statement_timestamp()`), not the transaction's start, so a job enqueued late in a long transaction is
+ *   still delayed by its full `delaySecs` and ordered by when it was written.
+ * - No trigger and no NOTIFY in the insert: the wake-up is sent after commit, coalesced (notify.ts).
+ * - Inside the caller's transaction (`sql.withTransaction`), a job is one statement on the transaction's
+ *   connection and its `onCommit` runs after the commit (never on rollback).
+ * - Outside a transaction, the insert runs in a fiber of the store, not of the caller: once the row is
+ *   committed, its `onCommit` (event, metric) and wake-up happen even if the caller was interrupted
+ *   meanwhile (the caller only stops waiting).
+ * - Concurrent single enqueues outside a transaction are written together: while up to `maxInsertsInFlight`
+ *   inserts run, later calls wait and go as one multi-row INSERT per definition (at most `maxBatchJobs` jobs
+ *   or `maxBatchChars` of JSON), so 20 concurrent callers cost a few commits instead of 20. A batch the
+ *   database refuses for its data (SQLSTATE class 22 or 23) is split in halves until the offending rows are
+ *   alone; any other failure (a lost connection, where the batch may have committed) fails the whole batch
+ *   and is never retried, so no job is written twice.
+ * - In-process fast path: a single job enqueued outside a transaction, with no delay and no group, while a
+ *   worker of this process has a free slot for its channel, is claimed for that worker in its own INSERT
+ *   (checked against the worker's lease in the same statement) and handed to it: one round trip from enqueue
+ *   to handler instead of two. The reservation is given back if the insert did not claim it, and the worker
+ *   reconciles what it holds if the outcome is unknown.
+ * - Of several jobs of one group in one statement, only the first `concurrency` (by run time) are claimable
+ *   at once; the rest are inserted held behind them (they commit together, so whoever settles the first
+ *   sees the rest). That keeps a bulk backlog of one group out of every claim's way.
+ */
+import { Cause, Deferred, Effect, Option, type Scope } from "effect"
+import type { SqlError } from "effect/sql"
+import type { PgClient } from "@effect/sql-pg"
+import { JobDefinitionNotDeployed, StorageError } from "../../CuckmqError.js"
+import type * as JobStore from "../../JobStore.js"
+import { claimedColumns, toClaimedJob } from "./claim.js"
+import { type Names, type Row, storageError, toStorageError } from "./sql.js"
+
+/** One job, waiting: $1 definition, $2 group, $3 payload, $4 delay, $5 trace id, $6 span id. */
+const oneSql = (n: Names) => `
+INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
+  trace_id, span_id)
+SELECT d.name, d.channel, $2, $3::jsonb, t.run_at, t.run_at, t.now, d.num_attempts, d.timeout_secs, $5, $6
+FROM ${n.definition} d,
+  (SELECT statement_timestamp() AS now, statement_timestamp() + make_interval(secs => $4::float8) AS run_at) t
+WHERE d.name = $1
+RETURNING id, channel`
+
+/**
+ * One job, claimed in its insert by the local worker $3 when the deployed channel is one of its channels ($6)
+ * and its lease is live; otherwise inserted waiting. Only outside a transaction (the claim commits with the
+ * job). $1 definition, $2 payload, $4 trace id, $5 span id.
+ */
+const claimedSql = (n: Names) => `
+INSERT INTO ${n.job} AS j (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
+  trace_id, span_id, worker_id, claims, claimed_at, locked_until)
+SELECT d.name, d.channel, $2::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, $4, $5,
+  CASE WHEN o.ok THEN $3::uuid END,
+  CASE WHEN o.ok THEN 1 ELSE 0 END,
+  CASE WHEN o.ok THEN t.now END,
+  CASE WHEN o.ok THEN t.now + make_interval(secs => d.timeout_secs) END
+FROM ${n.definition} d
+CROSS JOIN (SELECT statement_timestamp() AS now) t
+CROSS JOIN LATERAL (
+  SELECT d.channel = ANY($6::text[])
+    AND EXISTS (SELECT 1 FROM ${n.worker} w WHERE w.id = $3::uuid AND w.expires_at > now()) AS ok
+) o
+WHERE d.name = $1
+RETURNING ${claimedColumns("j")}, j.worker_id`
+
+/**
+ * Many jobs with options: the payloads as one JSON array ($2), delays, groups and trace ids as parallel
+ * arrays ($3-$6). Jobs of one group beyond its concurrency (by run time, then input order) are held. One row
+ * back: the ids in order and the channel.
+ */
+const manySql = (n: Names) => `
+WITH t AS (SELECT statement_timestamp() AS now),
+src AS (
+  SELECT i.payload, t.now + make_interval(secs => i.delay) AS run_at, NULLIF(i.job_group, '') AS job_group,
+    NULLIF(i.trace_id, '') AS trace_id, NULLIF(i.span_id, '') AS span_id, i.ord
+  FROM t, ROWS FROM (jsonb_array_elements($2::jsonb), unnest($3::text[]::float8[], $4::text[], $5::text[], $6::text[]))
+    WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, ord)
+),
+ranked AS (
+  SELECT src.*, src.job_group IS NOT NULL AND
+    row_number() OVER (PARTITION BY src.job_group ORDER BY src.run_at, src.ord) > COALESCE(g.concurrency, 1) AS held
+  FROM src LEFT JOIN ${n.group} g ON g.name = src.job_group
+),
+ins AS (
+  INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, held, max_attempts,
+    timeout_secs, trace_id, span_id)
+  SELECT d.name, d.channel, r.job_group, r.payload, r.run_at, r.run_at, t.now, r.held, d.num_attempts,
+    d.timeout_secs, r.trace_id, r.span_id
+  FROM ${n.definition} d, ranked r, t
+  WHERE d.name = $1
+  ORDER BY r.ord
+  RETURNING id, channel
+)
+SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel FROM ins`
+
+/** Many jobs that are payloads only (no delay, group or trace), as one JSON array: the common bulk case. */
+const payloadsSql = (n: Names) => `
+WITH t AS (SELECT statement_timestamp() AS now),
+ins AS (
+  INSERT INTO ${n.job} (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs)
+  SELECT d.name, d.channel, i.payload, t.now, t.now, t.now, d.num_attempts, d.timeout_secs
+  FROM ${n.definition} d, t, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS i(payload, ord)
+  WHERE d.name = $1
+  ORDER BY i.ord
+  RETURNING id, channel
+)
+SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel FROM ins`
+
+/** What an insert wrote: the ids in order, and the definition's channel. */
+interface Inserted {
+  readonly ids: ReadonlyArray<string>
+  readonly channel: string
+}
+
+type OnCommit = (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
+type EnqueueError = JobDefinitionNotDeployed | StorageError
+
+/** The parts of the store enqueue needs. */
+export interface Context {
+  readonly sql: PgClient.PgClient
+  readonly names: Names
+  readonly schema: string
+  /** The store's scope: fibers that outlive their caller run in it. */
+  readonly scope: Scope.Scope
+  /** Wakes this process's workers now and, coalesced, every other process. */
+  readonly wake: (channel: string) => Effect.Effect<void>
+}
+
+const maxInsertsInFlight = 2
+const maxBatchJobs = 1000
+const maxBatchChars = 4 * 1024 * 1024
+
+/** Data the database refused (a bad value, a violated constraint): another split of the batch may pass. */
+const isDataError = (error: SqlError.SqlError): boolean => {
+  const reason = error.reason as { readonly _tag: string; readonly cause?: unknown }
+  if (reason._tag === "ConstraintError" || reason._tag === "UniqueViolation") return true
+  const code = (reason.cause as { readonly code?: unknown } | undefined)?.code
+  return typeof code === "string" && (code.startsWith("22") || code.startsWith("23"))
+}
+
+/** Builds `enqueue` and the store finalizer that answers callers still waiting when the store closes. */
+export const make = (ctx: Context) =>
+  Effect.gen(function*() {
+    const { names: n, sql } = ctx
+    const texts = { one: oneSql(n), claimed: claimedSql(n), many: manySql(n), payloads: payloadsSql(n) }
+    const storeContext = yield* Effect.context<never>()
+
+    const notDeployed = (definitionName: string) =>
+      new JobDefinitionNotDeployed({
+        definitionName,
+        message: `Job definition ${JSON.stringify(definitionName)} was never deployed to schema ` +
+          `${JSON.stringify(ctx.schema)}: deploy it (JobDefinition.deploy, or Cuckmq.layer with it in ` +
+          `\`definitions\`) before enqueueing`
+      })
+
+    const insertOne = (definitionName: string, job: JobStore.NewJob) =>
+      Effect.map(
+        sql.unsafe<Row>(texts.one, [
+          definitionName,
+          job.jobGroup ?? null,
+          job.payloadJson,
+          job.delaySecs,
+          job.traceId ?? null,
+          job.spanId ?? null
+        ]),
+        (rows): Inserted | undefined =>
+          rows.length === 0 ? undefined : { ids: [String(rows[0]!.id)], channel: rows[0]!.channel as string }
+      )
+
+    const insertMany = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) =>
+      Effect.suspend(() => {
+        const payloads = `[${jobs.map((j) => j.payloadJson).join(",")}]`
+        const plain = jobs.every((j) =>
+          j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
+        )
+        const insert = plain
+          ? sql.unsafe<Row>(texts.payloads, [definitionName, payloads])
+          : sql.unsafe<Row>(texts.many, [
+            definitionName,
+            payloads,
+            jobs.map((j) => String(j.delaySecs)),
+            jobs.map((j) => j.jobGroup ?? ""),
+            jobs.map((j) => j.traceId ?? ""),
+            jobs.map((j) => j.spanId ?? "")
+          ])
+        return Effect.map(insert, (rows): Inserted | undefined => {
+          // ids come from an identity column in insertion order, sorted (numerically) by the statement
+          const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
+          return ids === null || ids === undefined || ids.length === 0
+            ? undefined
+            : { ids, channel: rows[0]!.channel as string }
+        })
+      })
+
+    const insert = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) =>
+      jobs.length === 1 ? insertOne(definitionName, jobs[0]!) : insertMany(definitionName, jobs)
+
+    /** After a commit: wake workers, then the caller's `onCommit`. */
+    const announce = (inserted: Inserted, onCommit: OnCommit) =>
+      Effect.andThen(ctx.wake(inserted.channel), onCommit(inserted.ids, inserted.channel))
+
+    /**
+     * Runs `effect` in a fiber of the store and waits for its result: interrupting the caller only stops the
+     * wait. `effect` is interrupted only when the store closes (its caller then fails with a StorageError
+     * saying the job may or may not have been written).
+     */
+    const detached = <A>(effect: Effect.Effect<A, EnqueueError>): Effect.Effect<A, EnqueueError> =>
+      Effect.flatMap(
+        Effect.uninterruptible(Effect.suspend(() => {
+          if (storeClosed) return Effect.fail(closedError("not"))
+          const deferred = Deferred.makeUnsafe<A, EnqueueError>()
+          const run = Effect.exit(effect).pipe(
+            Effect.flatMap((exit) => Deferred.done(deferred, exit)),
+            Effect.onInterrupt(() => Effect.sync(() => Deferred.doneUnsafe(deferred, Effect.fail(closedError("maybe")))))
+          )
+          return Effect.as(Effect.forkIn(run, ctx.scope), deferred)
+        })),
+        Deferred.await
+      )
+
+    /**
+     * `insert`, then `then` on what it wrote: the statement's round trip can be interrupted (the store is
+     * closing), but once its result is in, `then` runs uninterruptibly, so a committed job is always announced.
+     */
+    const afterInsert = <A, B>(
+      statement: Effect.Effect<A, EnqueueError>,
+      then: (a: A) => Effect.Effect<B, EnqueueError>
+    ): Effect.Effect<B, EnqueueError> => Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(statement), then))
+
+    // ---- coalesced single enqueues --------------------------------------------------------------------
+    interface PendingInsert {
+      readonly job: JobStore.NewJob
+      readonly onCommit: OnCommit
+      readonly deferred: Deferred.Deferred<string, EnqueueError>
+    }
+    const waitingInserts = new Map<string, Array<PendingInsert>>()
+    let insertsInFlight = 0
+    let storeClosed = false
+
+    const closedError = (written: "not" | "maybe") =>
+      new StorageError({
+        operation: "enqueue",
+        message: written === "not"
+          ? "enqueue failed: the cuckmq store is closed (its layer's scope was closed); the job was not written"
+          : "enqueue failed: the cuckmq store closed while the job was being written; it may or may not have been enqueued",
+        cause: undefined
+      })
+
+    /** Writes `items` (one definition); answers each caller. Never fails. */
+    const writeItems = (definitionName: string, items: ReadonlyArray<PendingInsert>): Effect.Effect<void> =>
+      Effect.flatMap(Effect.exit(insert(definitionName, items.map((i) => i.job))), (exit): Effect.Effect<void> => {
+        if (exit._tag === "Success") {
+          const inserted = exit.value
+          if (inserted === undefined) {
+            for (const item of items) Deferred.doneUnsafe(item.deferred, Effect.fail(notDeployed(definitionName)))
+            return Effect.void
+          }
+          return Effect.andThen(
+            ctx.wake(inserted.channel),
+            Effect.forEach(items, (item, i) =>
+              Effect.andThen(
+                item.onCommit([inserted.ids[i]!], inserted.channel),
+                Effect.sync(() => Deferred.doneUnsafe(item.deferred, Effect.succeed(inserted.ids[i]!)))
+              ), { discard: true })
+          )
+        }
+        const error = Cause.findErrorOption(exit.cause)
+        if (items.length > 1 && Option.isSome(error) && isDataError(error.value)) {
+          const half = Math.ceil(items.length / 2)
+          return Effect.andThen(
+            writeItems(definitionName, items.slice(0, half)),
+            writeItems(definitionName, items.slice(half))
+          )
+        }
+        const failure = Option.isSome(error)
+          ? Effect.fail(toStorageError("enqueue")(error.value))
+          : Effect.failCause(exit.cause as Cause.Cause<never>)
+        for (const item of items) Deferred.doneUnsafe(item.deferred, failure)
+        return Effect.void
+      })
+
+    /** Takes the next statement's worth of waiting jobs (one definition), or undefined when none wait. */
+    const takeBatch = (): readonly [string, Array<PendingInsert>] | undefined => {
+      const next = waitingInserts.entries().next()
+      if (next.done === true) return undefined
+      const [definitionName, pending] = next.value
+      let chars = 0
+      let count = 0
+      while (count < pending.length && count < maxBatchJobs && (count === 0 || chars < maxBatchChars)) {
+        chars += pending[count]!.job.payloadJson.length
+        count++
+      }
+      const items = pending.splice(0, count)
+      if (pending.length === 0) waitingInserts.delete(definitionName)
+      return [definitionName, items]
+    }
+
+    /** Writes waiting batches until none is left; one of at most `maxInsertsInFlight` such fibers. */
+    const insertWriter: Effect.Effect<void> = Effect.suspend(() => {
+      let counted = true
+      let current: ReadonlyArray<PendingInsert> = []
+      const loop: Effect.Effect<void> = Effect.suspend(() => {
+        const taken = takeBatch()
+        if (taken === undefined) {
+          counted = false
+          insertsInFlight--
+          return Effect.void
+        }
+        current = taken[1]
+        return Effect.andThen(writeItems(taken[0], current), loop)
+      })
+      return Effect.ensuring(loop, Effect.sync(() => {
+        // interrupted (the store is closing): the batch in flight may or may not have been written
+        // (after a normal exit every caller of `current` is answered already, and this changes nothing)
+        const failure = Effect.fail(closedError("maybe"))
+        for (const item of current) Deferred.doneUnsafe(item.deferred, failure)
+        if (counted) insertsInFlight--
+      }))
+    })
+
+    // the store's scope closes after its writer fibers are interrupted: answer whoever still waits
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        storeClosed = true
+        const failure = Effect.fail(closedError("not"))
+        for (const pending of waitingInserts.values()) {
+          for (const item of pending) Deferred.doneUnsafe(item.deferred, failure)
+        }
+        waitingInserts.clear()
+      })
+    )
+
+    const enqueueCoalesced = (definitionName: string, job: JobStore.NewJob, onCommit: OnCommit) =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        if (storeClosed) return Effect.fail(closedError("not"))
+        const deferred = Deferred.makeUnsafe<string, EnqueueError>()
+        const item: PendingInsert = { job, onCommit, deferred }
+        const pending = waitingInserts.get(definitionName)
+        if (pending === undefined) waitingInserts.set(definitionName, [item])
+        else pending.push(item)
+        if (insertsInFlight >= maxInsertsInFlight) return Effect.succeed(deferred)
+        insertsInFlight++
+        return Effect.as(Effect.forkIn(Effect.provideContext(insertWriter, storeContext), ctx.scope), deferred)
+      })).pipe(
+        Effect.flatMap(Deferred.await),
+        Effect.map((id) => [id])
+      )
+
+    // ---- the in-process fast path -----------------------------------------------------------------------
+    /** Inserts `job` claimed for the reserved worker; exactly one of deliver/cancel is called. */
+    const insertClaimed = (
+      definitionName: string,
+      job: JobStore.NewJob,
+      onCommit: OnCommit,
+      reservation: JobStore.LocalReservation
+    ): Effect.Effect<ReadonlyArray<string>, EnqueueError> =>
+      afterInsert(
+        sql.unsafe<Row>(texts.claimed, [
+          definitionName,
+          job.payloadJson,
+          reservation.workerId,
+          job.traceId ?? null,
+          job.spanId ?? null,
+          [...reservation.channels]
+        ]).pipe(
+          // failed or interrupted mid-statement: it may have committed, claimed, so the worker reconciles
+          Effect.onExit((exit) => exit._tag === "Failure" ? Effect.sync(() => reservation.cancel(true)) : Effect.void),
+          Effect.catchTag("SqlError", storageError("enqueue"))
+        ),
+        (rows) => {
+          const row = rows[0]
+          if (row === undefined) {
+            reservation.cancel(false)
+            return Effect.fail(notDeployed(definitionName))
+          }
+          const inserted: Inserted = { ids: [String(row.id)], channel: row.channel as string }
+          if (row.worker_id === null) {
+            // not the worker's channel, or its lease lapsed: a plain waiting job
+            reservation.cancel(false)
+            return Effect.as(announce(inserted, onCommit), inserted.ids)
+          }
+          // committed and claimed: the local worker takes it now, nobody else needs waking
+          reservation.deliver(toClaimedJob(row))
+          return Effect.as(onCommit(inserted.ids, inserted.channel), inserted.ids)
+        }
+      )
+
+    const enqueue = (
+      definitionName: string,
+      jobs: ReadonlyArray<JobStore.NewJob>,
+      onCommit: OnCommit,
+      local?: JobStore.LocalClaim
+    ): Effect.Effect<ReadonlyArray<string>, EnqueueError> => {
+      if (jobs.length === 0) return Effect.succeed([])
+      return Effect.flatMap(Effect.serviceOption(sql.transactionService), (tx) => {
+        if (tx._tag === "Some") {
+          // in the caller's transaction: on its connection, announced after its commit
+          return insert(definitionName, jobs).pipe(
+            Effect.catchTag("SqlError", storageError("enqueue")),
+            Effect.flatMap((inserted) =>
+              inserted === undefined
+                ? Effect.fail(notDeployed(definitionName))
+                : Effect.as(sql.afterCommit(announce(inserted, onCommit)), inserted.ids)
+            )
+          )
+        }
+        if (jobs.length > 1) {
+          return detached(afterInsert(
+            Effect.catchTag(insert(definitionName, jobs), "SqlError", storageError("enqueue")),
+            (inserted) =>
+              inserted === undefined
+                ? Effect.fail(notDeployed(definitionName))
+                : Effect.as(announce(inserted, onCommit), inserted.ids)
+          ))
+        }
+        const job = jobs[0]!
+        if (local !== undefined && job.delaySecs === 0 && job.jobGroup === undefined) {
+          return Effect.suspend(() => {
+            const reservation = storeClosed ? undefined : local.reserve(definitionName)
+            return reservation === undefined
+              ? enqueueCoalesced(definitionName, job, onCommit)
+              : detached(insertClaimed(definitionName, job, onCommit, reservation))
+          })
+        }
+        return enqueueCoalesced(definitionName, job, onCommit)
+      })
+    }
+
+    return { enqueue }
+  })

@@ -1,0 +1,156 @@
+/**
+ * Settling claimed jobs on PostgreSQL: a batch of outcomes in one call of `settle_v2`, and the start
+ * confirmation of jobs that have been through a crash.
+ *
+ * Every write is fenced by the claim token: the job must still be claimed by this worker (`worker_id`) under
+ * the same claim (`claims`), a counter that only grows, so a worker that lost a job (rescued, then claimed
+ * elsewhere) can never touch it, whatever happened in between.
+ *
+ * Rows are reached by primary key (`id = ANY(...)`) and their per-job values read from jsonb maps built
+ * once: a join with the unnested arrays lets the planner choose a hash join over the whole table once
+ * statistics say it is small (a table scan per batch), and `worker_id = $1` alone would let it walk the
+ * worker index testing each row (quadratic).
+ */
+import { Effect } from "effect"
+import type { PgClient } from "@effect/sql-pg"
+import type * as JobStore from "../../JobStore.js"
+import { type Names, type Row, storageError } from "./sql.js"
+
+/** The columns of `job_finalized`, in the order `archive` writes them. */
+const finalizedColumns = `id, name, channel, job_group, payload, attempts, max_attempts, claims, crashes, succeeded,
+  last_error, scheduled_for, created_at`
+
+/**
+ * `INSERT INTO job_finalized ... SELECT ... FROM <from>` for deleted job rows; `attempts`, `succeeded` and
+ * `error` are SQL expressions over those rows.
+ */
+export const archive = (n: Names, from: string, attempts: string, succeeded: string, error: string, crashes = "crashes") => `
+INSERT INTO ${n.finalized} (${finalizedColumns})
+SELECT id, name, channel, job_group, payload, ${attempts}, max_attempts, claims, ${crashes}, ${succeeded}, ${error},
+  scheduled_for, created_at
+FROM ${from}`
+
+/**
+ * `settle_v2(worker, ids, claims, outcomes, errors, keep)`: the settlements of one batch, parallel arrays
+ * with at most one entry per job. Returns how many groups had slots freed (workers are woken when > 0).
+ * Part of migration 2: a change is a new migration and a new function name.
+ */
+export const settleFunction = (n: Names) => `
+CREATE OR REPLACE FUNCTION ${n.fn("settle_v2")}(
+  p_worker uuid, p_ids bigint[], p_claims integer[], p_outcomes text[], p_errors text[], p_keep boolean)
+RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_start bigint[];
+  v_fin bigint[];
+  v_back bigint[];
+  v_groups text[];
+  v_counts integer[];
+BEGIN
+  SELECT
+    coalesce(array_agg(x.id) FILTER (WHERE x.o = 'Started'), '{}'),
+    coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Succeeded', 'Expired')), '{}'),
+    coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Retry', 'Released')), '{}')
+  INTO v_start, v_fin, v_back
+  FROM unnest(p_ids, p_outcomes) AS x(id, o);
+
+  WITH m AS (
+    SELECT jsonb_object(p_ids::text[], p_claims::text[]) AS claim,
+      jsonb_object(p_ids::text[], p_outcomes) AS outcome,
+      jsonb_object(p_ids::text[], p_errors) AS error
+  ),
+  started AS (
+    UPDATE ${n.job} j SET started = true, attempts = j.attempts + 1
+    FROM m
+    WHERE j.id = ANY(v_start) AND j.worker_id IS NOT DISTINCT FROM p_worker
+      AND j.claims = (m.claim->>j.id::text)::int AND NOT j.started
+    RETURNING j.id
+  ),
+  fin AS (
+    DELETE FROM ${n.job} j USING m
+    WHERE j.id = ANY(v_fin) AND j.worker_id IS NOT DISTINCT FROM p_worker
+      AND j.claims = (m.claim->>j.id::text)::int
+    RETURNING j.*, m.outcome->>j.id::text AS outcome, NULLIF(m.error->>j.id::text, '')::jsonb AS error
+  ),
+  fin_ins AS (${archive(n, "fin WHERE p_keep", "attempts + (NOT started)::int", "outcome = 'Succeeded'",
+  "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END")}
+    RETURNING 1
+  ),
+  old AS (
+    -- locked first, so that the group slot read is the one the update replaces
+    SELECT j.id, j.group_slot, j.job_group FROM ${n.job} j, m
+    WHERE j.id = ANY(v_back) AND j.worker_id IS NOT DISTINCT FROM p_worker
+      AND j.claims = (m.claim->>j.id::text)::int
+    FOR UPDATE OF j
+  ),
+  back AS (
+    UPDATE ${n.job} j SET
+      worker_id = NULL, claimed_at = NULL, locked_until = NULL, group_slot = false, started = false,
+      attempts = CASE WHEN m.outcome->>j.id::text = 'Retry' THEN j.attempts + (NOT j.started)::int
+        ELSE j.attempts - j.started::int END,
+      run_at = CASE WHEN m.outcome->>j.id::text = 'Retry'
+        THEN statement_timestamp() + make_interval(secs => j.timeout_secs) ELSE j.run_at END,
+      sort_at = CASE WHEN m.outcome->>j.id::text = 'Retry'
+        THEN statement_timestamp() + make_interval(secs => j.timeout_secs) ELSE j.sort_at END,
+      last_error = CASE WHEN m.outcome->>j.id::text = 'Retry'
+        THEN NULLIF(m.error->>j.id::text, '')::jsonb ELSE j.last_error END
+    FROM m, old
+    WHERE j.id = old.id
+    RETURNING old.group_slot, old.job_group
+  ),
+  freed AS (
+    SELECT job_group FROM fin WHERE group_slot
+    UNION ALL
+    SELECT job_group FROM back WHERE group_slot
+  )
+  SELECT array_agg(f.job_group ORDER BY f.job_group), array_agg(f.n ORDER BY f.job_group)
+  INTO v_groups, v_counts
+  FROM (SELECT job_group, count(*)::int AS n FROM freed GROUP BY job_group) f;
+
+  IF v_groups IS NOT NULL THEN
+    PERFORM ${n.fn("free_slots_v2")}(v_groups, v_counts);
+  END IF;
+  RETURN coalesce(array_length(v_groups, 1), 0);
+END
+$fn$`
+
+/** Calls `settle_v2`; resolves to the number of groups with slots freed. */
+export const settle = (sql: PgClient.PgClient, n: Names, keepFinalized: boolean) => {
+  const text = `SELECT ${n.fn("settle_v2")}($1::uuid, $2::bigint[], $3::int[], $4::text[], $5::text[], $6::boolean) AS freed`
+  return (workerId: string, settlements: ReadonlyArray<JobStore.Settlement>) =>
+    sql.unsafe<Row>(text, [
+      workerId,
+      settlements.map((x) => BigInt(x.id)),
+      settlements.map((x) => x.claim),
+      settlements.map((x) => x.outcome),
+      settlements.map((x) => x.error === undefined ? "" : JSON.stringify(x.error)),
+      keepFinalized
+    ]).pipe(
+      Effect.map((rows) => Number(rows[0]?.freed ?? 0)),
+      Effect.catchTag("SqlError", storageError("settle"))
+    )
+}
+
+/**
+ * Records the start of crash-surviving jobs before they run: `$1` worker, `$2` ids, `$3` claims (parallel).
+ * Returns the ids whose claim was still current.
+ */
+export const confirmStartsSql = (n: Names) => `
+WITH m AS (SELECT jsonb_object($2::bigint[]::text[], $3::int[]::text[]) AS claim)
+UPDATE ${n.job} j SET started = true, attempts = j.attempts + 1
+FROM m
+WHERE j.id = ANY($2::bigint[]) AND j.worker_id IS NOT DISTINCT FROM $1::uuid
+  AND j.claims = (m.claim->>j.id::text)::int AND NOT j.started
+RETURNING j.id`
+
+export const confirmStarts = (sql: PgClient.PgClient, n: Names) => {
+  const text = confirmStartsSql(n)
+  return (workerId: string, jobs: ReadonlyArray<JobStore.StartToken>) =>
+    jobs.length === 0 ? Effect.succeed([]) : sql.unsafe<Row>(text, [
+      workerId,
+      jobs.map((j) => BigInt(j.id)),
+      jobs.map((j) => j.claim)
+    ]).pipe(
+      Effect.map((rows) => rows.map((r) => String(r.id))),
+      Effect.catchTag("SqlError", storageError("confirm job starts"))
+    )
+}

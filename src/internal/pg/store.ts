@@ -1,0 +1,81 @@
+/**
+ * The PostgreSQL implementation of the JobStore contract, assembled from its parts: enqueue (enqueue.ts),
+ * claim (claim.ts), settle and start confirmation (settle.ts), worker rows (workers.ts), rescue
+ * (rescue.ts), groups (groups.ts), schedules and retention (schedule.ts), reads (jobs.ts), and the
+ * process's own session for wake-ups and liveness (session.ts).
+ */
+import { Effect, Layer, type Scope } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import * as JobStore from "../../JobStore.js"
+import { claim } from "./claim.js"
+import * as Enqueue from "./enqueue.js"
+import { deleteUnreferencedGroups } from "./groups.js"
+import { getJob } from "./jobs.js"
+import { rescue } from "./rescue.js"
+import * as Schedule from "./schedule.js"
+import * as Session from "./session.js"
+import { confirmStarts, settle } from "./settle.js"
+import { lockNamespace, names } from "./sql.js"
+import * as Workers from "./workers.js"
+
+/** Options of the PostgreSQL store. */
+export interface PgStoreOptions {
+  readonly schema: string
+  /** Keep finalized jobs in `job_finalized` (false when `jobPostFinalizeDeleteSecs` is 0). */
+  readonly keepFinalized: boolean
+  /**
+   * Hold a liveness lock on the session connection, so that a killed process's workers are declared dead
+   * within seconds (false: leases only, e.g. where session locks cannot be trusted). Defaults to true.
+   */
+  readonly liveness?: boolean | undefined
+}
+
+/** Builds the store. Requires a `PgClient`; the schema must already be migrated. */
+export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["Service"], never, PgClient.PgClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const pg = yield* PgClient.PgClient
+    // Our statements read snake_case columns: never apply the app's name transforms to them.
+    const sql = pg.withoutTransforms()
+    const n = names(options.schema)
+    const scope = yield* Effect.scope
+    const namespace = lockNamespace(options.schema)
+
+    const session = yield* Session.make(sql, { schema: options.schema, lockNamespace: namespace, liveness: options.liveness ?? true })
+    const { enqueue } = yield* Enqueue.make({ sql, names: n, schema: options.schema, scope, wake: session.wake })
+    const workers = Workers.make(sql, n)
+    const schedules = Schedule.make(sql, n, session.wake)
+    const claimJobs = claim(sql, n)
+    const settleJobs = settle(sql, n, options.keepFinalized)
+    const rescueJobs = rescue(sql, n, namespace, options.keepFinalized)
+    /** Wakes every worker (a group slot freed, a job went back): `*` = any channel. */
+    const wakeAll = session.wake("*")
+
+    return JobStore.JobStore.of({
+      deploy: schedules.deploy,
+      enqueue,
+      wakeups: session.wakeups,
+      session: session.session,
+      registerWorker: workers.registerWorker,
+      heartbeat: workers.heartbeat,
+      deregisterWorker: (workerId) =>
+        Effect.flatMap(workers.deregisterWorker(workerId), (released) => released > 0 ? wakeAll : Effect.void),
+      claim: claimJobs,
+      confirmStarts: confirmStarts(sql, n),
+      releaseUnowned: (workerId, owned) =>
+        Effect.tap(workers.releaseUnowned(workerId, owned), (released) => released > 0 ? wakeAll : Effect.void),
+      // a freed group slot may make a held job claimable; a retried or released job may be due now
+      settle: (workerId, settlements) =>
+        settlements.length === 0 ? Effect.void : Effect.flatMap(settleJobs(workerId, settlements), (freed) =>
+          freed > 0 || settlements.some((s) => s.outcome === "Retry" || s.outcome === "Released") ? wakeAll : Effect.void),
+      scheduleDue: schedules.scheduleDue,
+      deleteFinalized: schedules.deleteFinalized,
+      deleteUnreferencedGroups: deleteUnreferencedGroups(sql, n),
+      rescue: (o) =>
+        Effect.tap(rescueJobs(o), (r) => r.jobs.length > 0 || r.groups.length > 0 ? wakeAll : Effect.void),
+      getJob: getJob(sql, n)
+    })
+  })
+
+/** The store as a layer. */
+export const layer = (options: PgStoreOptions): Layer.Layer<JobStore.JobStore, never, PgClient.PgClient> =>
+  Layer.effect(JobStore.JobStore, make(options))

@@ -1,0 +1,251 @@
+/**
+ * The executor: claimed jobs wait in the prefetch buffer until a slot frees, then run in a fiber each.
+ *
+ * Before a job starts, the executor checks that it may: its claim belongs to the current registration, the
+ * lease has not run out, the worker is not stopping, and (for a job of a named group) its group deadline,
+ * counted from the claim, has not passed. A job that may not start is given back untouched (`Released`: no
+ * attempt spent).
+ *
+ * A job that has been taken back from a dead worker before (`crashes > 0`) might be one that kills its
+ * process whenever it runs, so its start is recorded before its handler runs (`confirmStarts`, batched):
+ * such a job is finalized after `numAttempts` runs however it dies. Other jobs start at once; their start is
+ * recorded with their settlement, or by a `Started` mark at the next heartbeat if they run that long. A job
+ * whose start was never recorded is never finalized as failed.
+ *
+ * The handler runs uninterruptibly except for the handler itself (restore), so its outcome is always
+ * settled; a synchronous throw in a handler is a defect of that attempt (the handler is called inside
+ * `Effect.suspend`, see Cuckmq.ts).
+ */
+import { Effect } from "effect"
+import * as Execute from "../execute.js"
+import type { Completer } from "./completer.js"
+import { buffered, type Claimed, type Env, type Running } from "./state.js"
+
+/**
+ * How far ahead prefetching looks: the buffer holds at most the jobs that the worker is expected to start
+ * within this many milliseconds, given how long its handlers take.
+ */
+const prefetchHorizonMs = 50
+
+export const make = (env: Env, completer: Completer) => {
+  const { config, cuckmq, state } = env
+  const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
+  const ceilingMs = (ceilingSecs - Execute.ceilingMarginSecs(ceilingSecs)) * 1000
+  let idle: (() => void) | undefined
+  let confirming: Array<Running> = []
+  let confirmScheduled = false
+
+  /** The prefetch buffer's size: what we expect to start within the horizon, up to `prefetch`. */
+  const prefetchLimit = () =>
+    Math.min(config.prefetch, Math.floor(config.concurrency * prefetchHorizonMs / Math.max(state.avgDurationMs, 0.01)))
+  const capacity = () => config.concurrency + prefetchLimit()
+
+  /** The moment a group job must have stopped: shortly before the ceiling, counted from its claim. */
+  const deadlineOf = (c: Claimed): number | undefined =>
+    c.job.jobGroup === undefined ? undefined : c.claimedAt + ceilingMs
+
+  const mayStart = (c: Claimed, at: number): boolean => {
+    if (state.stopping || !state.registered || c.claimedBy !== state.workerId || at >= state.leaseDeadline) return false
+    const deadline = deadlineOf(c)
+    return deadline === undefined || at < deadline
+  }
+
+  /** Gives a job back untouched: back to the queue in its place, no attempt spent. */
+  const release = (c: Claimed) => completer.submit(c.claimedBy, { id: c.job.id, claim: c.job.claim, outcome: "Released" })
+
+  /** Takes over claimed jobs: orphans and jobs this registration may not run go back; the rest wait. */
+  const accept = (jobs: ReadonlyArray<Claimed>) => {
+    const at = new Date(env.now())
+    for (const c of jobs) {
+      const { claimedBy, job } = c
+      state.owned.set(job.id, job.claim)
+      cuckmq.publish(() => ({
+        _tag: "WORKER_JOB_DEQUEUE",
+        timestamp: at,
+        jobId: job.id,
+        definitionName: job.name,
+        workerId: claimedBy,
+        attempt: job.attempt
+      }))
+      if (!cuckmq.definitions.has(job.name)) {
+        // A definition this process does not know (rolling deploy): give it back, no attempt spent, and stop
+        // claiming it so that a worker that knows it gets it.
+        state.excludeNames.add(job.name)
+        release(c)
+        cuckmq.publish(() => ({
+          _tag: "WORKER_JOB_ORPHAN",
+          timestamp: at,
+          jobId: job.id,
+          definitionName: job.name,
+          workerId: claimedBy
+        }))
+        continue
+      }
+      if (state.stopping || claimedBy !== state.workerId || !state.registered) {
+        release(c) // claimed while stopping or losing the lease: give it back untouched
+        continue
+      }
+      state.buffer.push(c)
+    }
+    startBuffered()
+  }
+
+  // A job may complete synchronously inside its fork, and its `finish` starts the next one: without this
+  // guard that would recurse once per buffered job (and overflow the stack with a large buffer).
+  let starting = false
+  const startBuffered = () => {
+    if (starting) return // the loop below picks up the slot just freed
+    starting = true
+    try {
+      while (state.running.size < config.concurrency && state.bufferHead < state.buffer.length) {
+        const c = state.buffer[state.bufferHead++]!
+        if (state.bufferHead === state.buffer.length) {
+          state.buffer = []
+          state.bufferHead = 0
+        }
+        const at = env.now()
+        if (!mayStart(c, at)) {
+          release(c)
+          continue
+        }
+        const entry: Running = { claimed: c, fiber: undefined, reason: undefined, startedAt: undefined, marked: false }
+        state.running.set(c.job.id, entry)
+        if (c.job.crashes > 0) confirm(entry)
+        else launch(entry, at)
+      }
+    } finally {
+      starting = false
+    }
+    cuckmq.metrics.inFlight(config.name, state.running.size)
+  }
+
+  /** Starts the handler's fiber. */
+  const launch = (entry: Running, at: number) => {
+    entry.startedAt = at
+    entry.fiber = Effect.runForkWith(env.services!)(execute(entry, at))
+  }
+
+  /** Confirms starts in one store call per registration, for every job waiting to be confirmed now. */
+  const confirm = (entry: Running) => {
+    confirming.push(entry)
+    if (confirmScheduled) return
+    confirmScheduled = true
+    Effect.runForkWith(env.services!)(Effect.suspend(() => {
+      confirmScheduled = false
+      const batch = confirming
+      confirming = []
+      const byWorker = new Map<string, Array<Running>>()
+      for (const e of batch) {
+        const list = byWorker.get(e.claimed.claimedBy)
+        if (list === undefined) byWorker.set(e.claimed.claimedBy, [e])
+        else list.push(e)
+      }
+      return Effect.forEach(byWorker, ([workerId, entries]) =>
+        env.store.confirmStarts(workerId, entries.map((e) => ({ id: e.claimed.job.id, claim: e.claimed.job.claim }))).pipe(
+          Effect.matchEffect({
+            onFailure: (error) => {
+              // the marks may or may not have landed: give the jobs back (a recorded start is refunded)
+              for (const e of entries) finish(e, { id: e.claimed.job.id, claim: e.claimed.job.claim, outcome: "Released" }, 0)
+              return Effect.logWarning("cuckmq: confirming job starts failed; the jobs were given back", error.message)
+            },
+            onSuccess: (ids) => {
+              const confirmed = new Set(ids)
+              const at = env.now()
+              for (const e of entries) {
+                e.marked = true
+                const { job } = e.claimed
+                if (!confirmed.has(job.id)) {
+                  // the claim is not current any more (the job was taken back): never run it
+                  state.running.delete(job.id)
+                  if (state.owned.get(job.id) === job.claim) state.owned.delete(job.id)
+                  continue
+                }
+                if (e.reason !== undefined || !mayStart(e.claimed, at)) {
+                  finish(e, { id: job.id, claim: job.claim, outcome: "Released" }, 0)
+                } else {
+                  launch(e, at)
+                }
+              }
+              if (state.running.size === 0 && idle) idle()
+              startBuffered()
+              return Effect.void
+            }
+          })
+        ), { discard: true })
+    }))
+  }
+
+  const finish = (entry: Running, settlement: Parameters<Completer["submit"]>[1], durationMs: number) => {
+    completer.submit(entry.claimed.claimedBy, settlement)
+    state.running.delete(entry.claimed.job.id)
+    if (entry.startedAt !== undefined) state.avgDurationMs = state.avgDurationMs * 0.7 + durationMs * 0.3
+    if (!state.stopping) startBuffered()
+    else cuckmq.metrics.inFlight(config.name, state.running.size)
+    if (state.running.size === 0 && idle) idle()
+    env.ring()
+  }
+
+  const execute = (entry: Running, started: number): Effect.Effect<void> =>
+    Effect.uninterruptibleMask((restore) => {
+      const { claimedBy, job } = entry.claimed
+      if (entry.reason !== undefined) {
+        // stopped between being started and running: give it back untouched
+        finish(entry, { id: job.id, claim: job.claim, outcome: "Released" }, 0)
+        return Effect.void
+      }
+      Execute.publishRun(cuckmq, job, claimedBy, started)
+      const run = Execute.handler(cuckmq, job, claimedBy, env.traced, deadlineOf(entry.claimed), started)
+      return Effect.flatMap(Effect.exit(restore(run)), (exit) => {
+        const ended = env.now()
+        finish(entry, Execute.conclude(cuckmq, job, claimedBy, exit, started, ended, entry.reason), ended - started)
+        return Effect.void
+      })
+    })
+
+  /** Gives back the prefetched jobs that have not started. */
+  const releaseBuffer = () => {
+    const left = state.buffer.slice(state.bufferHead)
+    state.buffer = []
+    state.bufferHead = 0
+    for (const c of left) release(c)
+  }
+
+  /**
+   * Stops every job of registration `workerId` (shutdown, lost lease): marks them, sends their handlers an
+   * interruption without waiting for them to end (a handler slow to stop must not hold up the caller; each
+   * settles when it does end), and gives back the buffer. Synchronous: it must work in a closing scope.
+   */
+  const stopAll = (reason: Execute.InterruptReason, workerId?: string): number => {
+    releaseBuffer()
+    let interrupted = 0
+    for (const entry of state.running.values()) {
+      if (workerId !== undefined && entry.claimed.claimedBy !== workerId) continue
+      entry.reason = reason
+      if (entry.fiber) {
+        entry.fiber.interruptUnsafe()
+        interrupted++
+      }
+    }
+    return interrupted
+  }
+
+  /** Waits until no job has a slot. */
+  const awaitIdle = Effect.callback<void>((resume) => {
+    idle = () => resume(Effect.void)
+    if (state.running.size === 0) resume(Effect.void)
+  })
+
+  /** Queues a `Started` mark for every job that has been running at least `olderThanMs` unrecorded. */
+  const markStarted = (olderThanMs: number) => {
+    const at = env.now()
+    for (const entry of state.running.values()) {
+      if (entry.marked || entry.startedAt === undefined || at - entry.startedAt < olderThanMs) continue
+      entry.marked = true
+      completer.submit(entry.claimed.claimedBy, { id: entry.claimed.job.id, claim: entry.claimed.job.claim, outcome: "Started" })
+    }
+  }
+
+  return { accept, startBuffered, releaseBuffer, stopAll, awaitIdle, markStarted, capacity, buffered: () => buffered(state) }
+}
+
+export type Executor = ReturnType<typeof make>

@@ -1,0 +1,159 @@
+/**
+ * The producer: claims as many jobs as the worker has room for, in one store call. Room is the free slots
+ * plus a prefetch buffer (executor.ts), so that the next claim's round trip (a commit, so an fsync) overlaps
+ * the jobs in hand, with up to two claims in flight. It claims again right away while claims come back full
+ * (or hold back jobs of full groups), otherwise it waits for a wake-up (LISTEN/NOTIFY, a freed group slot,
+ * the poll timer).
+ *
+ * Reconciling: a claim (or a fast-path insert) whose result never reached the worker (a connection lost
+ * mid-statement) may have committed, so the store may hold jobs for this worker that it does not know of.
+ * After any such failure, and every minute, the producer asks the store to release the jobs it holds for
+ * this worker that are not owned, but only while no claim and no fast-path insert is in flight: every job
+ * the worker might still receive is then either owned or lost, and a released job is never one it runs.
+ *
+ * The in-process fast path (Cuckmq `localClaim`): an enqueue in this process may reserve a free slot, and its
+ * job, claimed in its own INSERT, is delivered straight to the executor.
+ */
+import { Duration, Effect, Option, Queue, Stream } from "effect"
+import type * as JobStore from "../../JobStore.js"
+import type { Executor } from "./executor.js"
+import type { Lease } from "./lease.js"
+import { backoffMs, buffered, type Env } from "./state.js"
+
+/** How often a worker reconciles what it holds with what the store says it holds. */
+const reconcileEveryMs = 60_000
+
+export const make = (env: Env, executor: Executor, lease: Lease) => {
+  const { config, state, store } = env
+  const channelSet = new Set(config.channels)
+
+  const room = () =>
+    executor.capacity() - state.running.size - buffered(state) - state.requested - state.reserved
+  /** Claim when woken, or while claims come back full once a useful batch (half the room) is free. */
+  const worthClaiming = (r: number) =>
+    r > 0 && (state.rung || (state.moreLikely && r >= Math.max(1, Math.ceil(executor.capacity() / 2))))
+
+  const claimTask = (limit: number, claimedBy: string) =>
+    Effect.suspend(() => {
+      const sentAt = env.now()
+      return store.claim({ workerId: claimedBy, channels: config.channels, excludeNames: Array.from(state.excludeNames), limit })
+        .pipe(
+          Effect.matchEffect({
+            onFailure: (error) => {
+              state.claimFailures++
+              state.needsReconcile = true // the claim may have committed even so: find out before the next one
+              state.rung = true
+              const backoff = backoffMs(state.claimFailures)
+              state.retryAt = env.now() + backoff
+              return Effect.logWarning(`cuckmq: claim failed; retrying in ${backoff} ms`, error.message)
+            },
+            onSuccess: ({ held, jobs }) =>
+              Effect.sync(() => {
+                state.claimFailures = 0
+                state.moreLikely = jobs.length === limit || held > 0
+                if (jobs.length > 0) executor.accept(jobs.map((job) => ({ job, claimedBy, claimedAt: sentAt })))
+              })
+          }),
+          Effect.ensuring(Effect.sync(() => {
+            state.claimsInFlight--
+            state.requested -= limit
+            env.ring()
+          }))
+        )
+    })
+
+  /** One step: register, reconcile, start a claim if worth it; false when it should wait. */
+  const step = Effect.gen(function*() {
+    if (env.now() < state.retryAt) {
+      yield* Effect.sleep(Duration.millis(state.retryAt - env.now()))
+      return true
+    }
+    if (!state.registered) {
+      const ok = yield* Effect.result(lease.register)
+      if (ok._tag === "Failure") {
+        state.claimFailures++
+        state.retryAt = env.now() + backoffMs(state.claimFailures)
+        yield* Effect.logWarning("cuckmq: registering the worker failed; retrying", ok.failure.message)
+        return true
+      }
+    }
+    if (env.now() >= state.leaseDeadline) {
+      yield* lease.fence("its lease deadline passed before claiming")
+      return true
+    }
+    if (state.needsReconcile) {
+      // wait until nothing the worker might still receive is in flight
+      if (state.claimsInFlight > 0 || state.reserved > 0) return false
+      const released = yield* Effect.result(store.releaseUnowned(state.workerId, Array.from(state.owned.keys())))
+      if (released._tag === "Failure") {
+        state.retryAt = env.now() + 1000
+        return true
+      }
+      state.needsReconcile = false
+      if (released.success > 0) yield* Effect.logInfo(`cuckmq: released ${released.success} job(s) of a lost claim`)
+    }
+    const r = room()
+    if (state.claimsInFlight >= 2 || !worthClaiming(r)) return false
+    state.rung = false
+    state.claimsInFlight++
+    state.requested += r
+    yield* Effect.forkIn(claimTask(r, state.workerId), env.scope)
+    return true
+  })
+
+  const loop = Effect.gen(function*() {
+    let lastReconcile = env.now()
+    while (true) {
+      if (env.now() - lastReconcile > reconcileEveryMs) {
+        lastReconcile = env.now()
+        state.needsReconcile = true
+      }
+      if (yield* step) continue
+      const woke = yield* Queue.take(env.doorbell).pipe(Effect.timeoutOption(Duration.seconds(config.pollIntervalSecs)))
+      if (Option.isNone(woke)) state.rung = true // poll: delayed and retried jobs become due without a notification
+    }
+  })
+
+  const wakeupLoop = Effect.gen(function*() {
+    const wakeups = yield* store.wakeups
+    yield* Stream.runForEach(wakeups, (w) =>
+      Effect.sync(() => {
+        if (w._tag === "Any" || channelSet.has(w.channel)) {
+          state.rung = true
+          env.ring()
+        }
+      }))
+  })
+
+  /** The fast path's view of this worker: a free slot, reserved for a job about to be inserted for it. */
+  const reserve = (): JobStore.LocalReservation | undefined => {
+    if (!state.registered || state.stopping || env.now() >= state.leaseDeadline) return undefined
+    if (state.running.size + buffered(state) + state.reserved >= config.concurrency) return undefined
+    state.reserved++
+    const claimedBy = state.workerId
+    const claimedAt = env.now()
+    let settled = false
+    return {
+      workerId: claimedBy,
+      channels: config.channels,
+      deliver: (job) => {
+        if (settled) return
+        settled = true
+        state.reserved--
+        executor.accept([{ job, claimedBy, claimedAt }])
+        env.ring()
+      },
+      cancel: (maybeClaimed) => {
+        if (settled) return
+        settled = true
+        state.reserved--
+        if (maybeClaimed) state.needsReconcile = true
+        env.ring()
+      }
+    }
+  }
+
+  return { loop, wakeupLoop, reserve, channelSet }
+}
+
+export type Producer = ReturnType<typeof make>

@@ -1,0 +1,140 @@
+/**
+ * The worker engine's one state record, and what every part shares (the environment). The parts:
+ *
+ * - lease (lease.ts): the worker's registration, its heartbeat lease, its liveness session, and the fence
+ *   that stops every job of a registration that is (or is about to be) declared dead;
+ * - producer (producer.ts): claims, wake-ups, the in-process fast path's reservations, and reconciling what
+ *   the store says the worker holds with what it knows it holds;
+ * - executor (executor.ts): the prefetch buffer, confirming starts, running handlers, and the group deadline;
+ * - completer (completer.ts): settlements, written in batches;
+ * - shutdown (shutdown.ts): the order of a graceful stop.
+ *
+ * Who owns what: a claimed job belongs to the registration that claimed it (`claimedBy`). From its claim to
+ * its settlement it is in exactly one of: the buffer, `running` (confirming or running its handler), or the
+ * completer's queue; throughout, `owned` maps its id to its claim token, and reconciliation never releases
+ * an owned job. Only the registration that claimed a job may start it.
+ */
+import type { Clock, Context, Fiber, Queue, Scope } from "effect"
+import type { Cuckmq } from "../../Cuckmq.js"
+import type * as JobStore from "../../JobStore.js"
+import type { InterruptReason } from "../execute.js"
+
+/** Resolved worker settings (all validated). */
+export interface Config {
+  readonly name: string
+  readonly channels: ReadonlyArray<string>
+  readonly concurrency: number
+  readonly prefetch: number
+  readonly pollIntervalSecs: number
+  readonly gracePeriodSecs: number
+  readonly heartbeatSecs: number
+  readonly leaseSecs: number
+}
+
+/** A job as its worker holds it. */
+export interface Claimed {
+  readonly job: JobStore.ClaimedJob
+  /** The registration (worker id) that claimed it. */
+  readonly claimedBy: string
+  /** When the claim was sent (local clock, ms): the group ceiling counts from here. */
+  readonly claimedAt: number
+}
+
+/** A job with a slot: confirming its start, or running its handler. */
+export interface Running {
+  readonly claimed: Claimed
+  /** The handler's fiber, once started. */
+  fiber: Fiber.Fiber<void> | undefined
+  /** Set when the worker itself stops the job (shutdown, lost lease): the attempt is refunded. */
+  reason: InterruptReason | undefined
+  /** When the handler started (local clock, ms), once it has. */
+  startedAt: number | undefined
+  /** The start was recorded in the store (confirmed, or marked since). */
+  marked: boolean
+}
+
+export interface State {
+  // ---- lease ----
+  workerId: string
+  registered: boolean
+  /** The moment (local clock) the worker must have stopped its jobs unless a heartbeat lands. */
+  leaseDeadline: number
+  stopping: boolean
+  // ---- producer ----
+  /** A wake-up arrived since the last claim. */
+  rung: boolean
+  /** The last claim came back full (or held jobs back): more jobs are probably waiting. */
+  moreLikely: boolean
+  claimsInFlight: number
+  /** Room that claims in flight may fill. */
+  requested: number
+  /** Slots reserved by the fast path (a job being inserted for this worker). */
+  reserved: number
+  claimFailures: number
+  retryAt: number
+  /** The store may hold jobs for this worker that it does not know of: release them before claiming. */
+  needsReconcile: boolean
+  // ---- executor ----
+  /** Claimed jobs waiting for a slot, consumed from `bufferHead` (no O(n) shifts). */
+  buffer: Array<Claimed>
+  bufferHead: number
+  running: Map<string, Running>
+  /** Handler durations, a moving average: how far ahead the buffer looks. */
+  avgDurationMs: number
+  /** Definition names this process does not know: not claimed any more. */
+  readonly excludeNames: Set<string>
+  // ---- completer ----
+  /** Every job held, with its claim token, until its settlement is written. */
+  readonly owned: Map<string, number>
+  /** Settlements queued or being written. */
+  unsettled: number
+}
+
+export const makeState = (workerId: string): State => ({
+  workerId,
+  registered: false,
+  leaseDeadline: 0,
+  stopping: false,
+  rung: true,
+  moreLikely: true,
+  claimsInFlight: 0,
+  requested: 0,
+  reserved: 0,
+  claimFailures: 0,
+  retryAt: 0,
+  needsReconcile: false,
+  buffer: [],
+  bufferHead: 0,
+  running: new Map(),
+  // Until measured, assume jobs of 100 ms (a prefetch of half the concurrency); the average follows recent
+  // durations quickly, so a fast queue ramps up within a few dozen jobs.
+  avgDurationMs: 100,
+  excludeNames: new Set(),
+  owned: new Map(),
+  unsettled: 0
+})
+
+/** What the parts share. */
+export interface Env {
+  readonly cuckmq: Cuckmq["Service"]
+  readonly store: JobStore.JobStore["Service"]
+  readonly config: Config
+  readonly state: State
+  /** The worker's scope: fibers forked here live until the worker stops. */
+  readonly scope: Scope.Scope
+  readonly clock: Clock.Clock
+  readonly now: () => number
+  /** Wakes the producer (room changed, a wake-up arrived). */
+  readonly ring: () => void
+  readonly doorbell: Queue.Queue<void>
+  /** The services handler fibers run with (the producer's plus the handlers', merged once). */
+  services: Context.Context<never> | undefined
+  /** Whether a tracing backend is installed (per-job spans are skipped otherwise). */
+  traced: boolean
+}
+
+/** Backoff after `failures` consecutive failures: 200 ms doubling, at most 5 s. */
+export const backoffMs = (failures: number): number => Math.min(5000, 100 * 2 ** Math.min(Math.max(failures, 1), 6))
+
+/** Claimed jobs in the buffer. */
+export const buffered = (state: State): number => state.buffer.length - state.bufferHead
