@@ -6,7 +6,8 @@
  *   npm run bench -- --only=cuckmq,pg-boss a subset of the systems (cuckmq is the ratio baseline when present)
  *
  * Further flags: --runs=N, --jobs=N, --c1-jobs=N (cap the c=1 drain), --workloads=a,b (a subset of the
- * workloads). Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
+ * workloads), --baseline=<git ref> (adds the system `cuckmq-baseline`: this repository's library at that commit,
+ * checked out into a temporary worktree, run beside the current one to measure what a change costs). Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
  * database is created on that server per system and run, and dropped afterwards), BENCH_REDIS_URL (default
  * redis://127.0.0.1:6379; BullMQ uses a unique key prefix per run, deleted afterwards).
  *
@@ -44,7 +45,7 @@ const flag = (name: string): string | undefined => {
   if (hit === undefined) return undefined
   return hit.includes("=") ? hit.slice(hit.indexOf("=") + 1) : ""
 }
-const known = ["quick", "only", "runs", "jobs", "c1-jobs", "workloads"]
+const known = ["quick", "only", "runs", "jobs", "c1-jobs", "workloads", "baseline"]
 for (const a of args) {
   const name = a.replace(/^--/, "").split("=")[0]!
   if (!a.startsWith("--") || !known.includes(name)) {
@@ -83,8 +84,28 @@ const sizes: Sizes = {
 }
 const poolSize = 20
 
+// --baseline=<ref>: a worktree of that commit, whose library the `cuckmq-baseline` system imports
+const baselineRef = flag("baseline")
+let baselineDir: string | undefined
+if (baselineRef !== undefined) {
+  baselineDir = fs.mkdtempSync(path.join(os.tmpdir(), "cuckmq-baseline-"))
+  execFileSync("git", ["worktree", "add", "--detach", baselineDir, baselineRef], { cwd: repoRoot, stdio: "ignore" })
+  fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(baselineDir, "node_modules"))
+  process.env.CUCKMQ_BASELINE_DIR = baselineDir
+  process.env.CUCKMQ_BASELINE_REF = baselineRef
+}
+const removeBaseline = () => {
+  if (baselineDir === undefined) return
+  try {
+    execFileSync("git", ["worktree", "remove", "--force", baselineDir], { cwd: repoRoot, stdio: "ignore" })
+  } catch {
+    // already gone
+  }
+  baselineDir = undefined
+}
+
 const only = listFlag("only")
-const systems: ReadonlyArray<SystemDefinition> = only
+const systems: ReadonlyArray<SystemDefinition> = (only
   ? only.map((name) => {
     const s = allSystems.find((x) => x.name === name)
     if (!s) {
@@ -93,7 +114,7 @@ const systems: ReadonlyArray<SystemDefinition> = only
     }
     return s
   })
-  : allSystems
+  : allSystems).filter((s) => s.name !== "cuckmq-baseline" || baselineRef !== undefined)
 const workloadsFlag = listFlag("workloads")
 const workloads: ReadonlyArray<WorkloadName> = workloadsFlag
   ? workloadsFlag.map((w) => {
@@ -512,6 +533,7 @@ const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(" / ")
 const cleanupAndExit = async (code: number) => {
   current?.kill("SIGKILL")
   for (const name of [...created]) await dropDatabase(name).catch(() => {})
+  removeBaseline()
   process.exit(code)
 }
 process.on("SIGINT", () => {
@@ -574,7 +596,7 @@ const main = async () => {
   log(`\nwritten to bench/results/latest.md (raw numbers: bench/results/latest.json)`)
 }
 
-main().catch(async (e) => {
+main().then(removeBaseline, async (e) => {
   log(e instanceof Error ? (e.stack ?? e.message) : String(e))
   await cleanupAndExit(1)
 })

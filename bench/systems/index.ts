@@ -1,7 +1,7 @@
 /** Every system under test, in table order (cuckmq first: the ratios are to it). */
 import { system as bullmq } from "./bullmq.js"
 import { system as bullmqPg } from "./bullmq-pg.js"
-import { system as cuckmq } from "./cuckmq.js"
+import { baseline as cuckmqBaseline, system as cuckmq } from "./cuckmq.js"
 import { system as effectPersistedQueue } from "./effect-persisted-queue.js"
 import { system as graphileWorker } from "./graphile-worker.js"
 import { system as graphileWorkerBatched } from "./graphile-worker-batched.js"
@@ -10,6 +10,7 @@ import type { SystemDefinition } from "./types.js"
 
 export const systems: ReadonlyArray<SystemDefinition> = [
   cuckmq,
+  cuckmqBaseline,
   graphileWorker,
   graphileWorkerBatched,
   pgBoss,

@@ -457,6 +457,51 @@ export const conformance = (
       yield* store.deregisterWorker(live.id)
     }))
 
+  it.effect("concurrent: a release racing fast-path deliveries: a job released before it was delivered cannot be settled by that delivery", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("deliver"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const delivered: Array<Store.ClaimedJob> = []
+      const local: Store.LocalClaim = {
+        reserve: () => ({
+          workerId: w.id,
+          channels: [n("deliver")],
+          deliver: (job) => void delivered.push(job),
+          cancel: () => {}
+        })
+      }
+      // inserts claimed for w race releases of everything w holds but does not know (it knows nothing)
+      let released = 0
+      yield* Effect.all([
+        Effect.forEach(Array.from({ length: 30 }), () => store.enqueue(n("deliver"), [newJob({})], noCommit, local), {
+          concurrency: 5,
+          discard: true
+        }),
+        Effect.forEach(Array.from({ length: 30 }), () =>
+          Effect.andThen(Effect.yieldNow, Effect.map(store.releaseUnowned(w.id, []), (k) => void (released += k))), {
+          concurrency: 2,
+          discard: true
+        })
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(delivered.length, 30)
+      // a second worker takes whatever was released
+      const other = worker()
+      yield* store.registerWorker(other)
+      const taken = (yield* claimOf(other.id, n("deliver"), 100)).jobs
+      assert.strictEqual(taken.length, released)
+      // w settles every delivery: only the ones it still holds apply
+      yield* store.settle(w.id, settled(delivered))
+      for (const job of taken) {
+        assert.deepInclude(yield* state(store, job.id), { state: "running", workerId: other.id, claims: 2 })
+      }
+      const finalizedByW = delivered.filter((j) => !taken.some((t) => t.id === j.id))
+      for (const job of finalizedByW) assert.deepInclude(yield* state(store, job.id), { state: "succeeded" })
+      yield* store.deregisterWorker(w.id)
+      yield* store.deregisterWorker(other.id)
+    }))
+
   it.effect("concurrent: many claimers on one group never hold more than its one slot, and every job runs once", () =>
     Effect.gen(function*() {
       const store = yield* JobStore

@@ -28,8 +28,14 @@ import { notifyChannel } from "./sql.js"
 /** How long a lost session may take to get its key back before its workers must stop their jobs. */
 export const reacquireMs = 750
 
-/** Ping the session connection this often, and treat it as lost when a ping takes longer than the timeout. */
-const pingEveryMs = 2_000
+/**
+ * Ping the session connection this often, and treat it as lost when a ping takes longer than the timeout.
+ * A backend that died (its lock free at once) is noticed at the next ping at the latest, even if the
+ * connection's reset was lost on the way: so `pingEveryMs + reacquireMs` is how long the process may take to
+ * stop its jobs, well under the rescuer's `sessionGraceSecs` (2.5 s). A ping that merely hangs means the
+ * server is unreachable, and then it cannot have freed the lock either: the lease covers that case.
+ */
+const pingEveryMs = 500
 const pingTimeoutMs = 5_000
 
 /** A random non-zero int32 key. */
@@ -54,6 +60,8 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock
     const senderId = randomUUID()
+    // what operators see in pg_stat_activity
+    const applicationName = `cuckmq session ${options.schema}`.slice(0, 63)
     const channelName = notifyChannel(options.schema)
 
     // ---- wake-ups in ----
@@ -72,7 +80,7 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
 
     /** One connection's life: connect, lock `key`, LISTEN, then forward notifications until it fails. */
     const hold = Effect.gen(function*() {
-      const raw = yield* PgConnection.make({ ...sql.config, applicationName: "cuckmq session" })
+      const raw = yield* PgConnection.make({ ...sql.config, applicationName })
       const conn = yield* raw.pin
       if (options.liveness) {
         const [locked] = (yield* conn.query("SELECT pg_try_advisory_lock($1::int, $2::int) AS ok", [

@@ -41,6 +41,7 @@ export const make = (env: Env, executor: Executor) => {
     const session = yield* store.session
     const id = randomUUID()
     const sentAt = env.now()
+    state.registering = id
     yield* store.registerWorker({
       id,
       name: config.name,
@@ -53,6 +54,7 @@ export const make = (env: Env, executor: Executor) => {
     state.workerId = id
     extend(sentAt)
     state.registered = true
+    state.registering = undefined
     state.rung = true
     if (session !== undefined) {
       yield* Effect.forkIn(Effect.andThen(session.lost, fence("its liveness session was lost", id)), env.scope)
@@ -96,14 +98,17 @@ export const make = (env: Env, executor: Executor) => {
     }
   })
 
-  /** Deregisters the current registration, releasing anything it still holds. */
-  const deregister = Effect.suspend(() =>
-    state.registered
-      ? store.deregisterWorker(state.workerId).pipe(
+  /**
+   * Deregisters the current registration, releasing anything it still holds, and one interrupted while it
+   * was being written (its row may exist).
+   */
+  const deregister = Effect.suspend(() => {
+    const ids = [state.registered ? state.workerId : undefined, state.registering].filter((id) => id !== undefined)
+    return Effect.forEach(ids, (id) =>
+      store.deregisterWorker(id).pipe(
         Effect.catch((e) => Effect.logWarning("cuckmq: deregistering the worker failed (its lease will expire)", e.message))
-      )
-      : Effect.void
-  )
+      ), { discard: true })
+  })
 
   return { register, fence, fenceTimerLoop, heartbeatLoop, deregister }
 }

@@ -57,6 +57,8 @@ export interface State {
   // ---- lease ----
   workerId: string
   registered: boolean
+  /** A registration being written (its row may exist before `registered` is set): deregistered on shutdown. */
+  registering: string | undefined
   /** The moment (local clock) the worker must have stopped its jobs unless a heartbeat lands. */
   leaseDeadline: number
   stopping: boolean
@@ -93,6 +95,7 @@ export interface State {
 export const makeState = (workerId: string): State => ({
   workerId,
   registered: false,
+  registering: undefined,
   leaseDeadline: 0,
   stopping: false,
   rung: true,
