@@ -8,10 +8,11 @@
  * - A job is waiting (`workerId` unset) or claimed by one worker. Every claim increments the job's `claims`
  *   counter, which never decreases: `(id, claim)` is the fencing token of that claim, and every write a
  *   worker makes about the job (start mark, settlement, release) applies only while the token is current.
- * - An attempt is a handler start. `attempts` counts the starts the store has recorded: a worker records a
- *   start lazily (with the job's settlement, or a `Started` mark for a job still running), and before the
- *   handler runs for a job that has been taken back from a dead worker before (`crashes > 0`, see
- *   `confirmStarts`). A job whose start was never recorded is never finalized as failed.
+ * - An attempt is a handler start. `attempts` counts the starts the store has recorded. A worker records a
+ *   start only after the handler started: with the job's settlement, or a `Started` mark for a job still
+ *   running (sent at once for a job that has been taken back from a dead worker before, `crashes > 0`). A
+ *   job whose start was never recorded is never finalized as failed, unless it has crashed its workers
+ *   `maxAttempts + 4` times (a job that kills its process before its start can ever be recorded).
  * - Job groups have a concurrency (1 by default: a mutex). A claimed job of a named group holds one of the
  *   group's slots until it is settled, released, rescued, or held past the `jobGroupUnlockSecs` ceiling.
  *   A waiting job of a group that was full when a claim met it is *held*: out of the claimable set until a
@@ -146,16 +147,6 @@ export interface ClaimRequest {
 export interface ClaimResult {
   readonly jobs: ReadonlyArray<ClaimedJob>
   readonly held: number
-}
-
-/**
- * A job whose start is to be confirmed before its handler runs.
- *
- * @since 0.1.0
- */
-export interface StartToken {
-  readonly id: string
-  readonly claim: number
 }
 
 /**
@@ -373,11 +364,6 @@ export class JobStore extends Context.Service<JobStore, {
    */
   readonly claim: (request: ClaimRequest) => Effect.Effect<ClaimResult, StorageError>
   /**
-   * Records the start of these jobs before their handlers run, and returns the ids whose claim was still
-   * current (only those may run).
-   */
-  readonly confirmStarts: (workerId: string, jobs: ReadonlyArray<StartToken>) => Effect.Effect<ReadonlyArray<string>, StorageError>
-  /**
    * Releases every job the store says `workerId` holds that is not in `owned` (claims whose result never
    * reached the worker, e.g. a connection lost mid-statement). Returns how many were released.
    */
@@ -411,7 +397,8 @@ export class JobStore extends Context.Service<JobStore, {
    * Declares dead the workers whose lease expired or whose liveness session is gone, takes back their jobs
    * (a job whose start was recorded has spent that attempt: it is retried after its `timeoutSecs` lease, or
    * finalized as failed with no attempt left; a job whose start was not recorded is claimable again at once,
-   * in its place) and frees the group slots they held, and frees group slots held past the ceiling (the job
+   * in its place, unless this was its `maxAttempts + 4`th crash: then it is finalized as failed) and frees
+   * the group slots they held, and frees group slots held past the ceiling (the job
    * itself stays with its live worker, which stops it). Safe from any number of processes at once.
    */
   readonly rescue: (options: RescueOptions) => Effect.Effect<{

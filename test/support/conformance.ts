@@ -259,9 +259,10 @@ export const conformance = (
       const [second] = (yield* claimOf(w.id, n("fence"))).jobs
       assert.strictEqual(second!.claim, first!.claim + 1)
       yield* store.settle(w.id, [{ id: id!, claim: first!.claim, outcome: "Succeeded" }])
-      assert.deepStrictEqual(yield* store.confirmStarts(w.id, [{ id: id!, claim: first!.claim }]), [])
+      yield* store.settle(w.id, [{ id: id!, claim: first!.claim, outcome: "Started" }])
       assert.deepInclude(yield* state(store, id!), { state: "running", attempts: 0 })
-      assert.deepStrictEqual(yield* store.confirmStarts(w.id, [{ id: id!, claim: second!.claim }]), [id])
+      yield* store.settle(w.id, [{ id: id!, claim: second!.claim, outcome: "Started" }])
+      yield* store.settle(w.id, [{ id: id!, claim: second!.claim, outcome: "Started" }]) // once only
       assert.deepInclude(yield* state(store, id!), { state: "running", attempts: 1 })
       yield* store.deregisterWorker(w.id)
       assert.deepInclude(yield* state(store, id!), { state: "waiting", attempts: 1 }, "deregistration keeps a recorded start spent")
@@ -309,6 +310,25 @@ export const conformance = (
       assert.deepStrictEqual(later.map((j) => [j.id, j.attempt, j.crashes]), [[again, 2, 1]])
       assert.deepStrictEqual((yield* store.rescue(rescueNow())).jobs, [])
       yield* store.deregisterWorker(live.id)
+    }))
+
+  it.effect("rescue: a job whose workers keep dying before its start is recorded is given up at its maxAttempts + 4th crash", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("crashy"), { numAttempts: 1 })], Definition.firstDue)
+      const [id] = yield* store.enqueue(n("crashy"), [newJob({})], noCommit)
+      for (let crash = 1; crash <= 5; crash++) {
+        const dead = worker(0.1)
+        yield* store.registerWorker(dead)
+        const [job] = (yield* claimOf(dead.id, n("crashy"))).jobs
+        assert.strictEqual(job!.crashes, crash - 1)
+        yield* advance(0.15)
+        const { jobs } = yield* store.rescue(rescueNow())
+        assert.deepStrictEqual(jobs.filter((j) => j.jobId === id).map((j) => j.finalized), [crash === 5])
+      }
+      const final = yield* state(store, id!)
+      assert.deepInclude(final, { state: "failed", attempts: 0, crashes: 5 })
+      assert.include((final.lastError as { message: string }).message, "crashed its workers 5 times")
     }))
 
   it.effect("rescue takes at most `limit` jobs per call; the next calls take the rest", () =>

@@ -390,19 +390,6 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           return { jobs: claimed, held }
         }),
 
-      confirmStarts: (workerId, tokens) =>
-        Effect.sync(() => {
-          const confirmed: Array<string> = []
-          for (const t of tokens) {
-            const job = jobs.get(Number(t.id))
-            if (!holds(job, workerId, t.claim) || job.started) continue
-            job.started = true
-            job.attempts++
-            confirmed.push(t.id)
-          }
-          return confirmed
-        }),
-
       releaseUnowned: (workerId, owned) => Effect.map(Clock.currentTimeMillis, (now) => release(workerId, new Set(owned), now)),
 
       settle: (workerId, settlements) =>
@@ -524,14 +511,18 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             if (rescued.length >= o.limit) break
             if (job.workerId === undefined || !dead.has(job.workerId)) continue
             const workerId = job.workerId
-            const spent = job.started && job.attempts >= job.maxAttempts
+            // a recorded start with no attempt left, or the maxAttempts + 4th crash of a job never seen to start
+            const spent = job.started ? job.attempts >= job.maxAttempts : job.crashes + 1 >= job.maxAttempts + 4
             if (job.groupSlot) {
               freed.push(job.jobGroup!)
               released.push({ jobGroup: job.jobGroup!, jobId: String(job.id), reason: "worker-dead" })
             }
             if (spent) {
               job.crashes++
-              finalize(job, false, died, now)
+              finalize(job, false, job.started ? died : {
+                message: `the job crashed its workers ${job.crashes} times before its start could be recorded`,
+                crashes: job.crashes
+              }, now)
             } else {
               const started = job.started
               const lockedUntil = job.lockedUntil ?? now

@@ -17,7 +17,9 @@
  *
  * A dead worker's job whose start was recorded spent that attempt: finalized as failed with none left, else
  * retried once its `timeoutSecs` lease has passed. One whose start was not recorded is claimable again at
- * once, in its place, and its `crashes` count grows (such a job confirms its start before it runs again).
+ * once, in its place, and its `crashes` count grows (its next worker records its start as soon as it runs),
+ * unless that was its `max_attempts + 4`th crash: a job that kills its process before its start can be
+ * recorded is finalized as failed then, so that it cannot take workers down forever.
  */
 import { Effect } from "effect"
 import type { PgClient } from "@effect/sql-pg"
@@ -26,6 +28,8 @@ import { type Names, type Row, storageError } from "./sql.js"
 import { archive } from "./settle.js"
 
 const diedMessage = "jsonb_build_object('message', 'the worker running this job died')"
+const crashedMessage = "jsonb_build_object('message', 'the job crashed its workers ' || (crashes + 1) || " +
+  "' times before its start could be recorded', 'crashes', crashes + 1)"
 
 /**
  * `rescue_v2(ceiling, limit, ns, grace, keep, min_interval)`: rows of kind 'job' (a job taken back) and
@@ -86,7 +90,11 @@ BEGIN
 
   -- the jobs of dead and gone workers
   WITH old AS (
-    SELECT j.id, j.name, j.worker_id, j.started, j.group_slot, j.job_group, j.attempts >= j.max_attempts AS spent
+    -- spent: the job is finalized as failed. Its start was recorded with no attempt left, or (never started as
+    -- far as anyone knows) this is its max_attempts + 4th crash: it kills its process before its start can be
+    -- recorded, and must not take workers down forever.
+    SELECT j.id, j.name, j.worker_id, j.started, j.group_slot, j.job_group,
+      CASE WHEN j.started THEN j.attempts >= j.max_attempts ELSE j.crashes + 1 >= j.max_attempts + 4 END AS spent
     -- no ORDER BY: with one, the planner may walk the primary key testing every row
     FROM ${n.job} j WHERE j.worker_id = ANY(v_dead || v_gone)
     LIMIT p_limit
@@ -94,10 +102,10 @@ BEGIN
   ),
   fin AS (
     DELETE FROM ${n.job} j USING old
-    WHERE j.id = old.id AND old.started AND old.spent
+    WHERE j.id = old.id AND old.spent
     RETURNING j.*
   ),
-  fin_ins AS (${archive(n, "fin WHERE p_keep", "attempts", "false", diedMessage, "crashes + 1")}
+  fin_ins AS (${archive(n, "fin WHERE p_keep", "attempts", "false", `CASE WHEN started THEN ${diedMessage} ELSE ${crashedMessage} END`, "crashes + 1")}
     RETURNING 1
   ),
   back AS (
@@ -107,12 +115,12 @@ BEGIN
       sort_at = CASE WHEN old.started THEN GREATEST(statement_timestamp(), j.locked_until) ELSE j.sort_at END,
       last_error = CASE WHEN old.started THEN ${diedMessage} ELSE j.last_error END
     FROM old
-    WHERE j.id = old.id AND NOT (old.started AND old.spent)
+    WHERE j.id = old.id AND NOT old.spent
     RETURNING j.id
   )
   SELECT coalesce(array_agg(old.id ORDER BY old.id), '{}'), coalesce(array_agg(old.name ORDER BY old.id), '{}'),
     coalesce(array_agg(old.worker_id ORDER BY old.id), '{}'),
-    coalesce(array_agg(old.started AND old.spent ORDER BY old.id), '{}'),
+    coalesce(array_agg(old.spent ORDER BY old.id), '{}'),
     coalesce(array_agg(old.job_group ORDER BY old.id) FILTER (WHERE old.group_slot), '{}'),
     coalesce(array_agg(old.id ORDER BY old.id) FILTER (WHERE old.group_slot), '{}')
   INTO a_ids, a_names, a_workers, a_final, a_groups, a_group_jobs

@@ -1,6 +1,5 @@
 /**
- * Settling claimed jobs on PostgreSQL: a batch of outcomes in one call of `settle_v2`, and the start
- * confirmation of jobs that have been through a crash.
+ * Settling claimed jobs on PostgreSQL: a batch of outcomes (and start marks) in one call of `settle_v2`.
  *
  * Every write is fenced by the claim token: the job must still be claimed by this worker (`worker_id`) under
  * the same claim (`claims`), a counter that only grows, so a worker that lost a job (rescued, then claimed
@@ -127,30 +126,5 @@ export const settle = (sql: PgClient.PgClient, n: Names, keepFinalized: boolean)
     ]).pipe(
       Effect.map((rows) => Number(rows[0]?.freed ?? 0)),
       Effect.catchTag("SqlError", storageError("settle"))
-    )
-}
-
-/**
- * Records the start of crash-surviving jobs before they run: `$1` worker, `$2` ids, `$3` claims (parallel).
- * Returns the ids whose claim was still current.
- */
-export const confirmStartsSql = (n: Names) => `
-WITH m AS (SELECT jsonb_object($2::bigint[]::text[], $3::int[]::text[]) AS claim)
-UPDATE ${n.job} j SET started = true, attempts = j.attempts + 1
-FROM m
-WHERE j.id = ANY($2::bigint[]) AND j.worker_id IS NOT DISTINCT FROM $1::uuid
-  AND j.claims = (m.claim->>j.id::text)::int AND NOT j.started
-RETURNING j.id`
-
-export const confirmStarts = (sql: PgClient.PgClient, n: Names) => {
-  const text = confirmStartsSql(n)
-  return (workerId: string, jobs: ReadonlyArray<JobStore.StartToken>) =>
-    jobs.length === 0 ? Effect.succeed([]) : sql.unsafe<Row>(text, [
-      workerId,
-      jobs.map((j) => BigInt(j.id)),
-      jobs.map((j) => j.claim)
-    ]).pipe(
-      Effect.map((rows) => rows.map((r) => String(r.id))),
-      Effect.catchTag("SqlError", storageError("confirm job starts"))
     )
 }

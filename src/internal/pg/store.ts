@@ -14,7 +14,7 @@ import { getJob } from "./jobs.js"
 import { rescue } from "./rescue.js"
 import * as Schedule from "./schedule.js"
 import * as Session from "./session.js"
-import { confirmStarts, settle } from "./settle.js"
+import { settle } from "./settle.js"
 import { lockNamespace, names } from "./sql.js"
 import * as Workers from "./workers.js"
 
@@ -60,7 +60,6 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       deregisterWorker: (workerId) =>
         Effect.flatMap(workers.deregisterWorker(workerId), (released) => released > 0 ? wakeAll : Effect.void),
       claim: claimJobs,
-      confirmStarts: confirmStarts(sql, n),
       releaseUnowned: (workerId, owned) =>
         Effect.tap(workers.releaseUnowned(workerId, owned), (released) => released > 0 ? wakeAll : Effect.void),
       // a freed group slot may make a held job claimable; a retried or released job may be due now

@@ -6,11 +6,12 @@
  * counted from the claim, has not passed. A job that may not start is given back untouched (`Released`: no
  * attempt spent).
  *
- * A job that has been taken back from a dead worker before (`crashes > 0`) might be one that kills its
- * process whenever it runs, so its start is recorded before its handler runs (`confirmStarts`, batched):
- * such a job is finalized after `numAttempts` runs however it dies. Other jobs start at once; their start is
- * recorded with their settlement, or by a `Started` mark at the next heartbeat if they run that long. A job
- * whose start was never recorded is never finalized as failed.
+ * A start is only ever recorded after the handler started, never before (a record made before could outlive
+ * a process that died before the handler ran, and fail a job that never started). A job's start is recorded
+ * with its settlement, or by a `Started` mark at the next heartbeat if it runs that long; a job that has
+ * been taken back from a dead worker before (`crashes > 0`) might be one that kills its process whenever it
+ * runs, so its `Started` mark is sent the moment its handler starts. A job whose start was never recorded
+ * is never finalized as failed (unless it crashed its workers `numAttempts + 4` times, see rescue.ts).
  *
  * The handler runs uninterruptibly except for the handler itself (restore), so its outcome is always
  * settled; a synchronous throw in a handler is a defect of that attempt (the handler is called inside
@@ -32,8 +33,6 @@ export const make = (env: Env, completer: Completer) => {
   const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
   const ceilingMs = (ceilingSecs - Execute.ceilingMarginSecs(ceilingSecs)) * 1000
   let idle: (() => void) | undefined
-  let confirming: Array<Running> = []
-  let confirmScheduled = false
 
   /** The prefetch buffer's size: what we expect to start within the horizon, up to `prefetch`. */
   const prefetchLimit = () =>
@@ -110,8 +109,7 @@ export const make = (env: Env, completer: Completer) => {
         }
         const entry: Running = { claimed: c, fiber: undefined, reason: undefined, startedAt: undefined, marked: false }
         state.running.set(c.job.id, entry)
-        if (c.job.crashes > 0) confirm(entry)
-        else launch(entry, at)
+        launch(entry, at)
       }
     } finally {
       starting = false
@@ -119,60 +117,14 @@ export const make = (env: Env, completer: Completer) => {
     cuckmq.metrics.inFlight(config.name, state.running.size)
   }
 
-  /** Starts the handler's fiber. */
+  /** Starts the handler's fiber; a crash survivor's start is recorded at once (right after, never before). */
   const launch = (entry: Running, at: number) => {
     entry.startedAt = at
     entry.fiber = Effect.runForkWith(env.services!)(execute(entry, at))
-  }
-
-  /** Confirms starts in one store call per registration, for every job waiting to be confirmed now. */
-  const confirm = (entry: Running) => {
-    confirming.push(entry)
-    if (confirmScheduled) return
-    confirmScheduled = true
-    Effect.runForkWith(env.services!)(Effect.suspend(() => {
-      confirmScheduled = false
-      const batch = confirming
-      confirming = []
-      const byWorker = new Map<string, Array<Running>>()
-      for (const e of batch) {
-        const list = byWorker.get(e.claimed.claimedBy)
-        if (list === undefined) byWorker.set(e.claimed.claimedBy, [e])
-        else list.push(e)
-      }
-      return Effect.forEach(byWorker, ([workerId, entries]) =>
-        env.store.confirmStarts(workerId, entries.map((e) => ({ id: e.claimed.job.id, claim: e.claimed.job.claim }))).pipe(
-          Effect.matchEffect({
-            onFailure: (error) => {
-              // the marks may or may not have landed: give the jobs back (a recorded start is refunded)
-              for (const e of entries) finish(e, { id: e.claimed.job.id, claim: e.claimed.job.claim, outcome: "Released" }, 0)
-              return Effect.logWarning("cuckmq: confirming job starts failed; the jobs were given back", error.message)
-            },
-            onSuccess: (ids) => {
-              const confirmed = new Set(ids)
-              const at = env.now()
-              for (const e of entries) {
-                e.marked = true
-                const { job } = e.claimed
-                if (!confirmed.has(job.id)) {
-                  // the claim is not current any more (the job was taken back): never run it
-                  state.running.delete(job.id)
-                  if (state.owned.get(job.id) === job.claim) state.owned.delete(job.id)
-                  continue
-                }
-                if (e.reason !== undefined || !mayStart(e.claimed, at)) {
-                  finish(e, { id: job.id, claim: job.claim, outcome: "Released" }, 0)
-                } else {
-                  launch(e, at)
-                }
-              }
-              if (state.running.size === 0 && idle) idle()
-              startBuffered()
-              return Effect.void
-            }
-          })
-        ), { discard: true })
-    }))
+    if (entry.claimed.job.crashes > 0 && state.running.get(entry.claimed.job.id) === entry) {
+      entry.marked = true
+      completer.submit(entry.claimed.claimedBy, { id: entry.claimed.job.id, claim: entry.claimed.job.claim, outcome: "Started" })
+    }
   }
 
   const finish = (entry: Running, settlement: Parameters<Completer["submit"]>[1], durationMs: number) => {

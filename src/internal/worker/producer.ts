@@ -8,8 +8,9 @@
  * Reconciling: a claim (or a fast-path insert) whose result never reached the worker (a connection lost
  * mid-statement) may have committed, so the store may hold jobs for this worker that it does not know of.
  * After any such failure, and every minute, the producer asks the store to release the jobs it holds for
- * this worker that are not owned, but only while no claim and no fast-path insert is in flight: every job
- * the worker might still receive is then either owned or lost, and a released job is never one it runs.
+ * this worker that are not owned, but only while no claim and no fast-path insert is in flight, and no new
+ * one starts until the release returns: every job the worker might still receive is then either owned or
+ * lost, and a released job is never one it runs.
  *
  * The in-process fast path (Cuckmq `localClaim`): an enqueue in this process may reserve a free slot, and its
  * job, claimed in its own INSERT, is delivered straight to the executor.
@@ -82,9 +83,14 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
       return true
     }
     if (state.needsReconcile) {
-      // wait until nothing the worker might still receive is in flight
+      // wait until nothing the worker might still receive is in flight, and let nothing new start meanwhile
       if (state.claimsInFlight > 0 || state.reserved > 0) return false
-      const released = yield* Effect.result(store.releaseUnowned(state.workerId, Array.from(state.owned.keys())))
+      state.reconciling = true
+      const released = yield* Effect.result(store.releaseUnowned(state.workerId, Array.from(state.owned.keys()))).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          state.reconciling = false
+        }))
+      )
       if (released._tag === "Failure") {
         state.retryAt = env.now() + 1000
         return true
@@ -127,7 +133,7 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
 
   /** The fast path's view of this worker: a free slot, reserved for a job about to be inserted for it. */
   const reserve = (): JobStore.LocalReservation | undefined => {
-    if (!state.registered || state.stopping || env.now() >= state.leaseDeadline) return undefined
+    if (!state.registered || state.stopping || state.reconciling || env.now() >= state.leaseDeadline) return undefined
     if (state.running.size + buffered(state) + state.reserved >= config.concurrency) return undefined
     state.reserved++
     const claimedBy = state.workerId

@@ -5,12 +5,12 @@
  *   that stops every job of a registration that is (or is about to be) declared dead;
  * - producer (producer.ts): claims, wake-ups, the in-process fast path's reservations, and reconciling what
  *   the store says the worker holds with what it knows it holds;
- * - executor (executor.ts): the prefetch buffer, confirming starts, running handlers, and the group deadline;
+ * - executor (executor.ts): the prefetch buffer, running handlers, recording their starts, the group deadline;
  * - completer (completer.ts): settlements, written in batches;
  * - shutdown (shutdown.ts): the order of a graceful stop.
  *
  * Who owns what: a claimed job belongs to the registration that claimed it (`claimedBy`). From its claim to
- * its settlement it is in exactly one of: the buffer, `running` (confirming or running its handler), or the
+ * its settlement it is in exactly one of: the buffer, `running` (its handler started), or the
  * completer's queue; throughout, `owned` maps its id to its claim token, and reconciliation never releases
  * an owned job. Only the registration that claimed a job may start it.
  */
@@ -40,7 +40,7 @@ export interface Claimed {
   readonly claimedAt: number
 }
 
-/** A job with a slot: confirming its start, or running its handler. */
+/** A job with a slot: running its handler. */
 export interface Running {
   readonly claimed: Claimed
   /** The handler's fiber, once started. */
@@ -49,7 +49,7 @@ export interface Running {
   reason: InterruptReason | undefined
   /** When the handler started (local clock, ms), once it has. */
   startedAt: number | undefined
-  /** The start was recorded in the store (confirmed, or marked since). */
+  /** A `Started` mark was sent for it. */
   marked: boolean
 }
 
@@ -76,6 +76,11 @@ export interface State {
   retryAt: number
   /** The store may hold jobs for this worker that it does not know of: release them before claiming. */
   needsReconcile: boolean
+  /**
+   * A release of unowned jobs is in flight: it was sent with `owned` as it was then, so nothing may be claimed
+   * for this worker (no claim, no fast-path insert) until it returns, or it could release a job the worker runs.
+   */
+  reconciling: boolean
   // ---- executor ----
   /** Claimed jobs waiting for a slot, consumed from `bufferHead` (no O(n) shifts). */
   buffer: Array<Claimed>
@@ -106,6 +111,7 @@ export const makeState = (workerId: string): State => ({
   claimFailures: 0,
   retryAt: 0,
   needsReconcile: false,
+  reconciling: false,
   buffer: [],
   bufferHead: 0,
   running: new Map(),
