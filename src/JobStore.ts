@@ -121,6 +121,11 @@ export interface Settlement {
   readonly outcome: "Started" | "Succeeded" | "Retry" | "Expired" | "Released"
   /** The failure, as JSON, recorded on the job (`Retry`/`Expired`). */
   readonly error?: unknown
+  /**
+   * The job belongs to a named group (as claimed). A backend may settle a batch without grouped jobs more
+   * cheaply; a settlement that says false for a grouped job changes nothing.
+   */
+  readonly grouped?: boolean
 }
 
 /**

@@ -37,21 +37,10 @@ import { SqlClient } from "effect/sql"
 import { Cuckmq, Migrations } from "../src/index.js"
 import { lockNamespace } from "../src/internal/pg/sql.js"
 import { Chaos } from "./fixtures/chaos-worker.js"
+import { random } from "./support/faults.js"
 import { count, waitUntil } from "./support/harness.js"
 import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
 import { type Child, spawnFixture } from "./support/processes.js"
-
-/** mulberry32: the same seed, the same choices. */
-const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const PROCESSES = 4
 
@@ -147,7 +136,7 @@ describe("Chaos", () => {
           const backlogTarget = Number(process.env.CHAOS_BACKLOG ?? "400")
           // eslint-disable-next-line no-console
           console.log(`[chaos] seed ${seed} (replay with CHAOS_SEED=${seed}), ${rounds} rounds, backlog ${backlogTarget}`)
-          const rand = prng(seed)
+          const rand = random(seed) // the same seed, the same choices
           const pick = <A>(items: ReadonlyArray<A>): A => items[Math.floor(rand() * items.length)]!
 
           // ---- the schema: cuckmq's tables plus the test's ----

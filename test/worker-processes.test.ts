@@ -3,27 +3,14 @@
  * worker process killed with SIGKILL.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { Cuckmq, Migrations } from "../src/index.js"
 import { Count, Sticky } from "./fixtures/definitions.js"
 import { count, waitUntil } from "./support/harness.js"
-import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
-import { spawnFixture } from "./support/processes.js"
+import { databaseUrl, PgTest } from "./support/pg.js"
+import { processSchema, spawnFixture } from "./support/processes.js"
 
-/** A schema with the cuckmq tables plus the fixtures' `runs` table. */
-const setup = (prefix: string) =>
-  Effect.gen(function*() {
-    const schema = uniqueSchema(prefix)
-    const sql = yield* SqlClient.SqlClient
-    yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
-    yield* Migrations.migrate(schema)
-    yield* sql`CREATE TABLE ${sql(`${schema}.runs`)} (
-      id serial PRIMARY KEY, job_id bigint NOT NULL, pid int NOT NULL, attempt int NOT NULL,
-      started_at timestamptz NOT NULL DEFAULT clock_timestamp(), ended_at timestamptz)`
-    const context = yield* Layer.build(Cuckmq.layer({ schema, definitions: [Count, Sticky] }))
-    return { schema, context }
-  })
+const setup = (prefix: string) => processSchema(prefix, [Count, Sticky])
 
 describe("Worker processes", () => {
   layer(PgTest({ maxConnections: 10 }), { excludeTestServices: true })((it) => {

@@ -14,7 +14,8 @@ export const defaults = {
   rescueIntervalSecs: 1,
   /**
    * Seconds a worker's liveness session must have been gone before it is declared dead. Its process stops
-   * its jobs within `reacquireMs` (0.75 s) of losing the session, so this leaves ample margin.
+   * its jobs within `reacquireMs` (1.5 s) of the last moment its session was known alive, which is
+   * before the moment it was found gone: this leaves a second of margin.
    */
   sessionGraceSecs: 2.5,
   /** Jobs (and group slots) per rescue. */

@@ -4,7 +4,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
-import { Effect, type Scope } from "effect"
+import { Effect, Layer, type Scope } from "effect"
+import { SqlClient } from "effect/sql"
+import { Cuckmq, type JobDefinition, Migrations } from "../../src/index.js"
+import { uniqueSchema } from "./pg.js"
 
 export interface Child {
   readonly pid: number
@@ -55,3 +58,21 @@ export const spawnFixture = (fixture: string, env: Record<string, string>): Effe
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
     })
   ).pipe(Effect.map(({ handle }) => handle))
+
+/**
+ * A fresh schema with the cuckmq tables plus the fixtures' `runs` table (see fixtures/definitions.ts; dropped
+ * when the scope closes), and a context on it to enqueue with.
+ */
+export const processSchema = (prefix: string, definitions: ReadonlyArray<JobDefinition.JobDefinition<any, any, SqlClient.SqlClient>>) =>
+  Effect.gen(function*() {
+    const schema = uniqueSchema(prefix)
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
+    yield* Migrations.migrate(schema)
+    yield* sql`CREATE TABLE ${sql(`${schema}.runs`)} (
+      id serial PRIMARY KEY, job_id bigint NOT NULL, pid int NOT NULL, attempt int NOT NULL,
+      started_at timestamptz NOT NULL DEFAULT clock_timestamp(), ended_at timestamptz)`
+    const context = yield* Layer.build(Cuckmq.layer({ schema, definitions }))
+    const table = (name: string) => sql(`${schema}.${name}`)
+    return { schema, context, table }
+  })

@@ -20,8 +20,8 @@
  * - Claimed jobs get the next claim number (`claims + 1`, the fencing token) and `started = false`; their
  *   attempt is not counted until their start is recorded.
  *
- * Returned: the claimed rows, then one summary row (`id IS NULL`) with the number of jobs held, so that a
- * worker whose claim came back short because of held jobs claims again at once.
+ * Returned: the claimed rows and the rows held (`claimed` false), so that a worker whose claim came back
+ * short because of held jobs claims again at once.
  */
 import { Effect } from "effect"
 import type { PgClient } from "@effect/sql-pg"
@@ -58,6 +58,7 @@ export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
  * definition names. Parameters: $1 worker id, $2 channel (or channels), $3 limit, $4 excluded names.
  */
 export const claimSql = (n: Names, multiChannel: boolean, exclude: boolean) => {
+  const isHeld = "(j.job_group IS NOT NULL AND j.id = ANY(ARRAY(SELECT id FROM ranked WHERE r > free)))"
   const excluded = exclude ? "AND w.name <> ALL($4::text[])" : ""
   const waiting = `w.worker_id IS NULL AND NOT w.held AND w.sort_at <= now() ${excluded}`
   const candidates = multiChannel
@@ -86,9 +87,13 @@ WITH live AS (
 ),
 cand AS (${candidates}
 ),
+-- grouped candidates only: a claim of ungrouped jobs does no group work at all
+gcand AS (
+  SELECT id, job_group, sort_at FROM cand WHERE job_group IS NOT NULL
+),
 gstate AS (
   SELECT g.name, g.concurrency - g.running AS free FROM ${n.group} g
-  WHERE g.name = ANY(ARRAY(SELECT DISTINCT job_group FROM cand WHERE job_group IS NOT NULL))
+  WHERE g.name = ANY(ARRAY(SELECT DISTINCT job_group FROM gcand))
   ORDER BY g.name
   FOR UPDATE
 ),
@@ -97,12 +102,10 @@ ranked AS (
     row_number() OVER (PARTITION BY c.job_group ORDER BY c.sort_at, c.id) AS r,
     -- a group without a row yet has all of its slots free (the column default: 1)
     COALESCE(s.free, 1) AS free
-  FROM cand c LEFT JOIN gstate s ON s.name = c.job_group
+  FROM gcand c LEFT JOIN gstate s ON s.name = c.job_group
 ),
 want AS (
-  SELECT job_group, count(*)::int AS n FROM ranked
-  WHERE job_group IS NOT NULL AND r <= free
-  GROUP BY job_group
+  SELECT job_group, count(*)::int AS n FROM ranked WHERE r <= free GROUP BY job_group
 ),
 granted AS (
   INSERT INTO ${n.group} AS g (name, running)
@@ -110,26 +113,23 @@ granted AS (
   ON CONFLICT (name) DO UPDATE SET running = g.running + EXCLUDED.running
   WHERE g.running + EXCLUDED.running <= g.concurrency
   RETURNING g.name
-),
-claimed AS (
-  -- "= ANY(ARRAY(...))" rather than a join: always primary-key lookups, never a hash join over the table
-  UPDATE ${n.job} j SET worker_id = $1::uuid, claims = j.claims + 1, started = false, claimed_at = now(),
-    locked_until = now() + make_interval(secs => j.timeout_secs), group_slot = (j.job_group IS NOT NULL)
-  WHERE j.id = ANY(ARRAY(
-    SELECT id FROM ranked WHERE job_group IS NULL
-    UNION ALL
-    SELECT id FROM ranked WHERE job_group IS NOT NULL AND r <= free AND job_group IN (SELECT name FROM granted)))
-  RETURNING ${claimedColumns("j")}
-),
-held AS (
-  UPDATE ${n.job} j SET held = true
-  WHERE j.id = ANY(ARRAY(SELECT id FROM ranked WHERE job_group IS NOT NULL AND r > free))
-  RETURNING j.id
 )
-SELECT * FROM claimed
-UNION ALL
-SELECT NULL, (SELECT count(*) FROM held)::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL`
+-- One UPDATE, the statement itself (its rows stream back, no CTE holds them): the claimed rows, and the
+-- rows held back (full groups), told apart by worker_id. "= ANY(ARRAY(...))" rather than a join: always
+-- primary-key lookups, never a hash join over the table. Only grouped rows can be held, so ungrouped ones
+-- never test the (small) held list.
+UPDATE ${n.job} j SET
+  held = ${isHeld},
+  worker_id = CASE WHEN ${isHeld} THEN NULL ELSE $1::uuid END,
+  claims = CASE WHEN ${isHeld} THEN j.claims ELSE j.claims + 1 END,
+  started = false,
+  claimed_at = CASE WHEN ${isHeld} THEN NULL ELSE now() END,
+  group_slot = j.job_group IS NOT NULL AND NOT ${isHeld}
+WHERE j.id = ANY(ARRAY(
+  SELECT id FROM cand WHERE job_group IS NULL
+  UNION ALL
+  SELECT id FROM ranked WHERE (r <= free AND job_group IN (SELECT name FROM granted)) OR r > free))
+RETURNING ${claimedColumns("j")}, j.worker_id IS NOT NULL AS claimed`
 }
 
 /** Claim order: `sortAt`, then id (compared as integers). */
@@ -148,8 +148,8 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
         let held = 0
         const jobs: Array<JobStore.ClaimedJob> = []
         for (const row of rows) {
-          if (row.id === null) held = Number(row.claims)
-          else jobs.push(toClaimedJob(row))
+          if (row.claimed === true) jobs.push(toClaimedJob(row))
+          else held++
         }
         jobs.sort(byClaimOrder)
         return { jobs, held }

@@ -51,12 +51,11 @@ RETURNING id, channel`
  */
 const claimedSql = (n: Names) => `
 INSERT INTO ${n.job} AS j (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
-  trace_id, span_id, worker_id, claims, claimed_at, locked_until)
+  trace_id, span_id, worker_id, claims, claimed_at)
 SELECT d.name, d.channel, $2::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, $4, $5,
   CASE WHEN o.ok THEN $3::uuid END,
   CASE WHEN o.ok THEN 1 ELSE 0 END,
-  CASE WHEN o.ok THEN t.now END,
-  CASE WHEN o.ok THEN t.now + make_interval(secs => d.timeout_secs) END
+  CASE WHEN o.ok THEN t.now END
 FROM ${n.definition} d
 CROSS JOIN (SELECT statement_timestamp() AS now) t
 CROSS JOIN LATERAL (
@@ -120,7 +119,10 @@ type EnqueueError = JobDefinitionNotDeployed | StorageError
 
 /** The parts of the store enqueue needs. */
 export interface Context {
+  /** The store's own client: statements outside the caller's transaction. */
   readonly sql: PgClient.PgClient
+  /** The app's client: its transactions, which an enqueue inside one joins. */
+  readonly app: PgClient.PgClient
   readonly names: Names
   readonly schema: string
   /** The store's scope: fibers that outlive their caller run in it. */
@@ -144,7 +146,7 @@ const isDataError = (error: SqlError.SqlError): boolean => {
 /** Builds `enqueue` and the store finalizer that answers callers still waiting when the store closes. */
 export const make = (ctx: Context) =>
   Effect.gen(function*() {
-    const { names: n, sql } = ctx
+    const { app, names: n, sql } = ctx
     const texts = { one: oneSql(n), claimed: claimedSql(n), many: manySql(n), payloads: payloadsSql(n) }
     const storeContext = yield* Effect.context<never>()
 
@@ -156,9 +158,9 @@ export const make = (ctx: Context) =>
           `\`definitions\`) before enqueueing`
       })
 
-    const insertOne = (definitionName: string, job: JobStore.NewJob) =>
+    const insertOne = (client: PgClient.PgClient, definitionName: string, job: JobStore.NewJob) =>
       Effect.map(
-        sql.unsafe<Row>(texts.one, [
+        client.unsafe<Row>(texts.one, [
           definitionName,
           job.jobGroup ?? null,
           job.payloadJson,
@@ -170,15 +172,15 @@ export const make = (ctx: Context) =>
           rows.length === 0 ? undefined : { ids: [String(rows[0]!.id)], channel: rows[0]!.channel as string }
       )
 
-    const insertMany = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) =>
+    const insertMany = (client: PgClient.PgClient, definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) =>
       Effect.suspend(() => {
         const payloads = `[${jobs.map((j) => j.payloadJson).join(",")}]`
         const plain = jobs.every((j) =>
           j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
         )
         const insert = plain
-          ? sql.unsafe<Row>(texts.payloads, [definitionName, payloads])
-          : sql.unsafe<Row>(texts.many, [
+          ? client.unsafe<Row>(texts.payloads, [definitionName, payloads])
+          : client.unsafe<Row>(texts.many, [
             definitionName,
             payloads,
             jobs.map((j) => String(j.delaySecs)),
@@ -195,8 +197,8 @@ export const make = (ctx: Context) =>
         })
       })
 
-    const insert = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) =>
-      jobs.length === 1 ? insertOne(definitionName, jobs[0]!) : insertMany(definitionName, jobs)
+    const insert = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>, client = sql) =>
+      jobs.length === 1 ? insertOne(client, definitionName, jobs[0]!) : insertMany(client, definitionName, jobs)
 
     /** After a commit: wake workers, then the caller's `onCommit`. */
     const announce = (inserted: Inserted, onCommit: OnCommit) =>
@@ -395,15 +397,15 @@ export const make = (ctx: Context) =>
       local?: JobStore.LocalClaim
     ): Effect.Effect<ReadonlyArray<string>, EnqueueError> => {
       if (jobs.length === 0) return Effect.succeed([])
-      return Effect.flatMap(Effect.serviceOption(sql.transactionService), (tx) => {
+      return Effect.flatMap(Effect.serviceOption(app.transactionService), (tx) => {
         if (tx._tag === "Some") {
           // in the caller's transaction: on its connection, announced after its commit
-          return insert(definitionName, jobs).pipe(
+          return insert(definitionName, jobs, app).pipe(
             Effect.catchTag("SqlError", storageError("enqueue")),
             Effect.flatMap((inserted) =>
               inserted === undefined
                 ? Effect.fail(notDeployed(definitionName))
-                : Effect.as(sql.afterCommit(announce(inserted, onCommit)), inserted.ids)
+                : Effect.as(app.afterCommit(announce(inserted, onCommit)), inserted.ids)
             )
           )
         }

@@ -11,7 +11,7 @@
  *   which frees the lock. The rescuer tries each live session's key (one `pg_try_advisory_xact_lock` per
  *   process): a free key marks its workers suspected, and a worker still suspected `sessionGraceSecs` later,
  *   its key still free, is dead. The process itself notices a lost session at once (its LISTEN connection
- *   fails) and, unless it takes the same key back within a second, stops its jobs well inside that grace.
+ *   fails) and, unless it takes the same key back within 1.5 s of its last answered ping, stops its jobs inside that grace.
  * - or its row is gone while jobs still name it (a claim that raced the row's deletion): a skip scan of the
  *   worker index finds the distinct holders, one probe each.
  *
@@ -109,10 +109,10 @@ BEGIN
     RETURNING 1
   ),
   back AS (
-    UPDATE ${n.job} j SET worker_id = NULL, claimed_at = NULL, locked_until = NULL, group_slot = false,
+    UPDATE ${n.job} j SET worker_id = NULL, claimed_at = NULL, group_slot = false,
       started = false, crashes = j.crashes + 1,
-      run_at = CASE WHEN old.started THEN GREATEST(statement_timestamp(), j.locked_until) ELSE j.run_at END,
-      sort_at = CASE WHEN old.started THEN GREATEST(statement_timestamp(), j.locked_until) ELSE j.sort_at END,
+      run_at = CASE WHEN old.started THEN GREATEST(statement_timestamp(), j.claimed_at + make_interval(secs => j.timeout_secs)) ELSE j.run_at END,
+      sort_at = CASE WHEN old.started THEN GREATEST(statement_timestamp(), j.claimed_at + make_interval(secs => j.timeout_secs)) ELSE j.sort_at END,
       last_error = CASE WHEN old.started THEN ${diedMessage} ELSE j.last_error END
     FROM old
     WHERE j.id = old.id AND NOT old.spent

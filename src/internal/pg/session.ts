@@ -6,10 +6,12 @@
  * register with that key. When the process dies, its connections close and the lock is free; a rescue then
  * declares its workers dead `sessionGraceSecs` later (rescue.ts), instead of waiting for their leases.
  * When the connection fails while the process lives (a killed backend, a server restart, a network blip),
- * the session reconnects and takes the same key back; if it cannot within `reacquireMs` (or the key is
- * taken: the rescuer holds it, so the workers are being declared dead), the session is lost: `lost`
- * completes, the workers stop their jobs and register again under the next session's key. `reacquireMs` is
- * well under the rescuer's grace, so a live worker stops its jobs before anyone can take them.
+ * the session reconnects and takes the same key back; if it cannot within `reacquireMs` of the last moment
+ * the lock was known held (the last ping sent that was answered: not the moment the failure was noticed,
+ * which a blocked event loop can delay without bound), or the key is taken (the rescuer holds it, so the
+ * workers are being declared dead), the session is lost: `lost` completes, the workers stop their jobs and
+ * register again under the next session's key. `reacquireMs` is well under the rescuer's grace, so a live
+ * worker stops its jobs before anyone can take them (if its event loop runs: see the README's Guarantees).
  *
  * Wake-ups: notifications arrive on the same connection; every (re)connection also publishes `Any`, because
  * notifications sent while nobody listened are lost, so workers poll once. Enqueue never puts a NOTIFY in
@@ -25,17 +27,21 @@ import { PgClient, PgConnection } from "@effect/sql-pg"
 import type * as JobStore from "../../JobStore.js"
 import { notifyChannel } from "./sql.js"
 
-/** How long a lost session may take to get its key back before its workers must stop their jobs. */
-export const reacquireMs = 750
+/**
+ * How long after the last moment its lock was known held a lost session may take to get its key back
+ * before its workers must stop their jobs. The rescuer declares a session dead no sooner than its grace
+ * (2.5 s by default) after it found the lock free, which is after that moment: this leaves a second of margin.
+ */
+export const reacquireMs = 1_500
 
 /**
  * Ping the session connection this often, and treat it as lost when a ping takes longer than the timeout.
  * A backend that died (its lock free at once) is noticed at the next ping at the latest, even if the
- * connection's reset was lost on the way: so `pingEveryMs + reacquireMs` is how long the process may take to
- * stop its jobs, well under the rescuer's `sessionGraceSecs` (2.5 s). A ping that merely hangs means the
- * server is unreachable, and then it cannot have freed the lock either: the lease covers that case.
+ * connection's reset was lost on the way; each answered ping moves "the lock was known held" to its send
+ * time, from which `reacquireMs` counts. A ping that merely hangs means the server is unreachable, and then
+ * it cannot have freed the lock either: the lease covers that case.
  */
-const pingEveryMs = 500
+const pingEveryMs = 250
 const pingTimeoutMs = 5_000
 
 /** A random non-zero int32 key. */
@@ -76,7 +82,8 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
     // the state of the session loop
     let key = newKey()
     let lost = Deferred.makeUnsafe<void>()
-    let lostAt: number | undefined // when the connection of the current session failed, while we retry
+    let lostAt: number | undefined // while we retry: the last moment the current session's lock was known held
+    let aliveAt = 0 // the last moment this connection's lock was known held (a ping's send time)
 
     /** One connection's life: connect, lock `key`, LISTEN, then forward notifications until it fails. */
     const hold = Effect.gen(function*() {
@@ -88,7 +95,12 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
           key
         ])).rows
         if (locked?.ok !== true) return "taken" as const
+        // too late to take the key back (the rescuer may be declaring its workers dead): give up instead
+        if (lostAt !== undefined && current?.key === key && clock.currentTimeMillisUnsafe() - lostAt > reacquireMs) {
+          return "late" as const
+        }
       }
+      aliveAt = clock.currentTimeMillisUnsafe()
       const queue = yield* conn.listen(channelName)
       if (current === undefined || current.key !== key) {
         current = { key, lost: Deferred.await(lost) }
@@ -106,12 +118,16 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       }))
       const ping = Effect.forever(Effect.andThen(
         Effect.sleep(Duration.millis(pingEveryMs)),
-        conn.query("SELECT 1").pipe(
-          Effect.timeoutOrElse({
-            duration: Duration.millis(pingTimeoutMs),
-            orElse: () => Effect.fail(new Error("the session connection did not answer a ping in time"))
-          })
-        )
+        Effect.suspend(() => {
+          const sentAt = clock.currentTimeMillisUnsafe()
+          return conn.query("SELECT 1").pipe(
+            Effect.timeoutOrElse({
+              duration: Duration.millis(pingTimeoutMs),
+              orElse: () => Effect.fail(new Error("the session connection did not answer a ping in time"))
+            }),
+            Effect.tap(() => Effect.sync(() => void (aliveAt = sentAt)))
+          )
+        })
       ))
       return yield* Effect.raceFirst(forward, ping)
     }).pipe(
@@ -136,11 +152,11 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
         const outcome = yield* hold
         const ours = current !== undefined && current.key === key
         if (ours && lostAt === undefined) {
-          lostAt = clock.currentTimeMillisUnsafe()
+          lostAt = aliveAt
           failures = 0
           yield* Effect.logWarning("cuckmq: the session connection was lost; reconnecting")
         }
-        if (ours && (outcome === "taken" || clock.currentTimeMillisUnsafe() - lostAt! > reacquireMs)) {
+        if (ours && (outcome !== "failed" || clock.currentTimeMillisUnsafe() - lostAt! > reacquireMs)) {
           // the key cannot be ours again in time (or the rescuer holds it): stop the workers' jobs now
           yield* giveUp
         } else if (!ours && outcome === "taken") {

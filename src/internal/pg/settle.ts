@@ -29,6 +29,37 @@ SELECT id, name, channel, job_group, payload, ${attempts}, max_attempts, claims,
   scheduled_for, created_at
 FROM ${from}`
 
+/** The batch's per-job values as jsonb maps keyed by job id, from parallel arrays (SQL expressions). */
+const mapsSql = (ids: string, claims: string, outcomes: string, errors: string) => `
+  SELECT jsonb_object(${ids}, ${claims}) AS claim, jsonb_object(${ids}, ${outcomes}) AS outcome,
+    jsonb_object(${ids}, ${errors}) AS error`
+
+/** Row `j` is one of `ids`, still claimed by `worker` under the claim in the map `m` (the fence). */
+const fencedSql = (ids: string, worker: string, also = "") =>
+  `j.id = ANY(${ids}) AND j.worker_id IS NOT DISTINCT FROM ${worker}${also} AND j.claims = (m.claim->>j.id::text)::int`
+
+/** The SET list of a recorded start. */
+const startedSet = "started = true, attempts = j.attempts + 1"
+
+/** What a deleted (finalized) row returns for `archiveFinalized`. */
+const finalizedReturning = "RETURNING j.*, m.outcome->>j.id::text AS outcome, NULLIF(m.error->>j.id::text, '')::jsonb AS error"
+
+/** Archives the rows of `from` (deleted with `finalizedReturning`). */
+const archiveFinalized = (n: Names, from: string) =>
+  archive(n, from, "attempts + (NOT started)::int", "outcome = 'Succeeded'",
+    "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END")
+
+/** The SET list of a job going back: retried (after its timeout, an attempt spent if not yet) or released. */
+const backSet = `worker_id = NULL, claimed_at = NULL, started = false,
+    attempts = CASE WHEN m.outcome->>j.id::text = 'Retry' THEN j.attempts + (NOT j.started)::int
+      ELSE j.attempts - j.started::int END,
+    run_at = CASE WHEN m.outcome->>j.id::text = 'Retry'
+      THEN statement_timestamp() + make_interval(secs => j.timeout_secs) ELSE j.run_at END,
+    sort_at = CASE WHEN m.outcome->>j.id::text = 'Retry'
+      THEN statement_timestamp() + make_interval(secs => j.timeout_secs) ELSE j.sort_at END,
+    last_error = CASE WHEN m.outcome->>j.id::text = 'Retry'
+      THEN NULLIF(m.error->>j.id::text, '')::jsonb ELSE j.last_error END`
+
 /**
  * `settle_v2(worker, ids, claims, outcomes, errors, keep)`: the settlements of one batch, parallel arrays
  * with at most one entry per job. Returns how many groups had slots freed (workers are woken when > 0).
@@ -52,46 +83,29 @@ BEGIN
   INTO v_start, v_fin, v_back
   FROM unnest(p_ids, p_outcomes) AS x(id, o);
 
-  WITH m AS (
-    SELECT jsonb_object(p_ids::text[], p_claims::text[]) AS claim,
-      jsonb_object(p_ids::text[], p_outcomes) AS outcome,
-      jsonb_object(p_ids::text[], p_errors) AS error
-  ),
+  WITH m AS (${mapsSql("p_ids::text[]", "p_claims::text[]", "p_outcomes", "p_errors")}),
   started AS (
-    UPDATE ${n.job} j SET started = true, attempts = j.attempts + 1
+    UPDATE ${n.job} j SET ${startedSet}
     FROM m
-    WHERE j.id = ANY(v_start) AND j.worker_id IS NOT DISTINCT FROM p_worker
-      AND j.claims = (m.claim->>j.id::text)::int AND NOT j.started
+    WHERE ${fencedSql("v_start", "p_worker")} AND NOT j.started
     RETURNING j.id
   ),
   fin AS (
     DELETE FROM ${n.job} j USING m
-    WHERE j.id = ANY(v_fin) AND j.worker_id IS NOT DISTINCT FROM p_worker
-      AND j.claims = (m.claim->>j.id::text)::int
-    RETURNING j.*, m.outcome->>j.id::text AS outcome, NULLIF(m.error->>j.id::text, '')::jsonb AS error
+    WHERE ${fencedSql("v_fin", "p_worker")}
+    ${finalizedReturning}
   ),
-  fin_ins AS (${archive(n, "fin WHERE p_keep", "attempts + (NOT started)::int", "outcome = 'Succeeded'",
-  "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END")}
+  fin_ins AS (${archiveFinalized(n, "fin WHERE p_keep")}
     RETURNING 1
   ),
   old AS (
     -- locked first, so that the group slot read is the one the update replaces
     SELECT j.id, j.group_slot, j.job_group FROM ${n.job} j, m
-    WHERE j.id = ANY(v_back) AND j.worker_id IS NOT DISTINCT FROM p_worker
-      AND j.claims = (m.claim->>j.id::text)::int
+    WHERE ${fencedSql("v_back", "p_worker")}
     FOR UPDATE OF j
   ),
   back AS (
-    UPDATE ${n.job} j SET
-      worker_id = NULL, claimed_at = NULL, locked_until = NULL, group_slot = false, started = false,
-      attempts = CASE WHEN m.outcome->>j.id::text = 'Retry' THEN j.attempts + (NOT j.started)::int
-        ELSE j.attempts - j.started::int END,
-      run_at = CASE WHEN m.outcome->>j.id::text = 'Retry'
-        THEN statement_timestamp() + make_interval(secs => j.timeout_secs) ELSE j.run_at END,
-      sort_at = CASE WHEN m.outcome->>j.id::text = 'Retry'
-        THEN statement_timestamp() + make_interval(secs => j.timeout_secs) ELSE j.sort_at END,
-      last_error = CASE WHEN m.outcome->>j.id::text = 'Retry'
-        THEN NULLIF(m.error->>j.id::text, '')::jsonb ELSE j.last_error END
+    UPDATE ${n.job} j SET group_slot = false, ${backSet}
     FROM m, old
     WHERE j.id = old.id
     RETURNING old.group_slot, old.job_group
@@ -112,19 +126,70 @@ BEGIN
 END
 $fn$`
 
-/** Calls `settle_v2`; resolves to the number of groups with slots freed. */
+/**
+ * A batch with no job of a named group frees no group slot, so it needs neither the function's second
+ * snapshot nor its group locks: one plain statement, as fast as settling gets (the common case). Each row
+ * must also be in no group (`job_group IS NULL`), so a settlement wrongly marked ungrouped changes nothing.
+ * $1 worker, $2 ids, $3 claims, $4 outcomes, $5 errors (parallel), $6 / $7 / $8 the ids to mark started /
+ * finalize / send back, $9 keep finalized jobs.
+ */
+export const settleUngroupedSql = (n: Names) => `
+WITH m AS (${mapsSql("$2::bigint[]::text[]", "$3::int[]::text[]", "$4::text[]", "$5::text[]")}),
+started AS (
+  UPDATE ${n.job} j SET ${startedSet}
+  FROM m
+  WHERE ${fencedSql("$6::bigint[]", "$1::uuid", " AND j.job_group IS NULL")} AND NOT j.started
+  RETURNING j.id
+),
+fin AS (
+  DELETE FROM ${n.job} j USING m
+  WHERE ${fencedSql("$7::bigint[]", "$1::uuid", " AND j.job_group IS NULL")}
+  ${finalizedReturning}
+),
+fin_ins AS (${archiveFinalized(n, "fin WHERE $9::boolean")}
+  RETURNING 1
+),
+back AS (
+  UPDATE ${n.job} j SET ${backSet}
+  FROM m
+  WHERE ${fencedSql("$8::bigint[]", "$1::uuid", " AND j.job_group IS NULL")}
+  RETURNING j.id
+)
+SELECT 0 AS freed`
+
+/**
+ * Settles a batch: one plain statement when no job of the batch is in a named group, else `settle_v2`.
+ * Resolves to the number of groups with slots freed.
+ */
 export const settle = (sql: PgClient.PgClient, n: Names, keepFinalized: boolean) => {
-  const text = `SELECT ${n.fn("settle_v2")}($1::uuid, $2::bigint[], $3::int[], $4::text[], $5::text[], $6::boolean) AS freed`
-  return (workerId: string, settlements: ReadonlyArray<JobStore.Settlement>) =>
-    sql.unsafe<Row>(text, [
-      workerId,
-      settlements.map((x) => BigInt(x.id)),
-      settlements.map((x) => x.claim),
-      settlements.map((x) => x.outcome),
-      settlements.map((x) => x.error === undefined ? "" : JSON.stringify(x.error)),
-      keepFinalized
-    ]).pipe(
+  const grouped = `SELECT ${n.fn("settle_v2")}($1::uuid, $2::bigint[], $3::int[], $4::text[], $5::text[], $6::boolean) AS freed`
+  const ungrouped = settleUngroupedSql(n)
+  return (workerId: string, settlements: ReadonlyArray<JobStore.Settlement>) => {
+    // one pass over the batch (ids go as text: PostgreSQL parses them as bigint)
+    const ids: Array<string> = []
+    const claims: Array<number> = []
+    const outcomes: Array<string> = []
+    const errors: Array<string> = []
+    const started: Array<string> = []
+    const finalized: Array<string> = []
+    const back: Array<string> = []
+    let anyGrouped = false
+    for (const x of settlements) {
+      ids.push(x.id)
+      claims.push(x.claim)
+      outcomes.push(x.outcome)
+      errors.push(x.error === undefined ? "" : JSON.stringify(x.error))
+      if (x.grouped !== false) anyGrouped = true
+      if (x.outcome === "Started") started.push(x.id)
+      else if (x.outcome === "Succeeded" || x.outcome === "Expired") finalized.push(x.id)
+      else back.push(x.id)
+    }
+    const statement = anyGrouped
+      ? sql.unsafe<Row>(grouped, [workerId, ids, claims, outcomes, errors, keepFinalized])
+      : sql.unsafe<Row>(ungrouped, [workerId, ids, claims, outcomes, errors, started, finalized, back, keepFinalized])
+    return statement.pipe(
       Effect.map((rows) => Number(rows[0]?.freed ?? 0)),
       Effect.catchTag("SqlError", storageError("settle"))
     )
+  }
 }

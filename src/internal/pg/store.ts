@@ -5,6 +5,7 @@
  * process's own session for wake-ups and liveness (session.ts).
  */
 import { Effect, Layer, type Scope } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import { PgClient } from "@effect/sql-pg"
 import * as JobStore from "../../JobStore.js"
 import { claim } from "./claim.js"
@@ -28,6 +29,8 @@ export interface PgStoreOptions {
    * within seconds (false: leases only, e.g. where session locks cannot be trusted). Defaults to true.
    */
   readonly liveness?: boolean | undefined
+  /** Connections of the store's own pool. Defaults to the app client's `maxConnections` (or 10). */
+  readonly maxConnections?: number | undefined
 }
 
 /** Builds the store. Requires a `PgClient`; the schema must already be migrated. */
@@ -35,13 +38,25 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
   Effect.gen(function*() {
     const pg = yield* PgClient.PgClient
     // Our statements read snake_case columns: never apply the app's name transforms to them.
-    const sql = pg.withoutTransforms()
+    const app = pg.withoutTransforms()
+    // The store's own pool, from the app client's settings, for everything outside the app's transactions
+    // (claims, settlements, enqueues outside a transaction, maintenance). Its sessions use generic plans for
+    // our prepared statements: PostgreSQL would otherwise plan a claim anew on every execution (its custom
+    // plans look cheaper to it), which costs more than running a small claim. The app's own statements and
+    // connections are untouched, and a busy app pool never holds up a settlement.
+    const appConfig = pg.config as PgClient.PgPoolConfig
+    const own = yield* PgClient.make({
+      ...appConfig,
+      maxConnections: options.maxConnections ?? appConfig.maxConnections ?? 10,
+      startupParameters: { ...appConfig.startupParameters, plan_cache_mode: "force_generic_plan" }
+    }).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
+    const sql = own.withoutTransforms()
     const n = names(options.schema)
     const scope = yield* Effect.scope
     const namespace = lockNamespace(options.schema)
 
     const session = yield* Session.make(sql, { schema: options.schema, lockNamespace: namespace, liveness: options.liveness ?? true })
-    const { enqueue } = yield* Enqueue.make({ sql, names: n, schema: options.schema, scope, wake: session.wake })
+    const { enqueue } = yield* Enqueue.make({ sql, app, names: n, schema: options.schema, scope, wake: session.wake })
     const workers = Workers.make(sql, n)
     const schedules = Schedule.make(sql, n, session.wake)
     const claimJobs = claim(sql, n)

@@ -28,7 +28,7 @@ BEGIN
     FOR UPDATE
   ),
   back AS (
-    UPDATE ${n.job} j SET worker_id = NULL, claimed_at = NULL, locked_until = NULL, group_slot = false, started = false
+    UPDATE ${n.job} j SET worker_id = NULL, claimed_at = NULL, group_slot = false, started = false
     FROM old WHERE j.id = old.id
     RETURNING old.group_slot, old.job_group
   ),

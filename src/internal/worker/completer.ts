@@ -11,7 +11,7 @@
 import { Effect, Queue } from "effect"
 import type { StorageError } from "../../CuckmqError.js"
 import type * as JobStore from "../../JobStore.js"
-import { backoffMs, type Env } from "./state.js"
+import { backoffMs, type Claimed, type Env } from "./state.js"
 
 interface Pending {
   readonly workerId: string
@@ -23,13 +23,26 @@ export const make = (env: Env) =>
     const { state, store } = env
     const queue = yield* Queue.unbounded<Pending>()
 
-    /** Queues a settlement of a job claimed by `workerId`. */
-    const submit = (workerId: string, settlement: JobStore.Settlement) => {
+    /** Queues a settlement of a claimed job (under the registration that claimed it). */
+    const submit = (c: Claimed, outcome: JobStore.Settlement["outcome"], error?: unknown) => {
       state.unsettled++
-      Queue.offerUnsafe(queue, { workerId, settlement })
+      // one object shape for every settlement (the store reads them in tight loops)
+      const settlement: JobStore.Settlement = {
+        id: c.job.id,
+        claim: c.job.claim,
+        outcome,
+        error,
+        grouped: c.job.jobGroup !== undefined
+      }
+      Queue.offerUnsafe(queue, { workerId: c.claimedBy, settlement })
     }
 
-    const write = (batch: ReadonlyArray<Pending>): Effect.Effect<void, StorageError> => {
+    const write = (batch: ReadonlyArray<Pending>, withMarks: boolean): Effect.Effect<void, StorageError> => {
+      // the common case: one registration, no Started marks to merge
+      const workerId = batch[0]!.workerId
+      if (!withMarks && batch.every((p) => p.workerId === workerId)) {
+        return store.settle(workerId, batch.map((p) => p.settlement))
+      }
       // per registration, one entry per job: a final outcome wins over a Started mark of the same claim
       const byWorker = new Map<string, Map<string, JobStore.Settlement>>()
       for (const p of batch) {
@@ -46,9 +59,10 @@ export const make = (env: Env) =>
     const loop = Effect.gen(function*() {
       while (true) {
         let batch: ReadonlyArray<Pending> = yield* Queue.takeAll(queue)
+        const withMarks = batch.some((p) => p.settlement.outcome === "Started")
         let failures = 0
         while (true) {
-          const result = yield* Effect.result(write(batch))
+          const result = yield* Effect.result(write(batch, withMarks))
           if (result._tag === "Success") break
           failures++
           yield* Effect.logWarning("cuckmq: settling jobs failed; retrying", result.failure.message)

@@ -19,6 +19,7 @@
  */
 import { Effect } from "effect"
 import * as Execute from "../execute.js"
+import type * as JobStore from "../../JobStore.js"
 import type { Completer } from "./completer.js"
 import { buffered, type Claimed, type Env, type Running } from "./state.js"
 
@@ -50,7 +51,7 @@ export const make = (env: Env, completer: Completer) => {
   }
 
   /** Gives a job back untouched: back to the queue in its place, no attempt spent. */
-  const release = (c: Claimed) => completer.submit(c.claimedBy, { id: c.job.id, claim: c.job.claim, outcome: "Released" })
+  const release = (c: Claimed) => completer.submit(c, "Released")
 
   /** Takes over claimed jobs: orphans and jobs this registration may not run go back; the rest wait. */
   const accept = (jobs: ReadonlyArray<Claimed>) => {
@@ -123,12 +124,12 @@ export const make = (env: Env, completer: Completer) => {
     entry.fiber = Effect.runForkWith(env.services!)(execute(entry, at))
     if (entry.claimed.job.crashes > 0 && state.running.get(entry.claimed.job.id) === entry) {
       entry.marked = true
-      completer.submit(entry.claimed.claimedBy, { id: entry.claimed.job.id, claim: entry.claimed.job.claim, outcome: "Started" })
+      completer.submit(entry.claimed, "Started")
     }
   }
 
-  const finish = (entry: Running, settlement: Parameters<Completer["submit"]>[1], durationMs: number) => {
-    completer.submit(entry.claimed.claimedBy, settlement)
+  const finish = (entry: Running, settlement: Pick<JobStore.Settlement, "outcome" | "error">, durationMs: number) => {
+    completer.submit(entry.claimed, settlement.outcome, settlement.error)
     state.running.delete(entry.claimed.job.id)
     if (entry.startedAt !== undefined) state.avgDurationMs = state.avgDurationMs * 0.7 + durationMs * 0.3
     if (!state.stopping) startBuffered()
@@ -142,7 +143,7 @@ export const make = (env: Env, completer: Completer) => {
       const { claimedBy, job } = entry.claimed
       if (entry.reason !== undefined) {
         // stopped between being started and running: give it back untouched
-        finish(entry, { id: job.id, claim: job.claim, outcome: "Released" }, 0)
+        finish(entry, { outcome: "Released" }, 0)
         return Effect.void
       }
       Execute.publishRun(cuckmq, job, claimedBy, started)
@@ -193,7 +194,7 @@ export const make = (env: Env, completer: Completer) => {
     for (const entry of state.running.values()) {
       if (entry.marked || entry.startedAt === undefined || at - entry.startedAt < olderThanMs) continue
       entry.marked = true
-      completer.submit(entry.claimed.claimedBy, { id: entry.claimed.job.id, claim: entry.claimed.job.claim, outcome: "Started" })
+      completer.submit(entry.claimed, "Started")
     }
   }
 
