@@ -122,7 +122,9 @@ describe("crash detection", () => {
           Effect.gen(function*() {
             const jobs = yield* sql`SELECT id, worker_id, claims, started, crashes, held, group_slot, claimed_at, run_at FROM ${table("job")}`
             const workers = yield* sql`SELECT * FROM ${table("worker")}`
-            yield* Effect.logError("stuck", { jobs, workers, worker: worker.output(), rescuer: rescuer.output() })
+            const finalized = yield* sql`SELECT id, name, succeeded, attempts, claims, crashes, last_error FROM ${table("job_finalized")}`
+            const runs = yield* sql`SELECT * FROM ${table("runs")}`
+            yield* Effect.logError("stuck", { jobs, finalized, runs, workers, worker: worker.output(), rescuer: rescuer.output() })
           }).pipe(Effect.ignore)
         ))
         yield* Effect.all([worker.kill("SIGTERM"), rescuer.kill("SIGTERM")])
