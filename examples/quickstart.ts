@@ -23,7 +23,8 @@ export const Ping = JobDefinition.make({
   handler: ({ message }, { jobId, attempt }) => Effect.log(`PING job ${jobId} (attempt ${attempt}): ${message}`)
 })
 
-// 2. The context: migrates the schema and deploys the definitions it is given.
+// 2. The context: migrates the schema and deploys the definitions it is given. (Here in the example's own
+//    schema; leave `schema` out to use the default, "_cuckmq".)
 const CuckmqLive = Cuckmq.layer({ schema, definitions: [Ping] })
 
 // 3. Two workers. Each is a Layer whose scope owns its fibers.
