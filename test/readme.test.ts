@@ -1,5 +1,6 @@
 /**
- * Every ```ts block of the README compiles as written. All blocks are written to a scratch directory inside
+ * Every ```ts block of the README, and every `@example` of the public modules' doc comments (src/*.ts),
+ * compiles as written. All blocks are written to a scratch directory inside
  * the repo (.tmp/, ignored by git) and type-checked by one run of the project's `tsc`, with the project's
  * compiler options and `@cuckmq/effect` (and its other entries) mapped to `src/`, so the check is fast and
  * does not depend on a build. Each block is a module of its own, so it must carry its imports. Markers on the
@@ -20,7 +21,9 @@ const root = path.resolve(import.meta.dirname, "..")
 const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
 
 interface Block {
-  /** README line of the block's first code line (1-based). */
+  /** The file it is in: README.md, or a module of src/. */
+  readonly source: string
+  /** Line of the block's first code line in `source` (1-based). */
   readonly line: number
   readonly code: string
   readonly noCheck: boolean
@@ -42,6 +45,7 @@ const parseBlocks = (markdown: string): ReadonlyArray<Block> => {
       while (before >= 0 && lines[before]!.trim() === "") before--
       const marker = before >= 0 ? /^<!-- (from|file:) (\S+) -->$/.exec(lines[before]!.trim()) : null
       blocks.push({
+        source: "README.md",
         line: i + 2,
         code: lines.slice(i + 1, end).join("\n") + "\n",
         noCheck: /\bno-check\b/.test(rest!),
@@ -54,8 +58,27 @@ const parseBlocks = (markdown: string): ReadonlyArray<Block> => {
   return blocks
 }
 
+/** The ```ts blocks under `@example` in the doc comments of a module (each line's leading ` * ` removed). */
+const parseExamples = (file: string): ReadonlyArray<Block> => {
+  const lines = fs.readFileSync(path.join(root, file), "utf8").split("\n")
+  const examples: Array<Block> = []
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^\s*\* @example\s*$/.test(lines[i]!) || !/^\s*\* ```ts\s*$/.test(lines[i + 1] ?? "")) continue
+    let end = i + 2
+    while (end < lines.length && !/^\s*\* ```\s*$/.test(lines[end]!)) end++
+    const code = lines.slice(i + 2, end).map((line) => line.replace(/^\s*\*(?: |$)/, "")).join("\n") + "\n"
+    examples.push({ source: file, line: i + 3, code, noCheck: false, file: `example-${path.basename(file, ".ts")}-${i + 3}.ts` })
+    i = end
+  }
+  return examples
+}
+
 const blocks = parseBlocks(readme)
-const checked = blocks.filter((block) => !block.noCheck)
+const docExamples = fs.readdirSync(path.join(root, "src"))
+  .filter((name) => name.endsWith(".ts"))
+  .sort()
+  .flatMap((name) => parseExamples(`src/${name}`))
+const checked = [...blocks, ...docExamples].filter((block) => !block.noCheck)
 
 /**
  * `paths` for the scratch tsconfig: every public entry of package.json `exports` mapped to its source in src/
@@ -161,14 +184,14 @@ afterAll(() => {
   if (dir !== "") fs.rmSync(dir, { recursive: true, force: true })
 })
 
-/** A block's errors, with their lines as README lines (for a block checked as its own file). */
+/** A block's errors, with their lines as lines of its source (for a block checked as its own file). */
 const errorsOf = (block: Block): Array<string> => {
   const file = fileOf.get(block)!
   return (errors.get(file) ?? []).map((error) => {
     if (block.from !== undefined) return `${block.from}:${error}`
     const [position, ...rest] = error.split(" ")
     const [line, column] = position!.split(":")
-    return `README.md:${block.line + Number(line) - 1}:${column} ${rest.join(" ")}`
+    return `${block.source}:${block.line + Number(line) - 1}:${column} ${rest.join(" ")}`
   })
 }
 
@@ -205,6 +228,17 @@ describe("README", () => {
       })
     }
     it(`${where} type-checks`, () => {
+      assert.deepStrictEqual(errorsOf(block), [], `\n${errorsOf(block).join("\n")}\n\n${block.code}`)
+    })
+  }
+})
+
+describe("doc comments", () => {
+  it("the public modules have @example blocks", () => {
+    assert.isAtLeast(docExamples.length, 5)
+  })
+  for (const block of docExamples) {
+    it(`the @example at ${block.source}:${block.line} type-checks`, () => {
       assert.deepStrictEqual(errorsOf(block), [], `\n${errorsOf(block).join("\n")}\n\n${block.code}`)
     })
   }
