@@ -100,8 +100,8 @@ const entryPaths = (dir: string): Record<string, Array<string>> => {
   const paths: Record<string, Array<string>> = {}
   for (const [key, value] of Object.entries(pkg.exports)) {
     const file = target(value)
-    if (key.includes("*") || file === undefined) continue
-    const source = /^\.\/(?:src|dist)\/(.+?)(?:\.d)?\.(?:ts|js|mts|mjs)$/.exec(file)?.[1]
+    if (key.includes("*") || file === undefined || !/\.m?[jt]s$/.test(file)) continue // e.g. "./package.json"
+    const source = /^\.\/(?:src|dist)\/(?:src\/)?(.+?)(?:\.d)?\.(?:ts|js|mts|mjs)$/.exec(file)?.[1]
     if (source === undefined || !fs.existsSync(path.join(root, "src", `${source}.ts`))) {
       throw new Error(`package.json exports ${JSON.stringify(key)}: no source in src/ for ${file}`)
     }
@@ -197,6 +197,12 @@ describe("README", () => {
     assert.isAtLeast(checked.length, 6)
     assert.isAtMost(blocks.length - checked.length, 2, "keep ```ts no-check blocks rare")
     assert.isAtLeast(blocks.filter((block) => block.from !== undefined).length, 2)
+  })
+
+  it("names its blocks uniquely (a `<!-- file: name.ts -->` is one plain file name)", () => {
+    const names = blocks.flatMap((block) => block.file === undefined ? [] : [block.file])
+    for (const name of names) assert.match(name, /^[A-Za-z0-9_-]+\.ts$/)
+    assert.deepStrictEqual(names, [...new Set(names)])
   })
 
   it("the snippet check reports errors and resolves @cuckmq/effect", () => {
