@@ -7,7 +7,12 @@
 import { Effect, Fiber, Layer, Schema, Stream } from "effect"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cuckmq, JobDefinition, Worker } from "@cuckmq/effect"
-import { PgLive } from "../tools/database.js"
+import { exampleSchema, PgLive } from "../tools/database.js"
+
+// Everything this example writes (cuckmq's tables) lives in a schema of its own, dropped when it ends, also on
+// a failure or Ctrl-C, so it never touches data that is not its own. An app passes the schema its queue lives
+// in (or keeps cuckmq's default, "_cuckmq") and provides its own `PgClient.layer`.
+const schema = exampleSchema("channels")
 
 let reports = 0
 
@@ -51,6 +56,12 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.scoped,
-  Effect.provide(Workers.pipe(Layer.provideMerge(Cuckmq.layer({ definitions: [Report, PasswordReset] })), Layer.provide(PgLive()))),
+  Effect.provide(
+    Workers.pipe(
+      Layer.provideMerge(Cuckmq.layer({ schema, definitions: [Report, PasswordReset] })),
+      // the database, with the example's schema: created now, dropped (CASCADE) when the program ends
+      Layer.provide(PgLive({ scratchSchema: schema }))
+    )
+  ),
   NodeRuntime.runMain
 )

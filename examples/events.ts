@@ -7,7 +7,12 @@
 import { Effect, Layer, Option, Schema, Stream } from "effect"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cuckmq, CuckmqEvent, JobDefinition, Worker } from "@cuckmq/effect"
-import { PgLive } from "../tools/database.js"
+import { exampleSchema, PgLive } from "../tools/database.js"
+
+// Everything this example writes (cuckmq's tables) lives in a schema of its own, dropped when it ends, also on
+// a failure or Ctrl-C, so it never touches data that is not its own. An app passes the schema its queue lives
+// in (or keeps cuckmq's default, "_cuckmq") and provides its own `PgClient.layer`.
+const schema = exampleSchema("events")
 
 const Flaky = JobDefinition.make({
   name: "flaky",
@@ -41,6 +46,12 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.scoped,
-  Effect.provide(Worker.layer().pipe(Layer.provideMerge(Cuckmq.layer({ definitions: [Flaky] })), Layer.provide(PgLive()))),
+  Effect.provide(
+    Worker.layer().pipe(
+      Layer.provideMerge(Cuckmq.layer({ schema, definitions: [Flaky] })),
+      // the database, with the example's schema: created now, dropped (CASCADE) when the program ends
+      Layer.provide(PgLive({ scratchSchema: schema }))
+    )
+  ),
   NodeRuntime.runMain
 )

@@ -7,7 +7,12 @@
 import { Effect, Layer, Schema } from "effect"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cuckmq, JobDefinition, Worker } from "@cuckmq/effect"
-import { PgLive } from "../tools/database.js"
+import { exampleSchema, PgLive } from "../tools/database.js"
+
+// Everything this example writes (cuckmq's tables) lives in a schema of its own, dropped when it ends, also on
+// a failure or Ctrl-C, so it never touches data that is not its own. An app passes the schema its queue lives
+// in (or keeps cuckmq's default, "_cuckmq") and provides its own `PgClient.layer`.
+const schema = exampleSchema("job-groups")
 
 const running = new Map<string, number>()
 let overlaps = 0
@@ -41,8 +46,9 @@ const program = Effect.gen(function*() {
 program.pipe(
   Effect.provide(
     Layer.merge(Worker.layer({ concurrency: 10 }), Worker.layer({ concurrency: 10 })).pipe(
-      Layer.provideMerge(Cuckmq.layer({ definitions: [SyncAccount] })),
-      Layer.provide(PgLive())
+      Layer.provideMerge(Cuckmq.layer({ schema, definitions: [SyncAccount] })),
+      // the database, with the example's schema: created now, dropped (CASCADE) when the program ends
+      Layer.provide(PgLive({ scratchSchema: schema }))
     )
   ),
   NodeRuntime.runMain

@@ -11,7 +11,12 @@ import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { ConsoleSpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ConsoleMetricExporter, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { Cuckmq, CuckmqMetrics, JobDefinition, Worker } from "@cuckmq/effect"
-import { PgLive } from "../tools/database.js"
+import { exampleSchema, PgLive } from "../tools/database.js"
+
+// Everything this example writes (cuckmq's tables) lives in a schema of its own, dropped when it ends, also on
+// a failure or Ctrl-C, so it never touches data that is not its own. An app passes the schema its queue lives
+// in (or keeps cuckmq's default, "_cuckmq") and provides its own `PgClient.layer`.
+const schema = exampleSchema("observability")
 
 const Resize = JobDefinition.make({
   name: "resize-image",
@@ -41,8 +46,9 @@ const program = Effect.gen(function*() {
 program.pipe(
   Effect.provide(
     Worker.layer().pipe(
-      Layer.provideMerge(Cuckmq.layer({ definitions: [Resize] })),
-      Layer.provide(PgLive()),
+      Layer.provideMerge(Cuckmq.layer({ schema, definitions: [Resize] })),
+      // the database, with the example's schema: created now, dropped (CASCADE) when the program ends
+      Layer.provide(PgLive({ scratchSchema: schema })),
       Layer.provideMerge(Telemetry)
     )
   ),

@@ -9,7 +9,12 @@
 import { Effect, Fiber, Layer, Schema, Stream } from "effect"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cuckmq, JobDefinition, Worker } from "@cuckmq/effect"
-import { PgLive } from "../tools/database.js"
+import { exampleSchema, PgLive } from "../tools/database.js"
+
+// Everything this example writes (cuckmq's tables) lives in a schema of its own, dropped when it ends, also on
+// a failure or Ctrl-C, so it never touches data that is not its own. An app passes the schema its queue lives
+// in (or keeps cuckmq's default, "_cuckmq") and provides its own `PgClient.layer`.
+const schema = exampleSchema("quickstart")
 
 // 1. A job definition: a name, a payload Schema and a handler.
 export const Ping = JobDefinition.make({
@@ -18,8 +23,9 @@ export const Ping = JobDefinition.make({
   handler: ({ message }, { jobId, attempt }) => Effect.log(`PING job ${jobId} (attempt ${attempt}): ${message}`)
 })
 
-// 2. The context: migrates the schema and deploys the definitions it is given.
-const CuckmqLive = Cuckmq.layer({ definitions: [Ping] })
+// 2. The context: migrates the schema and deploys the definitions it is given. (Here in the example's own
+//    schema; leave `schema` out to use the default, "_cuckmq".)
+const CuckmqLive = Cuckmq.layer({ schema, definitions: [Ping] })
 
 // 3. Two workers. Each is a Layer whose scope owns its fibers.
 const Workers = Layer.merge(
@@ -44,6 +50,12 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.scoped,
-  Effect.provide(Workers.pipe(Layer.provideMerge(CuckmqLive), Layer.provide(PgLive()))),
+  Effect.provide(
+    Workers.pipe(
+      Layer.provideMerge(CuckmqLive),
+      // the database, with the example's schema: created now, dropped (CASCADE) when the program ends
+      Layer.provide(PgLive({ scratchSchema: schema }))
+    )
+  ),
   NodeRuntime.runMain
 )

@@ -8,7 +8,13 @@ import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cuckmq, JobDefinition } from "@cuckmq/effect"
-import { PgLive } from "../tools/database.js"
+import { exampleSchema, PgLive } from "../tools/database.js"
+
+// Everything this example writes (cuckmq's tables and the app's own) lives in a schema of its own, dropped
+// when it ends, also on a failure or Ctrl-C, so it never touches data that is not its own. An app passes the
+// schema its queue lives in (or keeps cuckmq's default, "_cuckmq") and provides its own `PgClient.layer`.
+const schema = exampleSchema("transactional-enqueue")
+const appUser = `${schema}.app_user` // the app's table
 
 const WelcomeEmail = JobDefinition.make({
   name: "welcome-email",
@@ -20,7 +26,7 @@ const signUp = (email: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     return yield* sql.withTransaction(Effect.gen(function*() {
-      yield* sql`INSERT INTO app_user (email) VALUES (${email})`
+      yield* sql`INSERT INTO ${sql(appUser)} (email) VALUES (${email})`
       // joins the open transaction: committed together with the user row, or not at all
       return yield* WelcomeEmail.enqueue({ email })
     }))
@@ -28,8 +34,7 @@ const signUp = (email: string) =>
 
 const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`CREATE TABLE IF NOT EXISTS app_user (email text PRIMARY KEY)`
-  yield* sql`TRUNCATE app_user`
+  yield* sql`CREATE TABLE ${sql(appUser)} (email text PRIMARY KEY)`
 
   const jobId = yield* signUp("ada@example.com")
   yield* Effect.log(`committed: user and job ${jobId}`)
@@ -38,13 +43,18 @@ const program = Effect.gen(function*() {
   const failed = yield* Effect.flip(signUp("ada@example.com"))
   yield* Effect.log(`rolled back: ${failed._tag}`)
 
-  const [users] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM app_user`
-  const [jobs] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM _cuckmq.job WHERE name = 'welcome-email'`
+  // (cuckmq's tables are not a public interface: read here only to show what the transactions left)
+  const [users] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(appUser)}`
+  const [jobs] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(`${schema}.job`)} WHERE name = 'welcome-email'`
   yield* Effect.log(`users: ${users!.n}, welcome-email jobs: ${jobs!.n}`) // users: 1, welcome-email jobs: 1
-  yield* sql`DELETE FROM _cuckmq.job WHERE name = 'welcome-email'`
 })
 
 program.pipe(
-  Effect.provide(Cuckmq.layer({ definitions: [WelcomeEmail] }).pipe(Layer.provideMerge(PgLive()))),
+  Effect.provide(
+    Cuckmq.layer({ schema, definitions: [WelcomeEmail] }).pipe(
+      // the database, with the example's schema: created now, dropped (CASCADE) when the program ends
+      Layer.provideMerge(PgLive({ scratchSchema: schema }))
+    )
+  ),
   NodeRuntime.runMain
 )

@@ -5,11 +5,13 @@
  *
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { Effect, Layer, Redacted } from "effect"
  * import { PgClient } from "@effect/sql-pg"
- * import { Cuckmq } from "@cuckmq/effect"
+ * import { Cuckmq, JobDefinition } from "@cuckmq/effect"
  *
- * const CuckmqLive = Cuckmq.layer({ definitions: [SendEmail, Cleanup] }).pipe(
+ * const Cleanup = JobDefinition.make({ name: "cleanup", repeatSecs: 3600, handler: () => Effect.log("cleaning up") })
+ *
+ * const CuckmqLive = Cuckmq.layer({ definitions: [Cleanup] }).pipe(
  *   Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) }))
  * )
  * ```

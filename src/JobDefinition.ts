@@ -16,8 +16,11 @@
  *   handler: (payload, { attempt }) => Effect.log(`sending to ${payload.to} (attempt ${attempt})`)
  * })
  *
- * // in a program that provides Cuckmq:
- * const jobId = yield* SendEmail.enqueue({ to: "a@example.com", subject: "hi" }, { delaySecs: 60 })
+ * // a program that needs the Cuckmq context (Cuckmq.layer) to run:
+ * export const program = Effect.gen(function*() {
+ *   const jobId = yield* SendEmail.enqueue({ to: "a@example.com", subject: "hi" }, { delaySecs: 60 })
+ *   yield* Effect.log(`enqueued job ${jobId}`)
+ * })
  * ```
  *
  * @since 0.1.0

@@ -7,6 +7,15 @@
  *
  * @example
  * ```ts
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Cuckmq, JobDefinition, Orchestrator, Worker } from "@cuckmq/effect"
+ *
+ * const Cleanup = JobDefinition.make({ name: "cleanup", repeatSecs: 3600, handler: () => Effect.log("cleaning up") })
+ * const CuckmqLive = Cuckmq.layer({ definitions: [Cleanup] }).pipe(
+ *   Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) }))
+ * )
+ *
  * const Daemons = Layer.mergeAll(Worker.layer(), Orchestrator.layer()).pipe(Layer.provide(CuckmqLive))
  * ```
  *

@@ -5,9 +5,15 @@
  *
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { Effect, Layer, Redacted, Schema } from "effect"
  * import { NodeRuntime } from "@effect/platform-node"
- * import { Worker } from "@cuckmq/effect"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Cuckmq, JobDefinition, Worker } from "@cuckmq/effect"
+ *
+ * const Ping = JobDefinition.make({ name: "ping", payload: Schema.String, handler: (message) => Effect.log(message) })
+ * const CuckmqLive = Cuckmq.layer({ definitions: [Ping] }).pipe(
+ *   Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) }))
+ * )
  *
  * const Workers = Layer.mergeAll(
  *   Worker.layer({ concurrency: 20 }),

@@ -1,40 +1,103 @@
 /**
- * Every example runs as written (as a separate process, against this run's database) and prints what its
- * comments promise.
+ * Every example runs as written (as a separate process, against a database of its own) and prints what its
+ * comments promise, and leaves nothing behind: each works in a schema of its own (see `PgLive`'s
+ * `scratchSchema` in tools/database.ts) and drops it when it ends, also when it is interrupted or fails.
  */
 import { randomBytes } from "node:crypto"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Effect, Exit, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
+import { Cuckmq, JobDefinition } from "../src/index.js"
+import { exampleSchema, PgLive } from "../tools/database.js"
 import { databaseUrl } from "./support/pg.js"
 import { spawnFixture } from "./support/processes.js"
 
-// The examples use the default schema, so they get a database of their own, dropped afterwards.
+// A database of their own for the examples (dropped afterwards), so that "nothing left behind" can be checked
+// as "nothing at all besides an empty public schema".
 const database = `cuckmq_examples_${randomBytes(4).toString("hex")}`
 const exampleUrl = () => {
   const url = new URL(databaseUrl())
   url.pathname = `/${database}`
   return url.toString()
 }
-const admin = <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
-  Effect.runPromise(
-    Effect.gen(function*() {
-      return yield* f(yield* SqlClient.SqlClient)
-    }).pipe(
-      Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl()), maxConnections: 1 })),
-      Effect.scoped
-    ) as Effect.Effect<A, E, never>
-  )
+const withSql = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    return yield* f(yield* SqlClient.SqlClient)
+  }).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })),
+    Effect.scoped
+  ) as Effect.Effect<A, E, never>
 
-beforeAll(() => admin((sql) => sql`CREATE DATABASE ${sql(database)}`))
-afterAll(() => admin((sql) => sql`DROP DATABASE IF EXISTS ${sql(database)} WITH (FORCE)`))
+beforeAll(() => Effect.runPromise(withSql(databaseUrl(), (sql) => sql`CREATE DATABASE ${sql(database)}`)))
+afterAll(() => Effect.runPromise(withSql(databaseUrl(), (sql) => sql`DROP DATABASE IF EXISTS ${sql(database)} WITH (FORCE)`)))
+
+/**
+ * What the examples' database holds besides a fresh one's contents: every schema but `public` and the system
+ * ones (cuckmq's default `_cuckmq` included, so no cuckmq row can hide anywhere), and every table, view,
+ * sequence, index, function or type in `public`.
+ */
+const leftovers = withSql(exampleUrl(), (sql) =>
+  Effect.gen(function*() {
+    const rows = yield* sql<{ what: string }>`
+      SELECT 'schema ' || nspname AS what FROM pg_namespace
+       WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\_%'
+      UNION ALL
+      SELECT 'relation public.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'public'
+      UNION ALL
+      SELECT 'function public.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname = 'public'
+      UNION ALL
+      SELECT 'type public.' || t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+       WHERE n.nspname = 'public'
+      ORDER BY 1`
+    return rows.map((row) => row.what)
+  }))
+
+/**
+ * `leftovers`, after which the database is cleaned anyway, so that one example that leaves something behind
+ * fails its own test only.
+ */
+const leftoversThenClean = Effect.gen(function*() {
+  const found = yield* leftovers
+  if (found.length > 0) {
+    yield* withSql(exampleUrl(), (sql) =>
+      Effect.gen(function*() {
+        for (const what of found.filter((w) => w.startsWith("schema "))) {
+          yield* sql`DROP SCHEMA IF EXISTS ${sql(what.slice("schema ".length))} CASCADE`
+        }
+        yield* sql`DROP SCHEMA public CASCADE`
+        yield* sql`CREATE SCHEMA public`
+      }))
+  }
+  return found
+})
+
+/** Runs `effect` (in this process) with DATABASE_URL set to the examples' database, which PgLive reads. */
+const onExampleDatabase = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const saved = process.env.DATABASE_URL
+      process.env.DATABASE_URL = exampleUrl()
+      return saved
+    }),
+    () => effect,
+    (saved) => Effect.sync(() => {
+      if (saved === undefined) delete process.env.DATABASE_URL
+      else process.env.DATABASE_URL = saved
+    })
+  )
 
 const runExample = (file: string, env: Record<string, string> = {}) =>
   Effect.gen(function*() {
     const child = yield* spawnFixture(`../../examples/${file}`, { DATABASE_URL: exampleUrl(), ...env })
     const code = yield* child.exited
-    return { code, output: child.output() }
+    const output = child.output()
+    // the example's own schema was used, and is gone
+    assert.match(output, /using DATABASE_URL/)
+    assert.deepStrictEqual(yield* leftoversThenClean, [], `${file} left this behind:\n${output}`)
+    return { code, output }
   }).pipe(Effect.scoped)
 
 describe("examples", () => {
@@ -96,5 +159,51 @@ describe("examples", () => {
       assert.strictEqual(code, 0, output)
       assert.include(output, "rolled back: SqlError")
       assert.include(output, "users: 1, welcome-email jobs: 1")
+    }))
+
+  it.live("an example interrupted by Ctrl-C (SIGINT) still drops its schema", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnFixture("../../examples/repeating.ts", { DATABASE_URL: exampleUrl() })
+      // wait until it runs (its schema exists, with a deployed repeating definition), then interrupt it
+      for (let i = 0; i < 600 && !child.output().includes("heartbeat due at"); i++) yield* Effect.sleep("50 millis")
+      assert.include(child.output(), "heartbeat due at")
+      const during = yield* leftovers
+      assert.strictEqual(during.length, 1, during.join(", "))
+      assert.match(during[0]!, /^schema cuckmq_example_repeating_[0-9a-f]{8}$/)
+      yield* child.kill("SIGINT")
+      yield* child.exited
+      assert.notInclude(child.output(), "heartbeats and") // it stopped before its end
+      assert.deepStrictEqual(yield* leftoversThenClean, [], child.output())
+    }).pipe(Effect.scoped))
+
+  it.live("a program on PgLive({ scratchSchema }) that fails still drops its schema", () =>
+    Effect.gen(function*() {
+      const schema = exampleSchema("failing")
+      const Noop = JobDefinition.make({ name: "noop", handler: () => Effect.void })
+      const program = Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`CREATE TABLE ${sql(`${schema}.app_table`)} (id int)`
+        yield* Noop.enqueue({})
+        return yield* Effect.fail("the program failed")
+      })
+      const exit = yield* program.pipe(
+        Effect.provide(Cuckmq.layer({ schema, definitions: [Noop] }).pipe(Layer.provideMerge(PgLive({ scratchSchema: schema })))),
+        onExampleDatabase,
+        Effect.exit
+      )
+      assert.deepStrictEqual(exit, Exit.fail("the program failed"))
+      assert.deepStrictEqual(yield* leftoversThenClean, [])
+    }))
+
+  it.live("a scratch schema is never one that exists already", () =>
+    Effect.gen(function*() {
+      const schema = exampleSchema("taken")
+      yield* withSql(exampleUrl(), (sql) => sql`CREATE SCHEMA ${sql(schema)}`)
+      const exit = yield* Layer.build(PgLive({ scratchSchema: schema })).pipe(Effect.scoped, onExampleDatabase, Effect.exit)
+      assert.isTrue(Exit.isFailure(exit))
+      // the schema that was there is left alone
+      assert.deepStrictEqual(yield* leftovers, [`schema ${schema}`])
+      yield* withSql(exampleUrl(), (sql) => sql`DROP SCHEMA ${sql(schema)}`)
+      assert.deepStrictEqual(yield* leftovers, [])
     }))
 })

