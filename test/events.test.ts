@@ -7,6 +7,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Match, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Cuckmq, CuckmqError, CuckmqEvent, JobDefinition } from "../src/index.js"
+import * as Events from "../src/internal/events.js"
 import { CuckmqTest } from "../src/testing.js"
 import { collect, startWorker, withContext } from "./support/harness.js"
 import { PgTest, uniqueSchema } from "./support/pg.js"
@@ -76,6 +77,19 @@ describe("events as Schema values", () => {
   for (const tag of Object.keys(samples) as Array<CuckmqEvent.Tag>) {
     it(`${tag} goes through JSON and back`, () => assertRoundTrip(samples[tag]))
   }
+
+  it("publish's fast construction from plain fields gives the same value as the class constructor", () => {
+    for (const event of Object.values(samples)) {
+      const fields = { ...event } as Events.EventFields
+      assert.notInstanceOf(fields, CuckmqEvent.CuckmqEvent.cases[event._tag] as never)
+      const built = Events.fromFields(fields)
+      assert.strictEqual(Object.getPrototypeOf(built), Object.getPrototypeOf(event))
+      assert.deepStrictEqual(built, event)
+      assert.deepStrictEqual(Object.keys(built).sort(), Object.keys(event).sort())
+      assert.strictEqual(toJson(built), toJson(event))
+      assert.strictEqual(String(built), String(event))
+    }
+  })
 
   it("encodes to plain JSON: dates as ISO strings, absent optional fields left out", () => {
     assert.deepStrictEqual(JSON.parse(toJson(samples.WORKER_JOB_RUN_ERROR)), {
