@@ -128,6 +128,21 @@ describe("events as Schema values", () => {
     assertRoundTrip(failed)
   })
 
+  it("encoding never throws, whatever a handler failed with", () => {
+    const cyclic: Record<string, unknown> = { a: 1 }
+    cyclic.self = cyclic
+    const odd = [Symbol("s"), () => 1, 10n, cyclic, new Error("outer", { cause: new Error("inner") }), undefined, NaN, new Map([[1, 2]])]
+    for (const error of odd) {
+      const event = new CuckmqEvent.WorkerJobRunError({ ...samples.WORKER_JOB_RUN_ERROR, error })
+      const text = toJson(event)
+      assert.strictEqual(toJson(fromJson(text)), text)
+    }
+    assert.deepStrictEqual(
+      JSON.parse(toJson(new CuckmqEvent.WorkerJobRunError({ ...samples.WORKER_JOB_RUN_ERROR, error: odd[4] }))).error,
+      { name: "Error", message: "outer", cause: { name: "Error", message: "inner" } }
+    )
+  })
+
   it("decoding rejects what is not an event", () => {
     const bad = [
       { ...JSON.parse(toJson(samples.WORKER_JOB_RUN)), _tag: "WORKER_JOB_RUNNING" },
