@@ -208,7 +208,7 @@ export const isInvalidOptions: (u: unknown) => u is InvalidOptions = guard<Inval
 export const isInvalidJobDefinition: (u: unknown) => u is InvalidJobDefinition = guard<InvalidJobDefinition>("InvalidJobDefinition")
 
 /**
- * Whether a value is an {@link JobDefinitionNotDeployed} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ * Whether a value is a {@link JobDefinitionNotDeployed} (a cuckmq error, see {@link isCuckmqError}, with that tag).
  *
  * @since 0.1.0
  */
@@ -229,14 +229,14 @@ export const isInvalidPayload: (u: unknown) => u is InvalidPayload = guard<Inval
 export const isInvalidEnqueueOptions: (u: unknown) => u is InvalidEnqueueOptions = guard<InvalidEnqueueOptions>("InvalidEnqueueOptions")
 
 /**
- * Whether a value is an {@link PayloadDecodeError} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ * Whether a value is a {@link PayloadDecodeError} (a cuckmq error, see {@link isCuckmqError}, with that tag).
  *
  * @since 0.1.0
  */
 export const isPayloadDecodeError: (u: unknown) => u is PayloadDecodeError = guard<PayloadDecodeError>("PayloadDecodeError")
 
 /**
- * Whether a value is an {@link StorageError} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ * Whether a value is a {@link StorageError} (a cuckmq error, see {@link isCuckmqError}, with that tag).
  *
  * @since 0.1.0
  */
