@@ -29,6 +29,7 @@ import {
   type StorageError
 } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
+import * as Events from "./internal/events.js"
 import * as internal from "./internal/definition.js"
 import * as Metrics from "./internal/metrics.js"
 import * as PgStore from "./internal/pg/store.js"
@@ -109,8 +110,11 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly addEventHandler: <E, R>(
     handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>
   ) => Effect.Effect<void, never, Scope.Scope | R>
-  /** Publishes an event built by `make`, which is only called when someone is subscribed. */
-  readonly publish: (make: () => CuckmqEvent) => void
+  /**
+   * Publishes an event whose plain fields `make` returns; `make` is only called, and the event class instance
+   * only built from its fields, when someone is subscribed.
+   */
+  readonly publish: (make: () => Events.EventFields) => void
   /** Whether anyone is subscribed to events (so that hot paths can skip building them). */
   readonly hasSubscribers: () => boolean
   /** Metric updates (see `CuckmqMetrics`), synchronous for the hot paths. */
@@ -270,9 +274,10 @@ const makeWith = Effect.fnUntraced(function*(
     ),
     (queue) => Stream.fromQueue(queue)
   )
-  const publish = (make: () => CuckmqEvent) => {
+  const publish = (make: () => Events.EventFields) => {
     if (subscribers.size === 0) return
-    const event = make()
+    // subscribers receive the event class instances; built here, once per event, for all of them
+    const event = Events.fromFields(make())
     for (const queue of subscribers) Queue.offerUnsafe(queue, event)
   }
   const addEventHandler = <E, R>(handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>) =>

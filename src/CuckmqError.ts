@@ -3,9 +3,38 @@
  * `Schema.TaggedError` classes, each with a readable `message`; database failures are wrapped in
  * {@link StorageError} so that no driver error leaks through the public API.
  *
+ * Like Effect's own errors, each carries a type id ({@link TypeId}), so that {@link isCuckmqError} tells a
+ * cuckmq error from any other value (a driver's, a handler's, a plain object with the same `_tag`), and each
+ * class has its own guard (`isStorageError`, `isInvalidPayload`, ...), usable on values of unknown type
+ * (a squashed `Cause`, the `error` of a `WORKER_JOB_RUN_ERROR` event in the process that raised it).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CuckmqError } from "@cuckmq/effect"
+ *
+ * const describe = (u: unknown) =>
+ *   CuckmqError.isStorageError(u) ? `database (${u.operation})` : CuckmqError.isCuckmqError(u) ? u._tag : "other"
+ * const logged = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.tapError(effect, (e) => Effect.log(describe(e)))
+ * ```
+ *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Predicate, Schema } from "effect"
+
+/**
+ * The type id every cuckmq error carries (as a property whose key and value are this string).
+ *
+ * @since 0.1.0
+ */
+export const TypeId = "~cuckmq/CuckmqError" as const
+
+/**
+ * The type of {@link TypeId}.
+ *
+ * @since 0.1.0
+ */
+export type TypeId = typeof TypeId
 
 /**
  * The schema name given to cuckmq is not a plain SQL identifier (`/^[A-Za-z_][A-Za-z0-9_]{0,62}$/`).
@@ -16,7 +45,10 @@ import { Schema } from "effect"
 export class InvalidSchemaName extends Schema.TaggedError<InvalidSchemaName>()("InvalidSchemaName", {
   schema: Schema.String,
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * Options given to a cuckmq Layer or function are invalid (for example a negative number of seconds or a
@@ -26,7 +58,10 @@ export class InvalidSchemaName extends Schema.TaggedError<InvalidSchemaName>()("
  */
 export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * A job definition's settings are invalid (empty name, `numAttempts` below 1, a negative timeout, a repeat
@@ -37,7 +72,10 @@ export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("Invali
 export class InvalidJobDefinition extends Schema.TaggedError<InvalidJobDefinition>()("InvalidJobDefinition", {
   definitionName: Schema.String,
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * Enqueue was called for a definition whose metadata was never deployed to this schema
@@ -48,7 +86,10 @@ export class InvalidJobDefinition extends Schema.TaggedError<InvalidJobDefinitio
 export class JobDefinitionNotDeployed extends Schema.TaggedError<JobDefinitionNotDeployed>()(
   "JobDefinitionNotDeployed",
   { definitionName: Schema.String, message: Schema.String }
-) {}
+) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * A payload given to enqueue does not satisfy the definition's Schema. Nothing was inserted.
@@ -58,7 +99,10 @@ export class JobDefinitionNotDeployed extends Schema.TaggedError<JobDefinitionNo
 export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("InvalidPayload", {
   definitionName: Schema.String,
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * Enqueue options are invalid (a negative or non-finite `delaySecs`, an empty `jobGroup`).
@@ -69,7 +113,10 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
 export class InvalidEnqueueOptions extends Schema.TaggedError<InvalidEnqueueOptions>()("InvalidEnqueueOptions", {
   definitionName: Schema.String,
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * A stored payload no longer decodes with the definition's Schema (for example after an incompatible change
@@ -81,7 +128,10 @@ export class PayloadDecodeError extends Schema.TaggedError<PayloadDecodeError>()
   definitionName: Schema.String,
   jobId: Schema.String,
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * The database (or the storage backend) failed: connection lost, statement failed, migration failed.
@@ -95,7 +145,10 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   message: Schema.String,
   sqlState: Schema.optional(Schema.String),
   cause: Schema.Defect()
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * Every error that enqueueing a job can fail with.
@@ -107,3 +160,84 @@ export type EnqueueError =
   | InvalidPayload
   | InvalidEnqueueOptions
   | StorageError
+
+/**
+ * Every error cuckmq fails with.
+ *
+ * @since 0.1.0
+ */
+export type CuckmqError =
+  | InvalidSchemaName
+  | InvalidOptions
+  | InvalidJobDefinition
+  | JobDefinitionNotDeployed
+  | InvalidPayload
+  | InvalidEnqueueOptions
+  | PayloadDecodeError
+  | StorageError
+
+/**
+ * Whether a value is a cuckmq error (any of the classes of this module; checked by {@link TypeId}, so a
+ * plain object with the same `_tag`, a driver's `SqlError` or an `Error` is not).
+ *
+ * @since 0.1.0
+ */
+export const isCuckmqError = (u: unknown): u is CuckmqError => Predicate.hasProperty(u, TypeId)
+
+const guard = <E extends CuckmqError>(tag: E["_tag"]) => (u: unknown): u is E => isCuckmqError(u) && u._tag === tag
+
+/**
+ * Whether a value is an {@link InvalidSchemaName} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isInvalidSchemaName: (u: unknown) => u is InvalidSchemaName = guard<InvalidSchemaName>("InvalidSchemaName")
+
+/**
+ * Whether a value is an {@link InvalidOptions} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isInvalidOptions: (u: unknown) => u is InvalidOptions = guard<InvalidOptions>("InvalidOptions")
+
+/**
+ * Whether a value is an {@link InvalidJobDefinition} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isInvalidJobDefinition: (u: unknown) => u is InvalidJobDefinition = guard<InvalidJobDefinition>("InvalidJobDefinition")
+
+/**
+ * Whether a value is a {@link JobDefinitionNotDeployed} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isJobDefinitionNotDeployed: (u: unknown) => u is JobDefinitionNotDeployed = guard<JobDefinitionNotDeployed>("JobDefinitionNotDeployed")
+
+/**
+ * Whether a value is an {@link InvalidPayload} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isInvalidPayload: (u: unknown) => u is InvalidPayload = guard<InvalidPayload>("InvalidPayload")
+
+/**
+ * Whether a value is an {@link InvalidEnqueueOptions} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isInvalidEnqueueOptions: (u: unknown) => u is InvalidEnqueueOptions = guard<InvalidEnqueueOptions>("InvalidEnqueueOptions")
+
+/**
+ * Whether a value is a {@link PayloadDecodeError} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isPayloadDecodeError: (u: unknown) => u is PayloadDecodeError = guard<PayloadDecodeError>("PayloadDecodeError")
+
+/**
+ * Whether a value is a {@link StorageError} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isStorageError: (u: unknown) => u is StorageError = guard<StorageError>("StorageError")

@@ -1,20 +1,36 @@
 /**
- * Events: what cuckmq did, published on the context's PubSub and read as a `Stream`
+ * Events: what cuckmq did, published to every subscriber and read as a `Stream`
  * (`Cuckmq.events`, `Cuckmq.subscribe`, `Cuckmq.addEventHandler`).
  *
- * The `_tag` of each event is the seed's event name. Every event carries the time it happened and the
- * definition name and/or job id it concerns. Delivery is best effort by design: each subscriber has a
- * bounded buffer (`eventBufferSize`), and a subscriber that falls behind loses its oldest events instead
- * of slowing the workers down.
+ * Each event is an instance of a `Schema.TaggedClass` whose `_tag` is the seed's event name, and
+ * {@link CuckmqEvent} is their `Schema` union, so an event can be matched (on `_tag`, with `Match`, or with
+ * `CuckmqEvent.match`), narrowed with {@link is}, and encoded to JSON and decoded back
+ * (`Schema.encodeSync(CuckmqEvent.CuckmqEvent)`, `Schema.decodeUnknownSync(CuckmqEvent.CuckmqEvent)`).
+ * The encoded form is plain JSON: dates are ISO 8601 strings and the `error` of `WORKER_JOB_RUN_ERROR` is
+ * encoded with `Schema.Defect()` (see {@link WorkerJobRunError}).
+ *
+ * Every event carries the time it happened and the definition name and/or job id it concerns. Delivery is
+ * best effort by design: each subscriber has a bounded buffer (`eventBufferSize`), and a subscriber that
+ * falls behind loses its oldest events instead of slowing the workers down.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { CuckmqEvent } from "@cuckmq/effect"
+ *
+ * const toJson = (event: CuckmqEvent.CuckmqEvent) => JSON.stringify(Schema.encodeSync(CuckmqEvent.CuckmqEvent)(event))
+ * const fromJson = (text: string) => Schema.decodeUnknownSync(CuckmqEvent.CuckmqEvent)(JSON.parse(text))
+ * ```
  *
  * @since 0.1.0
  */
+import { Schema } from "effect"
 
 /** Fields shared by events that concern one job. */
-interface JobFields {
-  readonly timestamp: Date
-  readonly jobId: string
-  readonly definitionName: string
+const jobFields = {
+  timestamp: Schema.DateFromString,
+  jobId: Schema.String,
+  definitionName: Schema.String
 }
 
 /**
@@ -22,34 +38,34 @@ interface JobFields {
  *
  * @since 0.1.0
  */
-export interface JobDefinitionDeploy {
-  readonly _tag: "JOB_DEFINITION_DEPLOY"
-  readonly timestamp: Date
-  readonly definitionName: string
-  readonly changed: boolean
-}
+export class JobDefinitionDeploy extends Schema.TaggedClass<JobDefinitionDeploy>()("JOB_DEFINITION_DEPLOY", {
+  timestamp: Schema.DateFromString,
+  definitionName: Schema.String,
+  changed: Schema.Boolean
+}) {}
 
 /**
  * A job was enqueued (published after the enclosing transaction commits; never for a rolled-back one).
+ * `jobGroup` is absent (undefined) for a job in its own group.
  *
  * @since 0.1.0
  */
-export interface JobDefinitionJobEnqueue extends JobFields {
-  readonly _tag: "JOB_DEFINITION_JOB_ENQUEUE"
-  readonly jobGroup: string | undefined
-  readonly delaySecs: number
-}
+export class JobDefinitionJobEnqueue extends Schema.TaggedClass<JobDefinitionJobEnqueue>()("JOB_DEFINITION_JOB_ENQUEUE", {
+  ...jobFields,
+  jobGroup: Schema.optional(Schema.String),
+  delaySecs: Schema.Number
+}) {}
 
 /**
  * A worker claimed a job (its attempt counter was incremented).
  *
  * @since 0.1.0
  */
-export interface WorkerJobDequeue extends JobFields {
-  readonly _tag: "WORKER_JOB_DEQUEUE"
-  readonly workerId: string
-  readonly attempt: number
-}
+export class WorkerJobDequeue extends Schema.TaggedClass<WorkerJobDequeue>()("WORKER_JOB_DEQUEUE", {
+  ...jobFields,
+  workerId: Schema.String,
+  attempt: Schema.Int
+}) {}
 
 /**
  * A worker claimed a job whose definition this process does not know; it went back to the queue with no
@@ -57,62 +73,69 @@ export interface WorkerJobDequeue extends JobFields {
  *
  * @since 0.1.0
  */
-export interface WorkerJobOrphan extends JobFields {
-  readonly _tag: "WORKER_JOB_ORPHAN"
-  readonly workerId: string
-}
+export class WorkerJobOrphan extends Schema.TaggedClass<WorkerJobOrphan>()("WORKER_JOB_ORPHAN", {
+  ...jobFields,
+  workerId: Schema.String
+}) {}
 
 /**
  * A job's handler started.
  *
  * @since 0.1.0
  */
-export interface WorkerJobRun extends JobFields {
-  readonly _tag: "WORKER_JOB_RUN"
-  readonly workerId: string
-  readonly attempt: number
-}
+export class WorkerJobRun extends Schema.TaggedClass<WorkerJobRun>()("WORKER_JOB_RUN", {
+  ...jobFields,
+  workerId: Schema.String,
+  attempt: Schema.Int
+}) {}
 
 /**
  * A job's handler failed (typed error, defect, or a payload that no longer decodes). `willRetry` says whether
- * the job goes back to the queue (at `retryAt`) or, this being its last attempt, is finalized as failed
- * (a `WORKER_JOB_EXPIRE` follows).
+ * the job goes back to the queue (at `retryAt`, absent when it does not) or, this being its last attempt, is
+ * finalized as failed (a `WORKER_JOB_EXPIRE` follows).
+ *
+ * `error` is what the handler failed with (the squashed `Cause`: the typed error, else the defect), and
+ * `message` its readable description. In the encoded (JSON) form `error` is `Schema.Defect()`'s: an `Error`
+ * (a `Schema.TaggedError` included) becomes `{ name, message }` (plus `cause`, never the stack), any other
+ * value its JSON form; decoding gives back an `Error` with that name and message, or the JSON value. The
+ * error's own fields other than `name` and `message` do not travel: put what a remote reader needs in the
+ * error's message.
  *
  * @since 0.1.0
  */
-export interface WorkerJobRunError extends JobFields {
-  readonly _tag: "WORKER_JOB_RUN_ERROR"
-  readonly workerId: string
-  readonly attempt: number
-  readonly error: unknown
-  readonly message: string
-  readonly willRetry: boolean
-  readonly retryAt: Date | undefined
-  readonly durationMs: number
-}
+export class WorkerJobRunError extends Schema.TaggedClass<WorkerJobRunError>()("WORKER_JOB_RUN_ERROR", {
+  ...jobFields,
+  workerId: Schema.String,
+  attempt: Schema.Int,
+  error: Schema.Defect(),
+  message: Schema.String,
+  willRetry: Schema.Boolean,
+  retryAt: Schema.optional(Schema.DateFromString),
+  durationMs: Schema.Number
+}) {}
 
 /**
  * A job's handler succeeded; the job is finalized as succeeded.
  *
  * @since 0.1.0
  */
-export interface WorkerJobRunSuccess extends JobFields {
-  readonly _tag: "WORKER_JOB_RUN_SUCCESS"
-  readonly workerId: string
-  readonly attempt: number
-  readonly durationMs: number
-}
+export class WorkerJobRunSuccess extends Schema.TaggedClass<WorkerJobRunSuccess>()("WORKER_JOB_RUN_SUCCESS", {
+  ...jobFields,
+  workerId: Schema.String,
+  attempt: Schema.Int,
+  durationMs: Schema.Number
+}) {}
 
 /**
  * A job spent its last attempt and was finalized as failed.
  *
  * @since 0.1.0
  */
-export interface WorkerJobExpire extends JobFields {
-  readonly _tag: "WORKER_JOB_EXPIRE"
-  readonly workerId: string
-  readonly attempts: number
-}
+export class WorkerJobExpire extends Schema.TaggedClass<WorkerJobExpire>()("WORKER_JOB_EXPIRE", {
+  ...jobFields,
+  workerId: Schema.String,
+  attempts: Schema.Int
+}) {}
 
 /**
  * A running job was interrupted because its worker stopped (grace period over) or lost its lease; it went
@@ -120,53 +143,55 @@ export interface WorkerJobExpire extends JobFields {
  *
  * @since 0.1.0
  */
-export interface WorkerJobInterrupt extends JobFields {
-  readonly _tag: "WORKER_JOB_INTERRUPT"
-  readonly workerId: string
-  readonly attempt: number
-  readonly reason: "shutdown" | "lease-lost"
-}
+export class WorkerJobInterrupt extends Schema.TaggedClass<WorkerJobInterrupt>()("WORKER_JOB_INTERRUPT", {
+  ...jobFields,
+  workerId: Schema.String,
+  attempt: Schema.Int,
+  reason: Schema.Literals(["shutdown", "lease-lost"])
+}) {}
 
 /**
  * The orchestrator deleted a finalized job past its retention (`jobPostFinalizeDeleteSecs`).
  *
  * @since 0.1.0
  */
-export interface OrchestratorJobDelete extends JobFields {
-  readonly _tag: "ORCHESTRATOR_JOB_DELETE"
-}
+export class OrchestratorJobDelete extends Schema.TaggedClass<OrchestratorJobDelete>()("ORCHESTRATOR_JOB_DELETE", {
+  ...jobFields
+}) {}
 
 /**
  * The orchestrator deleted a job group that no live job refers to any more.
  *
  * @since 0.1.0
  */
-export interface OrchestratorJobGroupDelete {
-  readonly _tag: "ORCHESTRATOR_JOB_GROUP_DELETE"
-  readonly timestamp: Date
-  readonly jobGroup: string
-}
+export class OrchestratorJobGroupDelete
+  extends Schema.TaggedClass<OrchestratorJobGroupDelete>()("ORCHESTRATOR_JOB_GROUP_DELETE", {
+    timestamp: Schema.DateFromString,
+    jobGroup: Schema.String
+  })
+{}
 
 /**
  * The orchestrator enqueued a repeating job for its due time.
  *
  * @since 0.1.0
  */
-export interface OrchestratorJobSchedule extends JobFields {
-  readonly _tag: "ORCHESTRATOR_JOB_SCHEDULE"
-  readonly scheduledFor: Date
-}
+export class OrchestratorJobSchedule extends Schema.TaggedClass<OrchestratorJobSchedule>()("ORCHESTRATOR_JOB_SCHEDULE", {
+  ...jobFields,
+  scheduledFor: Schema.DateFromString
+}) {}
 
 /**
  * A repeating definition is due but this process does not know it; it was left for an orchestrator that does.
  *
  * @since 0.1.0
  */
-export interface OrchestratorJobScheduleOrphan {
-  readonly _tag: "ORCHESTRATOR_JOB_SCHEDULE_ORPHAN"
-  readonly timestamp: Date
-  readonly definitionName: string
-}
+export class OrchestratorJobScheduleOrphan
+  extends Schema.TaggedClass<OrchestratorJobScheduleOrphan>()("ORCHESTRATOR_JOB_SCHEDULE_ORPHAN", {
+    timestamp: Schema.DateFromString,
+    definitionName: Schema.String
+  })
+{}
 
 /**
  * A job whose worker died (its heartbeat lease expired) was taken back, by an orchestrator or by another
@@ -175,11 +200,11 @@ export interface OrchestratorJobScheduleOrphan {
  *
  * @since 0.1.0
  */
-export interface JobRescue extends JobFields {
-  readonly _tag: "JOB_RESCUE"
-  readonly workerId: string
-  readonly finalized: boolean
-}
+export class JobRescue extends Schema.TaggedClass<JobRescue>()("JOB_RESCUE", {
+  ...jobFields,
+  workerId: Schema.String,
+  finalized: Schema.Boolean
+}) {}
 
 /**
  * A group lock whose holder is gone (dead worker) or that was held past `jobGroupUnlockSecs` was released,
@@ -187,35 +212,51 @@ export interface JobRescue extends JobFields {
  *
  * @since 0.1.0
  */
-export interface JobGroupUnlock {
-  readonly _tag: "JOB_GROUP_UNLOCK"
-  readonly timestamp: Date
-  readonly jobGroup: string
-  readonly jobId: string
-  readonly reason: "worker-dead" | "ceiling"
-}
+export class JobGroupUnlock extends Schema.TaggedClass<JobGroupUnlock>()("JOB_GROUP_UNLOCK", {
+  timestamp: Schema.DateFromString,
+  jobGroup: Schema.String,
+  jobId: Schema.String,
+  reason: Schema.Literals(["worker-dead", "ceiling"])
+}) {}
 
 /**
- * Every event cuckmq publishes.
+ * Every event cuckmq publishes, as a `Schema`: the union of the event classes, tagged on `_tag`.
+ * Besides encoding and decoding, it carries Schema's tagged-union helpers: `CuckmqEvent.cases` (the class
+ * of each tag), `CuckmqEvent.guards`, `CuckmqEvent.match` (every tag handled) and `CuckmqEvent.matchOrElse`.
  *
  * @since 0.1.0
  */
-export type CuckmqEvent =
-  | JobDefinitionDeploy
-  | JobDefinitionJobEnqueue
-  | WorkerJobDequeue
-  | WorkerJobOrphan
-  | WorkerJobRun
-  | WorkerJobRunError
-  | WorkerJobRunSuccess
-  | WorkerJobExpire
-  | WorkerJobInterrupt
-  | OrchestratorJobDelete
-  | OrchestratorJobGroupDelete
-  | OrchestratorJobSchedule
-  | OrchestratorJobScheduleOrphan
-  | JobRescue
-  | JobGroupUnlock
+export const CuckmqEvent = Schema.Union([
+  JobDefinitionDeploy,
+  JobDefinitionJobEnqueue,
+  WorkerJobDequeue,
+  WorkerJobOrphan,
+  WorkerJobRun,
+  WorkerJobRunError,
+  WorkerJobRunSuccess,
+  WorkerJobExpire,
+  WorkerJobInterrupt,
+  OrchestratorJobDelete,
+  OrchestratorJobGroupDelete,
+  OrchestratorJobSchedule,
+  OrchestratorJobScheduleOrphan,
+  JobRescue,
+  JobGroupUnlock
+]).pipe(Schema.toTaggedUnion("_tag"))
+
+/**
+ * Every event cuckmq publishes: an instance of one of the event classes.
+ *
+ * @since 0.1.0
+ */
+export type CuckmqEvent = typeof CuckmqEvent.Type
+
+/**
+ * The JSON form of an event (what `Schema.encodeSync(CuckmqEvent.CuckmqEvent)` returns).
+ *
+ * @since 0.1.0
+ */
+export type Encoded = typeof CuckmqEvent.Encoded
 
 /**
  * The `_tag` of every event, for filtering.
@@ -225,9 +266,26 @@ export type CuckmqEvent =
 export type Tag = CuckmqEvent["_tag"]
 
 /**
- * Narrows an event union to one tag: `Stream.filter(events, CuckmqEvent.is("WORKER_JOB_RUN_SUCCESS"))`.
+ * Whether a value is a cuckmq event (an instance of one of the event classes; a plain object with a
+ * matching `_tag` is not: decode it with the `CuckmqEvent` schema first).
  *
  * @since 0.1.0
  */
-export const is = <T extends Tag>(...tags: ReadonlyArray<T>) =>
-(event: CuckmqEvent): event is Extract<CuckmqEvent, { readonly _tag: T }> => tags.includes(event._tag as T)
+export const isCuckmqEvent = (u: unknown): u is CuckmqEvent => {
+  if (typeof u !== "object" || u === null) return false
+  const tag = (u as { readonly _tag?: unknown })._tag
+  if (typeof tag !== "string" || !Object.hasOwn(CuckmqEvent.cases, tag)) return false
+  return u instanceof (CuckmqEvent.cases as Record<string, new(...args: Array<any>) => unknown>)[tag]!
+}
+
+/**
+ * The type guard of one or more events, by tag: `CuckmqEvent.is("WORKER_JOB_RUN_SUCCESS")(u)` narrows `u`
+ * to a `WorkerJobRunSuccess`, and `Stream.filter(events, CuckmqEvent.is("WORKER_JOB_RUN", "WORKER_JOB_RUN_ERROR"))`
+ * to either. It accepts any value, so it also checks values whose type is unknown.
+ *
+ * @since 0.1.0
+ */
+export const is = <const T extends Tag>(...tags: ReadonlyArray<T>) => {
+  const wanted: ReadonlySet<string> = new Set(tags)
+  return (u: unknown): u is Extract<CuckmqEvent, { readonly _tag: T }> => isCuckmqEvent(u) && wanted.has(u._tag)
+}

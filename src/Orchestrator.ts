@@ -151,5 +151,7 @@ export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions,
     const annotate = Effect.annotateLogs({ cuckmq: "orchestrator" })
     yield* Effect.forkScoped(annotate(Maintenance.forever("schedule", config.jobSchedulePollSecs, schedule(cuckmq, known, seen))))
     yield* Effect.forkScoped(annotate(Maintenance.rescueLoop(cuckmq, config.rescueIntervalSecs)))
-    yield* Effect.forkScoped(annotate(Maintenance.forever("cleanup", config.cleanupIntervalSecs, cleanup(cuckmq, config.deleteBatchSize))))
+    yield* Effect.forkScoped(
+      annotate(Maintenance.forever("cleanup", config.cleanupIntervalSecs, cleanup(cuckmq, config.deleteBatchSize), { jitter: true }))
+    )
   }))

@@ -140,6 +140,8 @@ describe("examples", () => {
       assert.strictEqual(code, 0, output)
       assert.strictEqual(output.match(/failed \(attempt 1, retry: true\)/g)?.length, 4)
       assert.include(output, "WORKER_JOB_RUN_SUCCESS: 20")
+      assert.match(output, /shipped 4 failures as JSON, e\.g\. \{\\?"_tag\\?":\\?"WORKER_JOB_RUN_ERROR\\?"/)
+      assert.match(output, /decoded 4 WORKER_JOB_RUN_ERROR, retries at \d{4}-\d\d-\d\dT/)
     }))
 
   it.live("observability: job spans linked to the enqueue span, and the metrics, reach the OpenTelemetry exporters", () =>

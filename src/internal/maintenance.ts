@@ -62,39 +62,40 @@ export const rescue = (
   )
 
 /**
- * Runs `step` forever, `everySecs` apart, in a loop that survives anything: a failure or a defect is logged
- * and the loop carries on (a defect of a maintenance step must never end it silently). A step that returns a
- * number of seconds is run again after at most that long (repeating jobs due sooner than the poll).
+ * Runs `step` forever, `everySecs` apart (from the end of one round to the start of the next: `Schedule.spaced`),
+ * in a loop that survives anything: a failure or a defect of one round is logged and the loop carries on (a
+ * defect of a maintenance step must never end it silently); only interruption stops it. A step that returns
+ * a number of seconds is run again after at most that long, and at least 10 ms later (repeating jobs due
+ * sooner than the poll). With `jitter`, each wait is spread over 80 % to 120 % of the interval
+ * (`Schedule.jittered`), so that the processes started together do not do their rounds in step; a wait the
+ * step asked for is kept exact.
  */
 export const forever = <E>(
   task: string,
   everySecs: number,
-  step: Effect.Effect<number | undefined | void, E>
-): Effect.Effect<never> =>
-  Effect.suspend(() => {
-    let wait = everySecs
-    return step.pipe(
-      Effect.tap((result) =>
-        Effect.sync(() => {
-          wait = typeof result === "number" ? Math.min(everySecs, Math.max(0.01, result)) : everySecs
-        })
-      ),
-      Effect.catchCause((cause) =>
-        Effect.andThen(
-          Effect.sync(() => {
-            wait = everySecs
-          }),
-          Cause.hasInterruptsOnly(cause)
-            ? Effect.failCause(cause as Cause.Cause<never>)
-            : Effect.logWarning(`cuckmq: ${task} failed; carrying on`, cause)
-        )
-      ),
-      Effect.andThen(Effect.suspend(() => Effect.sleep(Duration.seconds(wait)))),
-      Effect.repeat(Schedule.forever),
-      Effect.andThen(Effect.never),
-      Effect.annotateLogs({ cuckmq: "maintenance", task })
+  step: Effect.Effect<number | undefined | void, E>,
+  options: { readonly jitter?: boolean | undefined } = {}
+): Effect.Effect<never> => {
+  const round: Effect.Effect<number | undefined | void> = Effect.catchCause(step, (cause) =>
+    Cause.hasInterruptsOnly(cause)
+      ? Effect.failCause(cause as Cause.Cause<never>)
+      : Effect.as(Effect.logWarning(`cuckmq: ${task} failed; carrying on`, cause), undefined))
+  const spaced = Schedule.spaced(Duration.seconds(everySecs))
+  // the schedule's input is what the round returned: a number is the step asking to run sooner
+  const schedule = (options.jitter ? Schedule.jittered(spaced) : spaced).pipe(
+    Schedule.modifyDelay(({ duration, input }) =>
+      Effect.succeed(
+        typeof input === "number" ? Duration.seconds(Math.min(everySecs, Math.max(0.01, input))) : duration
+      )
     )
-  })
+  )
+  return round.pipe(
+    Effect.repeat(schedule),
+    // a Schedule.spaced never ends: this is only reached if it did, and must not end the loop either
+    Effect.andThen(Effect.never),
+    Effect.annotateLogs({ cuckmq: "maintenance", task })
+  )
+}
 
 /** The rescue loop of one worker or orchestrator. */
 export const rescueLoop = (cuckmq: Cuckmq["Service"], everySecs: number): Effect.Effect<never> =>
@@ -107,5 +108,6 @@ export const rescueLoop = (cuckmq: Cuckmq["Service"], everySecs: number): Effect
         duration: Duration.seconds(defaults.rescueTimeoutSecs),
         orElse: () => Effect.logWarning("cuckmq: a rescue timed out")
       })
-    )
+    ),
+    { jitter: true }
   )
