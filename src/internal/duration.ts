@@ -78,8 +78,8 @@ export const resolve = (
     }
     if (!inRange(spec, value, max)) {
       return Result.fail(
-        `${spec.name} must be a finite Duration ${range} seconds and at most ${showSecs(max)}${
-          max === maxSecs ? " (100 years)" : ""
+        `${spec.name} must be a finite Duration ${range} seconds and at most ${
+          max === maxSecs ? "100 years" : showSecs(max)
         }, got ${shown}`
       )
     }
