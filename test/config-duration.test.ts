@@ -10,7 +10,8 @@ import { SqlClient } from "effect/sql"
 import { Cuckmq, JobDefinition, Migrations, Orchestrator, Worker } from "../src/index.js"
 import { CuckmqTest } from "../src/testing.js"
 import { startWorker, waitUntil } from "./support/harness.js"
-import { PgWithSchema, uniqueSchema } from "./support/pg.js"
+import { databaseUrl, PgWithSchema, uniqueSchema } from "./support/pg.js"
+import { spawnFixture } from "./support/processes.js"
 
 const schema = uniqueSchema("config_duration")
 
@@ -408,5 +409,38 @@ describe("time options on the memory backend", () => {
         return (yield* test.jobs).finalized.length
       }).pipe(Effect.provide(CuckmqTest.layer({ definitions: [Once], jobPostFinalizeDelete: "0 seconds" })))
       assert.strictEqual(remaining, 0)
+    }))
+})
+
+describe("examples/configuration.ts", () => {
+  const run = (env: Record<string, string>) =>
+    Effect.gen(function*() {
+      const child = yield* spawnFixture("../../examples/configuration.ts", { DATABASE_URL: databaseUrl(), ...env })
+      const code = yield* child.exited
+      return { code, output: child.output() }
+    }).pipe(Effect.scoped)
+
+  it.live("runs from environment variables, and drops its own schema", () =>
+    Effect.gen(function*() {
+      const exampleSchema = uniqueSchema("cfg_example")
+      const { code, output } = yield* run({
+        CUCKMQ_SCHEMA: exampleSchema,
+        WORKER_POLL_INTERVAL: "100 millis",
+        CUCKMQ_SCHEDULE_POLL: "200 millis"
+      })
+      assert.strictEqual(code, 0, output)
+      assert.include(output, "reminder: stand up and stretch")
+      assert.include(output, "the reminder ran after its delay")
+      const sql = yield* SqlClient.SqlClient
+      const left = yield* sql`SELECT 1 FROM pg_namespace WHERE nspname = ${exampleSchema}`
+      assert.strictEqual(left.length, 0)
+    }).pipe(Effect.provide(PgWithSchema(uniqueSchema("cfg_unused")))))
+
+  it.live("a malformed variable stops it at start with a ConfigError naming the variable", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* run({ CUCKMQ_SCHEMA: uniqueSchema("cfg_example"), WORKER_CONCURRENCY: "many" })
+      assert.notStrictEqual(code, 0)
+      assert.include(output, "ConfigError")
+      assert.include(output, "WORKER_CONCURRENCY")
     }))
 })
