@@ -108,7 +108,9 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly payload: Schema.Codec<A, any>
   readonly channel: string
   readonly numAttempts: number
+  /** The retry delay and crashed-job lease in seconds, whichever form (`timeout` or `timeoutSecs`) gave it. */
   readonly timeoutSecs: number
+  /** The repeat schedule: `Every` (in seconds, from `repeatEvery` or `repeatSecs`) or `Cron`. */
   readonly repeat: JobStore.Repeat | undefined
   readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
   /**
