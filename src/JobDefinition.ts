@@ -200,6 +200,11 @@ export type MakeOptions<S extends Schema.Top, E, R> = {
   readonly timeoutSecs?: number | undefined
 } & RepeatOptions<S["Type"]>
 
+/** The time options of definitions and enqueue, in their two forms (see internal/duration.ts). */
+const timeoutSpec: TimeOption.Spec = { name: "timeout", secsName: "timeoutSecs", min: 0 }
+const repeatSpec: TimeOption.Spec = { name: "repeatEvery", secsName: "repeatSecs", min: 0, minExclusive: true }
+const delaySpec: TimeOption.Spec = { name: "delay", secsName: "delaySecs", min: 0 }
+
 /**
  * Builds a job definition. Settings are checked when the definition is deployed or registered
  * (`InvalidJobDefinition`), not here, so that defining one never throws.
@@ -257,10 +262,6 @@ export const make = <
   }
   return self
 }
-
-const timeoutSpec: TimeOption.Spec = { name: "timeout", secsName: "timeoutSecs", min: 0 }
-const repeatSpec: TimeOption.Spec = { name: "repeatEvery", secsName: "repeatSecs", min: 0, minExclusive: true }
-const delaySpec: TimeOption.Spec = { name: "delay", secsName: "delaySecs", min: 0 }
 
 /** `definition.deploy`, in a `cuckmq.deploy` span. */
 const deploy = Effect.fn("cuckmq.deploy")(function*(definition: Any) {
