@@ -18,7 +18,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { Cause, Config, Context, type Duration, Effect, Layer, Queue, Result, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
@@ -31,6 +31,7 @@ import {
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as Events from "./internal/events.js"
 import * as internal from "./internal/definition.js"
+import * as TimeOption from "./internal/duration.js"
 import * as Metrics from "./internal/metrics.js"
 import * as PgStore from "./internal/pg/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
@@ -157,14 +158,36 @@ export const withHandlerServices = <A, E, R>(
  *
  * @since 0.1.0
  */
-export interface Options<Defs extends ReadonlyArray<JobDefinition.Any>> {
-  /** The PostgreSQL schema (a plain identifier). Defaults to `"_cuckmq"`. */
-  readonly schema?: string | undefined
+export interface Options<Defs extends ReadonlyArray<JobDefinition.Any>> extends SettingsOptions {
   /** The definitions this process runs and schedules. Defaults to none (enqueue-only processes). */
   readonly definitions?: Defs | undefined
-  /** Seconds a finalized job is kept. 0 deletes jobs as they finalize. Defaults to 86400 (24 h). */
+}
+
+/**
+ * The options of `layer` that are settings (everything but the definitions): what `layerConfig` reads from
+ * `Config`. Each time option has two forms: a `Duration.Input` (`"24 hours"`, `Duration.hours(24)`: the
+ * preferred form; a plain number there is milliseconds, as everywhere in Effect) and the seed's `...Secs`
+ * number of seconds. Give one form of an option, not both (`InvalidOptions`).
+ *
+ * @since 0.1.0
+ */
+export interface SettingsOptions {
+  /** The PostgreSQL schema (a plain identifier). Defaults to `"_cuckmq"`. */
+  readonly schema?: string | undefined
+  /**
+   * How long a finalized job is kept before the orchestrator deletes it (preferred form). Zero deletes jobs as
+   * they finalize. At most 100 years. Defaults to 24 hours.
+   */
+  readonly jobPostFinalizeDelete?: Duration.Input | undefined
+  /** The seed's form of `jobPostFinalizeDelete`, in seconds. Defaults to 86400 (24 h). */
   readonly jobPostFinalizeDeleteSecs?: number | undefined
-  /** Hard ceiling on one job's hold of its group lock, in seconds. Defaults to 10800 (3 h). */
+  /**
+   * Hard ceiling on one job's hold of its group lock (preferred form): a worker interrupts a job that would
+   * hold its group longer, the orchestrator releases any lock older than this. Must be > 0, at most 100
+   * years. Defaults to 3 hours.
+   */
+  readonly jobGroupUnlock?: Duration.Input | undefined
+  /** The seed's form of `jobGroupUnlock`, in seconds. Defaults to 10800 (3 h). */
   readonly jobGroupUnlockSecs?: number | undefined
   /** Events buffered per subscriber. Defaults to 4096. */
   readonly eventBufferSize?: number | undefined
@@ -181,30 +204,40 @@ export interface Options<Defs extends ReadonlyArray<JobDefinition.Any>> {
  */
 export type LayerError = InvalidSchemaName | InvalidJobDefinition | InvalidOptions | StorageError
 
-const nonNegative = (name: string, value: number | undefined, fallback: number) =>
-  value === undefined
-    ? Effect.succeed(fallback)
-    : typeof value === "number" && Number.isFinite(value) && value >= 0
-    ? Effect.succeed(value)
-    : Effect.fail(new InvalidOptions({ message: `${name} must be a finite number >= 0, got ${String(value)}` }))
+const time = (
+  spec: TimeOption.Spec,
+  duration: Duration.Input | undefined,
+  secs: number | undefined,
+  fallback: number
+): Effect.Effect<number, InvalidOptions> => {
+  const resolved = TimeOption.resolve(spec, duration, secs, fallback)
+  return Result.isSuccess(resolved)
+    ? Effect.succeed(resolved.success.secs)
+    : Effect.fail(new InvalidOptions({ message: resolved.failure }))
+}
 
-const resolveSettings = (options: Options<any>) =>
+const resolveSettings = (options: SettingsOptions) =>
   Effect.gen(function*() {
     const schema = yield* Migrations.validateSchemaName(options.schema ?? defaults.schema)
     const settings: Settings = {
-      jobPostFinalizeDeleteSecs: yield* nonNegative(
-        "jobPostFinalizeDeleteSecs",
+      jobPostFinalizeDeleteSecs: yield* time(
+        TimeOption.jobPostFinalizeDeleteSpec,
+        options.jobPostFinalizeDelete,
         options.jobPostFinalizeDeleteSecs,
         defaults.jobPostFinalizeDeleteSecs
       ),
-      jobGroupUnlockSecs: yield* nonNegative("jobGroupUnlockSecs", options.jobGroupUnlockSecs, defaults.jobGroupUnlockSecs),
-      eventBufferSize: yield* nonNegative("eventBufferSize", options.eventBufferSize, defaults.eventBufferSize)
-    }
-    if (settings.jobGroupUnlockSecs <= 0) {
-      return yield* new InvalidOptions({ message: `jobGroupUnlockSecs must be > 0, got ${settings.jobGroupUnlockSecs}` })
+      jobGroupUnlockSecs: yield* time(
+        { name: "jobGroupUnlock", secsName: "jobGroupUnlockSecs", min: 0, minExclusive: true },
+        options.jobGroupUnlock,
+        options.jobGroupUnlockSecs,
+        defaults.jobGroupUnlockSecs
+      ),
+      eventBufferSize: options.eventBufferSize ?? defaults.eventBufferSize
     }
     if (!Number.isInteger(settings.eventBufferSize) || settings.eventBufferSize < 1) {
-      return yield* new InvalidOptions({ message: `eventBufferSize must be an integer >= 1, got ${settings.eventBufferSize}` })
+      return yield* new InvalidOptions({
+        message: `eventBufferSize must be an integer >= 1, got ${String(settings.eventBufferSize)}`
+      })
     }
     return { schema, settings }
   })
@@ -380,3 +413,44 @@ export const layer = <const Defs extends ReadonlyArray<JobDefinition.Any> = read
       return yield* makeWith(options, schema, settings, registry).pipe(Effect.provideService(JobStore, store))
     })
   )
+
+/**
+ * The options of `layerConfig`: each setting as a `Config` (read when the layer is built), and the
+ * definitions as plain values. The settings may also be given as one `Config` of `SettingsOptions`.
+ *
+ * @since 0.1.0
+ */
+export type ConfigOptions<Defs extends ReadonlyArray<JobDefinition.Any>> =
+  & Config.Wrap<SettingsOptions>
+  & { readonly definitions?: Defs | undefined }
+
+/**
+ * `layer` with its settings read from `Config` (environment variables by default) when the layer is built.
+ * A missing or malformed value fails the layer with a `ConfigError` naming the key; a value that reads but is
+ * out of bounds fails it with `InvalidOptions`, as in `layer`. Use `Config.withDefault` for optional keys.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Cuckmq } from "@cuckmq/effect"
+ *
+ * const CuckmqLive = Cuckmq.layerConfig({
+ *   definitions: [SendEmail],
+ *   schema: Config.String("CUCKMQ_SCHEMA").pipe(Config.withDefault("_cuckmq")),
+ *   jobPostFinalizeDelete: Config.Duration("CUCKMQ_KEEP_FINALIZED").pipe(Config.withDefault("24 hours"))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = <const Defs extends ReadonlyArray<JobDefinition.Any> = readonly []>(
+  options: ConfigOptions<Defs>
+): Layer.Layer<Cuckmq, LayerError | Config.ConfigError, PgClient.PgClient | JobDefinition.Requirements<Defs[number]>> =>
+  Layer.unwrap(Effect.map(unwrapConfig(options), (settings) => layer<Defs>({ ...settings, definitions: options.definitions })))
+
+/** Reads the `Config` settings of `options` (a record of Configs, or one Config), leaving the definitions out. */
+const unwrapConfig = (options: ConfigOptions<any>): Effect.Effect<SettingsOptions, Config.ConfigError> => {
+  if (Config.isConfig(options)) return options as Config.Config<SettingsOptions>
+  const { definitions: _, ...settings } = options as { readonly definitions?: unknown } & Record<string, unknown>
+  return Config.unwrap<SettingsOptions>(TimeOption.definedEntries(settings) as Config.Wrap<SettingsOptions>)
+}

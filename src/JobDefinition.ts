@@ -12,20 +12,20 @@
  *   name: "send-email",
  *   payload: Schema.Struct({ to: Schema.String, subject: Schema.String }),
  *   numAttempts: 3,
- *   timeoutSecs: 30,
+ *   timeout: "30 seconds",
  *   handler: (payload, { attempt }) => Effect.log(`sending to ${payload.to} (attempt ${attempt})`)
  * })
  *
  * // a program that needs the Cuckmq context (Cuckmq.layer) to run:
  * export const program = Effect.gen(function*() {
- *   const jobId = yield* SendEmail.enqueue({ to: "a@example.com", subject: "hi" }, { delaySecs: 60 })
+ *   const jobId = yield* SendEmail.enqueue({ to: "a@example.com", subject: "hi" }, { delay: "1 minute" })
  *   yield* Effect.log(`enqueued job ${jobId}`)
  * })
  * ```
  *
  * @since 0.1.0
  */
-import { Cause, Effect, type Exit, Result, Schema } from "effect"
+import { Cause, type Duration, Effect, type Exit, Result, Schema } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import {
   type EnqueueError,
@@ -35,6 +35,7 @@ import {
   type StorageError
 } from "./CuckmqError.js"
 import * as internal from "./internal/definition.js"
+import * as TimeOption from "./internal/duration.js"
 import * as Execute from "./internal/execute.js"
 import type * as JobStore from "./JobStore.js"
 
@@ -73,7 +74,13 @@ export interface JobMetadata {
  * @since 0.1.0
  */
 export interface EnqueueOptions {
-  /** Do not run the job before this many seconds from now. Defaults to 0. */
+  /**
+   * Do not run the job before this long from now (the preferred form): `"30 seconds"`, `Duration.minutes(5)`.
+   * A plain number is milliseconds, as everywhere in Effect. At most 100 years; give it or `delaySecs`, not
+   * both. Defaults to no delay.
+   */
+  readonly delay?: Duration.Input | undefined
+  /** The seed's form of `delay`: do not run the job before this many seconds from now. Defaults to 0. */
   readonly delaySecs?: number | undefined
   /**
    * The job's group: no two jobs of one group ever run at the same time, anywhere. Defaults to the job's own
@@ -104,7 +111,9 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly payload: Schema.Codec<A, any>
   readonly channel: string
   readonly numAttempts: number
+  /** The retry delay and crashed-job lease in seconds, whichever form (`timeout` or `timeoutSecs`) gave it. */
   readonly timeoutSecs: number
+  /** The repeat schedule: `Every` (in seconds, from `repeatEvery` or `repeatSecs`) or `Cron`. */
   readonly repeat: JobStore.Repeat | undefined
   readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
   /**
@@ -148,7 +157,13 @@ export type Payload<D> = D extends JobDefinition<infer A, any, any> ? A : never
 
 /** Repeat options are only allowed where the payload is the empty struct (there is no one to supply one). */
 type RepeatOptions<T> = [keyof T] extends [never] ? {
-    /** Enqueue a job every this many seconds (run by the Orchestrator). */
+    /**
+     * Enqueue a job this often (run by the Orchestrator), the preferred form: `"5 minutes"`,
+     * `Duration.hours(1)`. A plain number is milliseconds. Give `repeatEvery`, `repeatSecs` or `cron`, only
+     * one. (Not named `repeat`: that is the definition's resolved schedule, so `make({ ...definition })` works.)
+     */
+    readonly repeatEvery?: Duration.Input | undefined
+    /** The seed's form of `repeatEvery`: enqueue a job every this many seconds (run by the Orchestrator). */
     readonly repeatSecs?: number | undefined
     /** Enqueue a job on this cron schedule (5 or 6 fields), run by the Orchestrator. */
     readonly cron?: string | undefined
@@ -156,6 +171,7 @@ type RepeatOptions<T> = [keyof T] extends [never] ? {
     readonly cronTimeZone?: string | undefined
   }
   : {
+    readonly repeatEvery?: never
     readonly repeatSecs?: never
     readonly cron?: never
     readonly cronTimeZone?: never
@@ -178,17 +194,27 @@ export type MakeOptions<S extends Schema.Top, E, R> = {
   /** How many times a job is attempted before it is finalized as failed. Defaults to 1. */
   readonly numAttempts?: number | undefined
   /**
-   * Seconds after a failed attempt before the job is available again; also the lease of a claimed job: a job
-   * whose worker died is run again once this much time has passed since it was claimed. Defaults to 60.
+   * How long after a failed attempt the job is available again (the preferred form): `"30 seconds"`,
+   * `Duration.minutes(5)`; a plain number is milliseconds. At most 100 years; give it or `timeoutSecs`, not
+   * both. Defaults to 60 seconds.
    */
+  readonly timeout?: Duration.Input | undefined
+  /** The seed's form of `timeout`, in seconds. Defaults to 60. */
   readonly timeoutSecs?: number | undefined
 } & RepeatOptions<S["Type"]>
+
+/** The time options of definitions and enqueue, in their two forms (see internal/duration.ts). */
+const timeoutSpec: TimeOption.Spec = { name: "timeout", secsName: "timeoutSecs", min: 0 }
+const repeatSpec: TimeOption.Spec = { name: "repeatEvery", secsName: "repeatSecs", min: 0, minExclusive: true }
+const delaySpec: TimeOption.Spec = { name: "delay", secsName: "delaySecs", min: 0 }
 
 /**
  * Builds a job definition. Settings are checked when the definition is deployed or registered
  * (`InvalidJobDefinition`), not here, so that defining one never throws.
  *
- * `repeatSecs` and `cron` type-check only when the payload is the empty struct (or omitted).
+ * `repeatEvery`, `repeatSecs` and `cron` type-check only when the payload is the empty struct (or omitted).
+ * Time options take a `Duration.Input` (`timeout`, `repeatEvery`: preferred) or the seed's seconds (`timeoutSecs`,
+ * `repeatSecs`); giving both forms of one option is an `InvalidJobDefinition` when it is deployed or registered.
  *
  * @since 0.1.0
  */
@@ -200,10 +226,21 @@ export const make = <
   const payload = (options.payload ?? Schema.Struct({})) as unknown as Schema.Codec<S["Type"], any>
   const codec = Schema.toCodecJson(payload)
   const encode = Schema.encodeUnknownExit(codec) // synchronous: payload Schemas need no services
+  // time options in either form resolve to seconds here; their problems are reported by validate (on deploy
+  // or registration), so that making a definition never throws
+  const timeout = TimeOption.resolve(timeoutSpec, options.timeout, options.timeoutSecs, internal.defaults.timeoutSecs)
+  const every = options.repeatEvery !== undefined || options.repeatSecs !== undefined
+    ? TimeOption.resolve(repeatSpec, options.repeatEvery, options.repeatSecs, 0)
+    : undefined
+  const problem = Result.isFailure(timeout)
+    ? timeout.failure
+    : every !== undefined && Result.isFailure(every)
+    ? every.failure
+    : undefined
   const repeat: JobStore.Repeat | undefined = options.cron !== undefined
     ? { _tag: "Cron", expression: options.cron, tz: options.cronTimeZone }
-    : options.repeatSecs !== undefined
-    ? { _tag: "Every", secs: options.repeatSecs }
+    : every !== undefined
+    ? { _tag: "Every", secs: Result.isSuccess(every) ? every.success.secs : Number.NaN }
     : undefined
   const self: JobDefinition<S["Type"], E, R> & internal.Internals = {
     [TypeId]: TypeId,
@@ -211,12 +248,13 @@ export const make = <
     payload,
     channel: options.channel ?? internal.defaults.channel,
     numAttempts: options.numAttempts ?? internal.defaults.numAttempts,
-    timeoutSecs: options.timeoutSecs ?? internal.defaults.timeoutSecs,
+    timeoutSecs: Result.isSuccess(timeout) ? timeout.success.secs : Number.NaN,
     repeat,
     handler: options.handler,
     [internal.InternalsId]: {
       decode: Schema.decodeUnknownExit(codec),
-      repeatSecsAndCronBoth: options.cron !== undefined && options.repeatSecs !== undefined
+      repeatSecsAndCronBoth: options.cron !== undefined && every !== undefined,
+      timeProblem: problem
     },
     get deploy() {
       return deploy(self)
@@ -228,18 +266,19 @@ export const make = <
   return self
 }
 
-const deploy = (definition: Any) =>
-  Effect.gen(function*() {
-    const cuckmq = yield* Cuckmq
-    const record = yield* internal.validate(definition)
-    const [result] = yield* cuckmq.store.deploy([record], internal.firstDue)
-    cuckmq.publish(() => ({
-      _tag: "JOB_DEFINITION_DEPLOY",
-      timestamp: new Date(),
-      definitionName: definition.name,
-      changed: result?.changed ?? false
-    }))
-  }).pipe(Effect.withSpan("cuckmq.deploy", { attributes: { "cuckmq.definition": definition.name } }))
+/** `definition.deploy`, in a `cuckmq.deploy` span. */
+const deploy = Effect.fn("cuckmq.deploy")(function*(definition: Any) {
+  yield* Effect.annotateCurrentSpan("cuckmq.definition", definition.name)
+  const cuckmq = yield* Cuckmq
+  const record = yield* internal.validate(definition)
+  const [result] = yield* cuckmq.store.deploy([record], internal.firstDue)
+  cuckmq.publish(() => ({
+    _tag: "JOB_DEFINITION_DEPLOY",
+    timestamp: new Date(),
+    definitionName: definition.name,
+    changed: result?.changed ?? false
+  }))
+})
 
 const insertItems = <A>(
   definition: JobDefinition<A, any, any>,
@@ -256,14 +295,13 @@ const insertItems = <A>(
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!
       const where = items.length > 1 ? ` (job ${i})` : ""
-      const delaySecs = item.delaySecs ?? 0
-      if (typeof delaySecs !== "number" || !Number.isFinite(delaySecs) || delaySecs < 0 || delaySecs > internal.maxSecs) {
-        return yield* new InvalidEnqueueOptions({
-          definitionName: definition.name,
-          message: `delaySecs must be a finite number >= 0 and at most ${internal.maxSecs} (100 years), got ${
-            String(delaySecs)
-          }${where}`
-        })
+      let delaySecs = 0
+      if (item.delay !== undefined || item.delaySecs !== undefined) {
+        const delay = TimeOption.resolve(delaySpec, item.delay, item.delaySecs, 0)
+        if (Result.isFailure(delay)) {
+          return yield* new InvalidEnqueueOptions({ definitionName: definition.name, message: `${delay.failure}${where}` })
+        }
+        delaySecs = delay.success.secs
       }
       const badGroup = item.jobGroup === undefined
         ? undefined
@@ -308,7 +346,20 @@ const insertItems = <A>(
     )
   })
 
-/** Enqueue in a `cuckmq.enqueue` span (the span job runs link to), when a tracing backend is installed. */
+/** `insertItems` in a `cuckmq.enqueue` span: the span that job runs link to. */
+const tracedInsert = Effect.fn("cuckmq.enqueue", { kind: "producer" })(function*<A>(
+  definition: JobDefinition<A, any, any>,
+  encode: (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>,
+  items: ReadonlyArray<EnqueueItem<A>>
+): Effect.fn.Return<ReadonlyArray<string>, EnqueueError, Cuckmq> {
+  yield* Effect.annotateCurrentSpan({ "cuckmq.definition": definition.name, "cuckmq.jobs": items.length })
+  return yield* insertItems(definition, encode, items, true)
+})
+
+/**
+ * Enqueue (one job or many) in a `cuckmq.enqueue` span when a tracing backend is installed; without one the
+ * span is skipped, as enqueue is a hot path and Effect's in-memory native tracer has no reader.
+ */
 const enqueueItems = <A>(
   definition: JobDefinition<A, any, any>,
   encode: (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>,
@@ -316,11 +367,7 @@ const enqueueItems = <A>(
 ): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
   Effect.flatMap(Execute.isTraced, (traced) =>
     traced
-      ? Effect.withSpan(insertItems(definition, encode, items, true), "cuckmq.enqueue", {
-        kind: "producer",
-        captureStackTrace: false,
-        attributes: { "cuckmq.definition": definition.name, "cuckmq.jobs": items.length }
-      })
+      ? tracedInsert(definition, encode, items)
       : insertItems(definition, encode, items, false))
 
 /**

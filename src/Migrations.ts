@@ -100,27 +100,29 @@ export const latestVersion: number = Ddl.migrations(defaultSchema).at(-1)![0]
  *
  * @since 0.1.0
  */
-export const migrate = (
-  schema: string = defaultSchema
-): Effect.Effect<ReadonlyArray<readonly [id: number, name: string]>, InvalidSchemaName | StorageError, SqlClient.SqlClient> =>
-  Effect.gen(function*() {
-    const s = yield* validateSchemaName(schema)
-    const sql = yield* SqlClient.SqlClient
-    const loader = Migrator.fromRecord(Object.fromEntries(
-      Ddl.migrations(s).map(([id, name, statements]) => [
-        `${id}_${name}`,
-        Effect.forEach(statements, (statement) => sql.unsafe(statement), { discard: true })
-      ])
-    ))
-    return yield* sql.withTransaction(Effect.gen(function*() {
-      yield* sql`SELECT pg_advisory_xact_lock(hashtext('cuckmq'), hashtext(${s}))`
-      yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(s)}`
-      return yield* Migrator.make({})({ loader, table: `${s}.${migrationsTable}` })
-    }))
-  }).pipe(
-    Effect.catchTag(["SqlError", "MigrationError"], (cause) =>
-      Effect.fail(
-        new StorageError({ operation: "migrate", message: `Migrating schema ${schema} failed: ${cause.message}`, cause })
-      )),
-    Effect.withSpan("cuckmq.migrate", { attributes: { schema } })
+export const migrate: (
+  schema?: string
+) => Effect.Effect<ReadonlyArray<readonly [id: number, name: string]>, InvalidSchemaName | StorageError, SqlClient.SqlClient> =
+  Effect.fn("cuckmq.migrate")(
+    function*(schema: string = defaultSchema) {
+      yield* Effect.annotateCurrentSpan("schema", schema)
+      const s = yield* validateSchemaName(schema)
+      const sql = yield* SqlClient.SqlClient
+      const loader = Migrator.fromRecord(Object.fromEntries(
+        Ddl.migrations(s).map(([id, name, statements]) => [
+          `${id}_${name}`,
+          Effect.forEach(statements, (statement) => sql.unsafe(statement), { discard: true })
+        ])
+      ))
+      return yield* sql.withTransaction(Effect.gen(function*() {
+        yield* sql`SELECT pg_advisory_xact_lock(hashtext('cuckmq'), hashtext(${s}))`
+        yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(s)}`
+        return yield* Migrator.make({})({ loader, table: `${s}.${migrationsTable}` })
+      }))
+    },
+    (effect, schema = defaultSchema) =>
+      Effect.catchTag(effect, ["SqlError", "MigrationError"], (cause) =>
+        Effect.fail(
+          new StorageError({ operation: "migrate", message: `Migrating schema ${schema} failed: ${cause.message}`, cause })
+        ))
   )

@@ -21,29 +21,38 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Config, type Duration, Effect, Layer } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import { InvalidOptions, type StorageError } from "./CuckmqError.js"
 import * as Definition from "./internal/definition.js"
+import * as TimeOption from "./internal/duration.js"
 import * as Maintenance from "./internal/maintenance.js"
 
 /**
- * Options of an orchestrator.
+ * Options of an orchestrator. Each time option has two forms: a `Duration.Input` (`"5 seconds"`,
+ * `Duration.minutes(1)`: the preferred form; a plain number there is milliseconds, as everywhere in Effect)
+ * and the seed's `...Secs` number of seconds. Give one form of an option, not both (`InvalidOptions`).
  *
  * @since 0.1.0
  */
 export interface Options {
   /**
-   * Seconds between looks for due repeating jobs. The orchestrator also wakes up when the next known
-   * definition is due, so a repeat shorter than this is still kept. Defaults to 5.
+   * The time between looks for due repeating jobs. The orchestrator also wakes up when the next known
+   * definition is due, so a repeat shorter than this is still kept. Defaults to 5 seconds.
    */
+  readonly jobSchedulePoll?: Duration.Input | undefined
+  /** The seed's form of `jobSchedulePoll`, in seconds. Defaults to 5. */
   readonly jobSchedulePollSecs?: number | undefined
   /**
-   * Seconds between rescues of dead workers' jobs and group slots (workers rescue too; across all processes
-   * at most one rescue runs per half interval). Defaults to 1.
+   * The time between rescues of dead workers' jobs and group slots (workers rescue too; across all processes
+   * at most one rescue runs per half interval). Defaults to 1 second.
    */
+  readonly rescueInterval?: Duration.Input | undefined
+  /** The seed's form of `rescueInterval`, in seconds. Defaults to 1. */
   readonly rescueIntervalSecs?: number | undefined
-  /** Seconds between retention passes (finalized jobs, unreferenced groups). Defaults to 60. */
+  /** The time between retention passes (finalized jobs, unreferenced groups). Defaults to 60 seconds. */
+  readonly cleanupInterval?: Duration.Input | undefined
+  /** The seed's form of `cleanupInterval`, in seconds. Defaults to 60. */
   readonly cleanupIntervalSecs?: number | undefined
   /** Rows deleted per statement by a retention pass (each batch is its own short transaction). Defaults to 1000. */
   readonly deleteBatchSize?: number | undefined
@@ -126,23 +135,44 @@ const cleanup = (cuckmq: Cuckmq["Service"], batch: number): Effect.Effect<void, 
 export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions, Cuckmq> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const cuckmq = yield* Cuckmq
+    const interval = (name: string, duration: Duration.Input | undefined, secs: number | undefined, fallback: number) => ({
+      name,
+      secsName: `${name}Secs`,
+      min: 0,
+      minExclusive: true,
+      duration,
+      secs,
+      fallback
+    })
+    const times = TimeOption.resolveAll({
+      jobSchedulePoll: interval(
+        "jobSchedulePoll",
+        options.jobSchedulePoll,
+        options.jobSchedulePollSecs,
+        defaults.jobSchedulePollSecs
+      ),
+      rescueInterval: interval("rescueInterval", options.rescueInterval, options.rescueIntervalSecs, defaults.rescueIntervalSecs),
+      cleanupInterval: interval(
+        "cleanupInterval",
+        options.cleanupInterval,
+        options.cleanupIntervalSecs,
+        defaults.cleanupIntervalSecs
+      )
+    })
     const config = {
-      jobSchedulePollSecs: options.jobSchedulePollSecs ?? defaults.jobSchedulePollSecs,
-      rescueIntervalSecs: options.rescueIntervalSecs ?? defaults.rescueIntervalSecs,
-      cleanupIntervalSecs: options.cleanupIntervalSecs ?? defaults.cleanupIntervalSecs,
+      jobSchedulePollSecs: times.values.jobSchedulePoll?.secs ?? Number.NaN,
+      rescueIntervalSecs: times.values.rescueInterval?.secs ?? Number.NaN,
+      cleanupIntervalSecs: times.values.cleanupInterval?.secs ?? Number.NaN,
       deleteBatchSize: options.deleteBatchSize ?? defaults.deleteBatchSize
     }
-    const problems = Object.entries(config).filter(([key, value]) =>
-      !(typeof value === "number" && Number.isFinite(value) && value > 0 &&
-        (key !== "deleteBatchSize" || Number.isInteger(value)))
-    )
+    const problems = [
+      ...times.problems,
+      typeof config.deleteBatchSize === "number" && Number.isInteger(config.deleteBatchSize) && config.deleteBatchSize > 0
+        ? undefined
+        : `deleteBatchSize must be an integer > 0, got ${String(config.deleteBatchSize)}`
+    ].filter((p) => p !== undefined)
     if (problems.length > 0) {
-      return yield* new InvalidOptions({
-        message: `Invalid orchestrator options: ${
-          problems.map(([k, v]) => `${k} must be a number > 0${k === "deleteBatchSize" ? " (an integer)" : ""}, got ${String(v)}`)
-            .join("; ")
-        }`
-      })
+      return yield* new InvalidOptions({ message: `Invalid orchestrator options: ${problems.join("; ")}` })
     }
     const known = new Set(
       Array.from(cuckmq.definitions.values()).filter((r) => r.definition.repeat !== undefined).map((r) => r.definition.name)
@@ -155,3 +185,29 @@ export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions,
       annotate(Maintenance.forever("cleanup", config.cleanupIntervalSecs, cleanup(cuckmq, config.deleteBatchSize), { jitter: true }))
     )
   }))
+
+/**
+ * `layer` with its options read from `Config` (environment variables by default) when the layer is built:
+ * each option as a `Config`, or all of them as one `Config` of `Options`. A missing or malformed value fails
+ * the layer with a `ConfigError` naming the key; a value that reads but is out of bounds fails it with
+ * `InvalidOptions`, as in `layer`. Use `Config.withDefault` for optional keys.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Orchestrator } from "@cuckmq/effect"
+ *
+ * const OrchestratorLive = Orchestrator.layerConfig({
+ *   jobSchedulePoll: Config.Duration("CUCKMQ_SCHEDULE_POLL").pipe(Config.withDefault("5 seconds"))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  options: Config.Wrap<Options>
+): Layer.Layer<never, InvalidOptions | Config.ConfigError, Cuckmq> =>
+  Layer.unwrap(Effect.map(
+    Config.unwrap<Options>(Config.isConfig(options) ? options : TimeOption.definedEntries(options)),
+    layer
+  ))

@@ -25,13 +25,16 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Config, type Duration, Effect, Layer } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import { InvalidOptions } from "./CuckmqError.js"
+import * as TimeOption from "./internal/duration.js"
 import * as internal from "./internal/worker/index.js"
 
 /**
- * Options of a worker.
+ * Options of a worker. Each time option has two forms: a `Duration.Input` (`"500 millis"`,
+ * `Duration.seconds(30)`: the preferred form; a plain number there is milliseconds, as everywhere in Effect)
+ * and the seed's `...Secs` number of seconds. Give one form of an option, not both (`InvalidOptions`).
  *
  * @since 0.1.0
  */
@@ -50,19 +53,28 @@ export interface Options {
    */
   readonly prefetch?: number | undefined
   /**
-   * Seconds between polls when no wake-up arrives. Wake-ups come by LISTEN/NOTIFY, so polling is the
-   * fallback, and what makes delayed and retried jobs start once due. Defaults to 1.
+   * The time between polls when no wake-up arrives (at least 1 millisecond). Wake-ups come by LISTEN/NOTIFY,
+   * so polling is the fallback, and what makes delayed and retried jobs start once due. Defaults to 1 second.
    */
+  readonly pollInterval?: Duration.Input | undefined
+  /** The seed's form of `pollInterval`, in seconds. Defaults to 1. */
   readonly pollIntervalSecs?: number | undefined
-  /** Seconds running jobs get to finish when the worker stops, before they are interrupted. Defaults to 15. */
+  /** The time running jobs get to finish when the worker stops, before they are interrupted. Defaults to 15 seconds. */
+  readonly gracePeriod?: Duration.Input | undefined
+  /** The seed's form of `gracePeriod`, in seconds. Defaults to 15. */
   readonly gracePeriodSecs?: number | undefined
-  /** Seconds between heartbeats. Defaults to 5. */
+  /** The time between heartbeats (at least 1 millisecond). Defaults to 5 seconds. */
+  readonly heartbeat?: Duration.Input | undefined
+  /** The seed's form of `heartbeat`, in seconds. Defaults to 5. */
   readonly heartbeatSecs?: number | undefined
   /**
-   * Seconds a heartbeat keeps the worker alive. A worker whose lease expires is dead to the others: the
+   * How long a heartbeat keeps the worker alive. A worker whose lease expires is dead to the others: the
    * orchestrator takes back its jobs and group locks. A worker that cannot renew its lease in time interrupts
-   * its own jobs first, so no job ever runs twice at once. Defaults to 20 (must exceed twice `heartbeatSecs`).
+   * its own jobs first, so no job ever runs twice at once. Must exceed twice the heartbeat. Defaults to 20
+   * seconds.
    */
+  readonly lease?: Duration.Input | undefined
+  /** The seed's form of `lease`, in seconds. Defaults to 20. */
   readonly leaseSecs?: number | undefined
 }
 
@@ -89,24 +101,58 @@ const positive = (name: string, value: unknown, min: number, integer = false) =>
 /** Resolves and checks options against the context. */
 const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
   Effect.gen(function*() {
+    const times = TimeOption.resolveAll({
+      pollInterval: {
+        name: "pollInterval",
+        secsName: "pollIntervalSecs",
+        min: 0.001,
+        duration: options.pollInterval,
+        secs: options.pollIntervalSecs,
+        fallback: defaults.pollIntervalSecs
+      },
+      gracePeriod: {
+        name: "gracePeriod",
+        secsName: "gracePeriodSecs",
+        min: 0,
+        duration: options.gracePeriod,
+        secs: options.gracePeriodSecs,
+        fallback: defaults.gracePeriodSecs
+      },
+      heartbeat: {
+        name: "heartbeat",
+        secsName: "heartbeatSecs",
+        min: 0.001,
+        duration: options.heartbeat,
+        secs: options.heartbeatSecs,
+        fallback: defaults.heartbeatSecs
+      },
+      lease: {
+        name: "lease",
+        secsName: "leaseSecs",
+        min: 0.001,
+        duration: options.lease,
+        secs: options.leaseSecs,
+        fallback: defaults.leaseSecs
+      }
+    })
+    const { heartbeat, lease } = times.values
     const config: internal.Config = {
       name: options.name ?? defaults.name,
       channels: options.channels ?? Array.from(new Set(Array.from(cuckmq.definitions.values(), (r) => r.definition.channel))),
       concurrency: options.concurrency ?? defaults.concurrency,
       prefetch: options.prefetch ?? defaults.prefetch,
-      pollIntervalSecs: options.pollIntervalSecs ?? defaults.pollIntervalSecs,
-      gracePeriodSecs: options.gracePeriodSecs ?? defaults.gracePeriodSecs,
-      heartbeatSecs: options.heartbeatSecs ?? defaults.heartbeatSecs,
-      leaseSecs: options.leaseSecs ?? defaults.leaseSecs
+      pollIntervalSecs: times.values.pollInterval?.secs ?? Number.NaN,
+      gracePeriodSecs: times.values.gracePeriod?.secs ?? Number.NaN,
+      heartbeatSecs: heartbeat?.secs ?? Number.NaN,
+      leaseSecs: lease?.secs ?? Number.NaN
     }
     const problems = [
       positive("concurrency", config.concurrency, 1, true),
       positive("prefetch", config.prefetch, 0, true),
-      positive("pollIntervalSecs", config.pollIntervalSecs, 0.001),
-      positive("gracePeriodSecs", config.gracePeriodSecs, 0),
-      positive("heartbeatSecs", config.heartbeatSecs, 0.001),
-      positive("leaseSecs", config.leaseSecs, 0.001),
-      config.leaseSecs > 2 * config.heartbeatSecs ? undefined : "leaseSecs must exceed twice heartbeatSecs",
+      ...times.problems,
+      heartbeat === undefined || lease === undefined || lease.secs > 2 * heartbeat.secs
+        ? undefined
+        : `${lease.name} (${lease.shown}) must exceed twice ${heartbeat.name} (${heartbeat.shown})`,
       config.channels.length > 0 && config.channels.every((c) => typeof c === "string" && c.length > 0)
         ? undefined
         : options.channels === undefined
@@ -122,7 +168,7 @@ const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
 
 /**
  * A worker as a Layer. It starts when the layer is built and stops when its scope closes: it stops claiming,
- * lets running jobs finish for `gracePeriodSecs`, interrupts the rest (which go back to the queue with no
+ * lets running jobs finish for `gracePeriod`, interrupts the rest (which go back to the queue with no
  * attempt spent) and releases every lock it holds. Database failures never stop it: it logs them and retries
  * with backoff.
  *
@@ -134,3 +180,30 @@ export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions,
     const config = yield* resolve(options, cuckmq)
     yield* internal.run(cuckmq, config)
   }))
+
+/**
+ * `layer` with its options read from `Config` (environment variables by default) when the layer is built:
+ * each option as a `Config`, or all of them as one `Config` of `Options`. A missing or malformed value fails
+ * the layer with a `ConfigError` naming the key; a value that reads but is out of bounds fails it with
+ * `InvalidOptions`, as in `layer`. Use `Config.withDefault` for optional keys.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Worker } from "@cuckmq/effect"
+ *
+ * const WorkerLive = Worker.layerConfig({
+ *   concurrency: Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(10)),
+ *   gracePeriod: Config.Duration("WORKER_GRACE_PERIOD").pipe(Config.withDefault("15 seconds"))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  options: Config.Wrap<Options>
+): Layer.Layer<never, InvalidOptions | Config.ConfigError, Cuckmq> =>
+  Layer.unwrap(Effect.map(
+    Config.unwrap<Options>(Config.isConfig(options) ? options : TimeOption.definedEntries(options)),
+    layer
+  ))

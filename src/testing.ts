@@ -42,6 +42,7 @@ import { Clock, Context, Effect, Layer, Schema } from "effect"
 import * as Cuckmq from "./Cuckmq.js"
 import { InvalidPayload } from "./CuckmqError.js"
 import * as internal from "./internal/definition.js"
+import * as TimeOption from "./internal/duration.js"
 import * as Execute from "./internal/execute.js"
 import * as MemoryStore from "./internal/memory/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
@@ -124,7 +125,14 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
   ): Layer.Layer<Cuckmq.Cuckmq | CuckmqTest, Cuckmq.LayerError, JobDefinition.Requirements<Defs[number]>> =>
     Layer.unwrap(Effect.gen(function*() {
       const mode = options.mode ?? "manual"
-      const memory = yield* MemoryStore.make({ keepFinalized: (options.jobPostFinalizeDeleteSecs ?? 1) > 0 })
+      // (an invalid retention fails Cuckmq.layerStore below)
+      const keep = TimeOption.resolve(
+        TimeOption.jobPostFinalizeDeleteSpec,
+        options.jobPostFinalizeDelete,
+        options.jobPostFinalizeDeleteSecs,
+        1
+      )
+      const memory = yield* MemoryStore.make({ keepFinalized: keep._tag === "Failure" || keep.success.secs > 0 })
       let context: Cuckmq.Cuckmq["Service"] | undefined
       const workerId = randomUUID()
       let registered = false

@@ -52,6 +52,27 @@ describe("observability", () => {
     }).pipe(Effect.provide(CuckmqTest.layer({ definitions: [Job] })), Effect.withTracer(tracer))
   })
 
+  it.effect("public operations are spans: cuckmq.deploy and cuckmq.enqueue (one job or many)", () => {
+    const Job = JobDefinition.make({ name: "spanned", handler: () => Effect.void })
+    const { spans, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      yield* Job.deploy.pipe(Effect.withSpan("app.boot"))
+      yield* Job.enqueueMany([{ payload: {} }, { payload: {}, delay: "1 minute" }, { payload: {} }])
+      const deploy = spans.find((s) => s.name === "cuckmq.deploy")!
+      assert.deepInclude(attributes(deploy), { "cuckmq.definition": "spanned" })
+      assert.strictEqual(deploy.parent._tag === "Some" && (deploy.parent.value as Tracer.Span).name, "app.boot")
+      assert.strictEqual(deploy.status._tag, "Ended")
+      const enqueue = spans.find((s) => s.name === "cuckmq.enqueue")!
+      assert.strictEqual(enqueue.kind, "producer")
+      assert.deepInclude(attributes(enqueue), { "cuckmq.definition": "spanned", "cuckmq.jobs": 3 })
+      // a failed operation ends its span with the failure
+      const bad = JobDefinition.make({ name: "spanned-bad", timeout: "-1 seconds", handler: () => Effect.void })
+      yield* Effect.flip(bad.deploy)
+      const failed = spans.filter((s) => s.name === "cuckmq.deploy").at(-1)!
+      assert.isTrue(failed.status._tag === "Ended" && failed.status.exit._tag === "Failure")
+    }).pipe(Effect.provide(CuckmqTest.layer({ definitions: [Job] })), Effect.withTracer(tracer))
+  })
+
   it.effect("metrics count enqueued, succeeded, failed and expired jobs, with run time and queue wait", () => {
     const Ok = JobDefinition.make({ name: "metric-ok", handler: () => Effect.void })
     const Bad = JobDefinition.make({ name: "metric-bad", numAttempts: 2, timeoutSecs: 0, handler: () => Effect.fail("no") })

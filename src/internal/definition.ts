@@ -21,6 +21,8 @@ export interface Internals {
     /** Synchronous: the payload Schemas need no services, and decoding is pure. */
     readonly decode: (json: unknown) => Exit.Exit<unknown, Schema.SchemaError>
     readonly repeatSecsAndCronBoth: boolean
+    /** Why the time options (`timeout`/`timeoutSecs`, `repeatEvery`/`repeatSecs`) cannot be used, if they cannot. */
+    readonly timeProblem: string | undefined
   }
 }
 
@@ -76,21 +78,14 @@ export const validate = (
   if (!Number.isInteger(definition.numAttempts) || definition.numAttempts < 1) {
     return fail(`numAttempts must be an integer >= 1, got ${String(definition.numAttempts)}`)
   }
-  if (
-    typeof definition.timeoutSecs !== "number" || !Number.isFinite(definition.timeoutSecs) || definition.timeoutSecs < 0 ||
-    definition.timeoutSecs > maxSecs
-  ) {
-    return fail(`timeoutSecs must be a finite number >= 0 and at most ${maxSecs} (100 years), got ${String(definition.timeoutSecs)}`)
-  }
-  if (internals(definition).repeatSecsAndCronBoth) {
-    return fail("give repeatSecs or cron, not both")
+  // the time options in both forms were resolved and checked when the definition was made (internal/duration.ts)
+  const { timeProblem, repeatSecsAndCronBoth } = internals(definition)
+  if (timeProblem !== undefined) return fail(timeProblem)
+  if (repeatSecsAndCronBoth) {
+    return fail("give repeatEvery (or repeatSecs) or cron, not both")
   }
   const repeat = definition.repeat
-  if (repeat?._tag === "Every") {
-    if (typeof repeat.secs !== "number" || !Number.isFinite(repeat.secs) || repeat.secs <= 0 || repeat.secs > maxSecs) {
-      return fail(`repeatSecs must be a finite number > 0 and at most ${maxSecs} (100 years), got ${String(repeat.secs)}`)
-    }
-  } else if (repeat?._tag === "Cron") {
+  if (repeat?._tag === "Cron") {
     const parsed = Cron.parse(repeat.expression, repeat.tz ?? "UTC")
     if (Result.isFailure(parsed)) {
       return fail(`invalid cron ${JSON.stringify(repeat.expression)} (time zone ${repeat.tz ?? "UTC"}): ${parsed.failure.message}`)
