@@ -34,7 +34,7 @@
 import { Effect, Result, Schema } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import type { Cuckmq } from "./Cuckmq.js"
-import { InvalidJobDefinition, InvalidPayload } from "./CuckmqError.js"
+import { InvalidJobDefinition, InvalidPayload, StorageError } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as internal from "./internal/definition.js"
 import * as Engine from "./internal/promise/engine.js"
@@ -333,7 +333,21 @@ export class JobDefinition<T = unknown> {
   }
 
   #use<A, E>(effect: Effect.Effect<A, E, Cuckmq>): Promise<A> {
-    return stateOf(this.context).shared.use((engine) => Engine.run(Effect.provide(effect, engine.context)))
+    const schema = this.context.schema
+    return stateOf(this.context).shared.use((engine) => Engine.run(Effect.provide(effect, engine.context))).catch((error) => {
+      // a missing table: say what to do about it
+      if (error instanceof StorageError && error.sqlState === "42P01") {
+        throw new StorageError({
+          operation: error.operation,
+          sqlState: error.sqlState,
+          cause: error.cause,
+          message: `${error.message} (is schema ${JSON.stringify(schema)} migrated? Apply generateMigrationSql(${
+            JSON.stringify(schema)
+          }) or await context.migrate())`
+        })
+      }
+      throw error
+    })
   }
 }
 
@@ -350,6 +364,7 @@ abstract class Daemon {
     const engine = Engine.build(state.settings, Array.from(state.definitions.values()), state.handlers, layer)
     this.#engine = engine
     this.ready = engine.then(() => undefined)
+    this.ready.catch(() => undefined) // reported by the log below; awaiting `ready` still rejects
     state.daemons.set(this, engine)
     engine.catch((error) => {
       state.daemons.delete(this)

@@ -6,7 +6,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { Pool } from "pg"
 import {
   Context,
@@ -18,8 +18,10 @@ import {
   JobDefinition,
   JobDefinitionNotDeployed,
   Orchestrator,
+  StorageError,
   Worker
 } from "../src/promise.js"
+import * as PoolConfig from "../src/internal/promise/pool.js"
 import { databaseUrl, uniqueSchema } from "./support/pg.js"
 import { spawnFixture } from "./support/processes.js"
 
@@ -373,6 +375,36 @@ describe("Promise API", () => {
     await until("two ticks", () => payloads.length >= 2)
     await Promise.all([orchestrator.stop(), worker.stop()])
     assert.deepStrictEqual(payloads.slice(0, 2), [{}, {}])
+  })
+
+  it("a schema that was never migrated: deploy rejects with a StorageError that says what to do", async () => {
+    const { schema, context: makeContext } = await setup("unmigrated", { migrate: false })
+    const context = makeContext()
+    const job = new JobDefinition({ name: "early", context, workFunction: () => undefined })
+    const error = await job.deploy().then(() => undefined, (e: unknown) => e)
+    assert.instanceOf(error, StorageError)
+    assert.strictEqual((error as StorageError).sqlState, "42P01")
+    assert.include((error as Error).message, `is schema "${schema}" migrated? Apply generateMigrationSql("${schema}")`)
+  })
+
+  it("a pg Pool's settings become the client's, resolved as pg resolves them", () => {
+    const password = () => Promise.resolve("secret")
+    const config = PoolConfig.config(
+      new Pool({
+        connectionString: "postgres://alice:pw@db.example.com:6543/app?application_name=billing",
+        max: 3,
+        idleTimeoutMillis: 5000,
+        connectionTimeoutMillis: 2000
+      })
+    )
+    assert.deepInclude(config, { host: "db.example.com", port: 6543, username: "alice", database: "app", applicationName: "billing", maxConnections: 3 })
+    assert.strictEqual(Redacted.value(config.password as Redacted.Redacted), "pw")
+    assert.strictEqual(Duration.toMillis(Duration.fromInputUnsafe(config.idleTimeout!)), 5000)
+    assert.strictEqual(Duration.toMillis(Duration.fromInputUnsafe(config.connectTimeout!)), 2000)
+    const other = PoolConfig.config(new Pool({ host: "/var/run/postgresql", user: "bob", database: "x", password, ssl: { rejectUnauthorized: false } }))
+    assert.deepInclude(other, { host: "/var/run/postgresql", username: "bob", database: "x", maxConnections: 10 })
+    assert.deepStrictEqual(other.ssl, { rejectUnauthorized: false })
+    assert.isTrue(Effect.isEffect(other.password))
   })
 
   it("the README shows the First Look exactly as it runs, with the package's import line", () => {
