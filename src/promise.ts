@@ -31,7 +31,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Result, Schema } from "effect"
+import { Effect, type Layer, Result, Schema } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import type { Cuckmq } from "./Cuckmq.js"
 import { InvalidJobDefinition, InvalidPayload, StorageError } from "./CuckmqError.js"
@@ -40,6 +40,7 @@ import * as internal from "./internal/definition.js"
 import * as Engine from "./internal/promise/engine.js"
 import * as Migration from "./internal/promise/migration.js"
 import * as Pool from "./internal/promise/pool.js"
+import * as Sql from "./internal/pg/sql.js"
 import * as CoreDefinition from "./JobDefinition.js"
 import * as Migrations from "./Migrations.js"
 import * as CoreOrchestrator from "./Orchestrator.js"
@@ -177,7 +178,11 @@ export class Context {
   migrate(): Promise<ReadonlyArray<readonly [id: number, name: string]>> {
     const state = stateOf(this)
     return Engine.run(
-      Migrations.migrate(state.settings.schema).pipe(Effect.provide(PgClient.layer(Pool.config(state.settings.pool))))
+      Migrations.migrate(state.settings.schema).pipe(
+        Effect.provide(PgClient.layer(Pool.config(state.settings.pool))),
+        // the client's own connection failure, before the migration started
+        Effect.catchTag("SqlError", (cause) => Effect.fail(Sql.toStorageError("migrate")(cause)))
+      )
     )
   }
 
@@ -351,7 +356,11 @@ export class JobDefinition<T = unknown> {
   }
 }
 
-/** A worker or orchestrator: an engine of its own, built at construction, closed by `stop()`. */
+/**
+ * What Worker and Orchestrator share: an engine of their own, built at construction, closed by `stop()`.
+ *
+ * @since 0.1.0
+ */
 abstract class Daemon {
   /** Resolves once the daemon runs; rejects with the typed error that kept it from starting. */
   readonly ready: Promise<void>
@@ -359,7 +368,7 @@ abstract class Daemon {
   readonly #onStop: () => void
   #stopping: Promise<void> | undefined
 
-  constructor(context: Context, layer: Parameters<typeof Engine.build>[3], kind: string) {
+  constructor(context: Context, layer: Layer.Layer<never, unknown, Cuckmq>, kind: string) {
     const state = stateOf(context)
     const engine = Engine.build(state.settings, Array.from(state.definitions.values()), state.handlers, layer)
     this.#engine = engine

@@ -387,6 +387,21 @@ describe("Promise API", () => {
     assert.include((error as Error).message, `is schema "${schema}" migrated? Apply generateMigrationSql("${schema}")`)
   })
 
+  it("no database at the pool's address: migrate and enqueue reject with a StorageError", async () => {
+    const pool = new Pool({ connectionString: "postgres://postgres@127.0.0.1:1/test", connectionTimeoutMillis: 2000 })
+    const context = new Context({ pool, schema: "unreachable" })
+    cleanups.push(async () => {
+      await context.close()
+      await pool.end()
+    })
+    const job = new JobDefinition({ name: "nowhere", context, workFunction: () => undefined })
+    for (const attempt of [() => context.migrate(), () => job.enqueue({})]) {
+      const error = await attempt().then(() => undefined, (e: unknown) => e)
+      assert.instanceOf(error, StorageError)
+      assert.match((error as Error).message, /failed: .*connect/i)
+    }
+  })
+
   it("a pg Pool's settings become the client's, resolved as pg resolves them", () => {
     const password = () => Promise.resolve("secret")
     const config = PoolConfig.config(
