@@ -110,6 +110,16 @@ interface ContextState {
   readonly handlers: Set<Engine.Handler>
   readonly shared: Engine.Shared
   readonly daemons: Map<Daemon, Promise<Engine.Engine>>
+  /** Running workers whose engine deploy and enqueue may use (see `JobDefinition#use`). */
+  readonly workers: Set<WorkerLink>
+}
+
+/** A running worker's engine as deploy and enqueue see it. */
+interface WorkerLink {
+  readonly engine: Engine.Engine
+  /** Calls running on the engine; `stop()` waits for them before closing it. */
+  inFlight: number
+  drained: (() => void) | undefined
 }
 
 const states = new WeakMap<Context, ContextState>()
@@ -150,7 +160,8 @@ export class Context {
       definitions: new Map(),
       handlers,
       shared: new Engine.Shared(() => Engine.build(settings, [], handlers), sharedIdleMs),
-      daemons: new Map()
+      daemons: new Map(),
+      workers: new Set()
     })
   }
 
@@ -337,9 +348,24 @@ export class JobDefinition<T = unknown> {
     return this.#use(this.#core.enqueueMany(items))
   }
 
+  /**
+   * Runs `effect` on a running worker's engine when there is one (so that a job enqueued while the worker
+   * has a free slot takes the core's in-process fast path: claimed by that worker in its own INSERT), else
+   * on the context's shared engine.
+   */
   #use<A, E>(effect: Effect.Effect<A, E, Cuckmq>): Promise<A> {
     const schema = this.context.schema
-    return stateOf(this.context).shared.use((engine) => Engine.run(Effect.provide(effect, engine.context))).catch((error) => {
+    const state = stateOf(this.context)
+    const link: WorkerLink | undefined = state.workers.values().next().value
+    const result = link === undefined
+      ? state.shared.use((engine) => Engine.run(Effect.provide(effect, engine.context)))
+      : (() => {
+        link.inFlight++
+        return Engine.run(Effect.provide(effect, link.engine.context)).finally(() => {
+          if (--link.inFlight === 0) link.drained?.()
+        })
+      })()
+    return result.catch((error) => {
       // a missing table: say what to do about it
       if (error instanceof StorageError && error.sqlState === "42P01") {
         throw new StorageError({
@@ -368,19 +394,36 @@ abstract class Daemon {
   readonly #onStop: () => void
   #stopping: Promise<void> | undefined
 
-  constructor(context: Context, layer: Layer.Layer<never, unknown, Cuckmq>, kind: string) {
+  constructor(context: Context, layer: Layer.Layer<never, unknown, Cuckmq>, kind: "worker" | "orchestrator") {
     const state = stateOf(context)
     const engine = Engine.build(state.settings, Array.from(state.definitions.values()), state.handlers, layer)
+    let link: WorkerLink | undefined
     this.#engine = engine
     this.ready = engine.then(() => undefined)
     this.ready.catch(() => undefined) // reported by the log below; awaiting `ready` still rejects
     state.daemons.set(this, engine)
-    engine.catch((error) => {
-      state.daemons.delete(this)
-      Effect.runFork(Effect.logError(`cuckmq: the ${kind} could not start`, error))
-    })
+    engine.then(
+      (e) => {
+        if (kind === "worker" && this.#stopping === undefined) {
+          link = { engine: e, inFlight: 0, drained: undefined }
+          state.workers.add(link)
+        }
+      },
+      (error) => {
+        state.daemons.delete(this)
+        Effect.runFork(Effect.logError(`cuckmq: the ${kind} could not start`, error))
+      }
+    )
+    this.#detach = async () => {
+      // deploy and enqueue stop using this engine; those already running on it finish first
+      if (link === undefined) return
+      state.workers.delete(link)
+      if (link.inFlight > 0) await new Promise<void>((resolve) => (link!.drained = resolve))
+    }
     this.#onStop = () => state.daemons.delete(this)
   }
+
+  readonly #detach: () => Promise<void>
 
   /**
    * Stops gracefully and resolves once stopped: no new job is claimed, running jobs finish (a worker's
@@ -389,7 +432,10 @@ abstract class Daemon {
    * Idempotent; resolves as well for a daemon that never started (see `ready`).
    */
   stop(): Promise<void> {
-    this.#stopping ??= this.#engine.then((e) => e.close(), () => undefined).finally(this.#onStop)
+    this.#stopping ??= this.#engine.then(async (e) => {
+      await this.#detach()
+      await e.close()
+    }, () => undefined).finally(this.#onStop)
     return this.#stopping
   }
 }

@@ -267,6 +267,21 @@ describe("Promise API", () => {
     assert.deepStrictEqual(waiting.rows, [{ id: later, worker_id: null }])
   })
 
+  it("stop(): enqueues in flight on the worker's connections finish before they close", async () => {
+    const { pool, schema, context: makeContext } = await setup("stop_race")
+    const context = makeContext()
+    const job = new JobDefinition({ name: "raced", context, workFunction: () => undefined })
+    await job.deploy()
+    const worker = new Worker({ context })
+    await worker.ready
+    const racing = Array.from({ length: 200 }, (_, i) => job.enqueue({ i }, { delaySecs: 3600 }))
+    await worker.stop()
+    const settled = await Promise.allSettled(racing)
+    assert.deepStrictEqual(settled.filter((r) => r.status === "rejected"), [])
+    const rows = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".job`)
+    assert.strictEqual(rows.rows[0].n, 200)
+  })
+
   it("stop(): a job still running after gracePeriodSecs is aborted and goes back with no attempt spent", async () => {
     const { pool, schema, context: makeContext } = await setup("grace")
     const context = makeContext()
