@@ -267,11 +267,17 @@ export type EnqueueItem<T> = CoreDefinition.EnqueueItem<T>
  * @since 0.1.0
  */
 export class JobDefinition<T = unknown> {
+  /** The definition's unique name. */
   readonly name: string
+  /** The context it is registered on. */
   readonly context: Context
+  /** The channel it publishes on (`"_default"` unless given). */
   readonly channel: string
+  /** Attempts per job (1 unless given). */
   readonly numAttempts: number
+  /** Seconds before a failed attempt is retried (60 unless given). */
   readonly timeoutSecs: number
+  /** The repeat interval in seconds, for a repeating definition. */
   readonly repeatSecs: number | undefined
   readonly #core: CoreDefinition.JobDefinition<unknown, unknown, never>
 
