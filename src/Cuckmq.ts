@@ -431,10 +431,12 @@ export type ConfigOptions<Defs extends ReadonlyArray<JobDefinition.Any>> =
  *
  * @example
  * ```ts
- * import { Config } from "effect"
- * import { Cuckmq } from "@cuckmq/effect"
+ * import { Config, Effect } from "effect"
+ * import { Cuckmq, JobDefinition } from "@cuckmq/effect"
  *
- * const CuckmqLive = Cuckmq.layerConfig({
+ * const SendEmail = JobDefinition.make({ name: "send-email", handler: () => Effect.log("sending") })
+ *
+ * export const CuckmqLive = Cuckmq.layerConfig({
  *   definitions: [SendEmail],
  *   schema: Config.String("CUCKMQ_SCHEMA").pipe(Config.withDefault("_cuckmq")),
  *   jobPostFinalizeDelete: Config.Duration("CUCKMQ_KEEP_FINALIZED").pipe(Config.withDefault("24 hours"))
