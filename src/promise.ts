@@ -20,7 +20,7 @@
  *   name: "send-email",
  *   context,
  *   numAttempts: 3,
- *   workFunction: async (payload: { to: string }) => { await mailer.send(payload.to) }
+ *   workFunction: async (payload: { to: string }) => { console.log(`sending to ${payload.to}`) }
  * })
  * await sendEmail.deploy()
  * const worker = new Worker({ context })
