@@ -28,10 +28,11 @@ import {
 } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as internal from "./internal/definition.js"
+import * as Engine from "./internal/engine.js"
 import * as Metrics from "./internal/metrics.js"
 import * as PgStore from "./internal/pg/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
-import { type DefinitionRecord, JobStore, type LocalClaim, type LocalReservation } from "./JobStore.js"
+import { type DefinitionRecord, JobStore, type LocalClaim } from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
 
 /**
@@ -66,20 +67,6 @@ export const defaults = {
 } as const
 
 /**
- * A definition as registered in a context.
- *
- * @since 0.1.0
- */
-export interface Registered {
-  readonly definition: JobDefinition.Any
-  /**
-   * Decodes the stored payload (failing with `PayloadDecodeError`) and runs the handler. The handler's
-   * services are not provided here: run it with `withHandlerServices` (workers do that once per fiber).
-   */
-  readonly run: (job: { readonly id: string; readonly payload: unknown }, metadata: JobDefinition.JobMetadata) => Effect.Effect<void, unknown>
-}
-
-/**
  * The context service.
  *
  * @since 0.1.0
@@ -89,9 +76,7 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly schema: string
   readonly settings: Settings
   /** The definitions this process knows, by name: what its workers run and its orchestrators schedule. */
-  readonly definitions: ReadonlyMap<string, Registered>
-  /** The storage backend. */
-  readonly store: JobStore["Service"]
+  readonly definitions: ReadonlyMap<string, JobDefinition.Any>
   /**
    * Events from the moment the stream starts running. To be sure not to miss events published between
    * forking a consumer and its first pull, use `subscribe`.
@@ -107,44 +92,12 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly addEventHandler: <E, R>(
     handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>
   ) => Effect.Effect<void, never, Scope.Scope | R>
-  /** Publishes an event built by `make`, which is only called when someone is subscribed. */
-  readonly publish: (make: () => CuckmqEvent) => void
-  /** Whether anyone is subscribed to events (so that hot paths can skip building them). */
-  readonly hasSubscribers: () => boolean
-  /** Metric updates (see `CuckmqMetrics`), synchronous for the hot paths. */
-  readonly metrics: Metrics.Recorder
   /**
-   * The services the definitions' handlers require, captured when the layer was built, merged under
-   * `context` (whose own services win).
+   * The engine (storage backend, publishing, metrics, fast path): internal, under a symbol the package does
+   * not export, so that it can change in any release.
    */
-  readonly handlerContext: (context: Context.Context<never>) => Context.Context<never>
-  /** The in-process fast path: idle local workers take jobs enqueued here in the INSERT itself. */
-  readonly localClaim: LocalClaim
-  /** Makes a worker of this process available to the fast path; returns its removal. */
-  readonly addLocalWorker: (worker: LocalWorker) => () => void
+  readonly [Engine.EngineId]: Engine.Engine
 }>()("cuckmq/Cuckmq") {}
-
-/**
- * A worker of this process as the in-process fast path sees it.
- *
- * @since 0.1.0
- */
-export interface LocalWorker {
-  readonly channels: ReadonlySet<string>
-  /** Reserves a free slot now, if the worker has one and holds a live lease. */
-  readonly reserve: () => LocalReservation | undefined
-}
-
-/**
- * Provides the handlers' services (captured by the context layer) to an effect that runs handlers.
- *
- * @since 0.1.0
- */
-export const withHandlerServices = <A, E, R>(
-  cuckmq: Cuckmq["Service"],
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Effect.updateContext(effect, (current: Context.Context<any>) => cuckmq.handlerContext(current) as Context.Context<any>)
 
 /**
  * Options of `layer` and `layerStore`.
@@ -209,7 +162,7 @@ const resolveSettings = (options: Options<any>) =>
  * throws instead of returning an Effect fails that attempt with a defect like any other.
  */
 const makeRegistry = Effect.fnUntraced(function*(options: Options<ReadonlyArray<JobDefinition.Any>>) {
-  const definitions = new Map<string, Registered>()
+  const definitions = new Map<string, Engine.Registered>()
   const records: Array<DefinitionRecord> = []
   for (const definition of options.definitions ?? []) {
     if (definitions.has(definition.name)) {
@@ -290,7 +243,7 @@ const makeWith = Effect.fnUntraced(function*(
       )
     })
 
-  const localWorkers = new Set<LocalWorker>()
+  const localWorkers = new Set<Engine.LocalWorker>()
   const localClaim: LocalClaim = {
     reserve: (definitionName) => {
       const channel = definitions.get(definitionName)?.definition.channel
@@ -305,14 +258,11 @@ const makeWith = Effect.fnUntraced(function*(
     }
   }
 
-  const service = Cuckmq.of({
+  const engine: Engine.Engine = {
     schema,
     settings,
     definitions,
     store,
-    events: Stream.unwrap(subscribe),
-    subscribe,
-    addEventHandler,
     publish,
     hasSubscribers: () => subscribers.size > 0,
     metrics: Metrics.make(services),
@@ -324,6 +274,15 @@ const makeWith = Effect.fnUntraced(function*(
         localWorkers.delete(worker)
       }
     }
+  }
+  const service = Cuckmq.of({
+    schema,
+    settings,
+    definitions: new Map(Array.from(definitions, ([name, registered]) => [name, registered.definition])),
+    events: Stream.unwrap(subscribe),
+    subscribe,
+    addEventHandler,
+    [Engine.EngineId]: engine
   })
 
   if (options.deploy ?? defaults.deploy) {

@@ -32,6 +32,7 @@ import {
   type StorageError
 } from "./CuckmqError.js"
 import * as internal from "./internal/definition.js"
+import * as Engine from "./internal/engine.js"
 import * as Execute from "./internal/execute.js"
 import type * as JobStore from "./JobStore.js"
 
@@ -227,7 +228,7 @@ export const make = <
 
 const deploy = (definition: Any) =>
   Effect.gen(function*() {
-    const cuckmq = yield* Cuckmq
+    const cuckmq = Engine.get(yield* Cuckmq)
     const record = yield* internal.validate(definition)
     const [result] = yield* cuckmq.store.deploy([record], internal.firstDue)
     cuckmq.publish(() => ({
@@ -245,7 +246,7 @@ const insertItems = <A>(
   traced: boolean
 ): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
   Effect.gen(function*() {
-    const cuckmq = yield* Cuckmq
+    const cuckmq = Engine.get(yield* Cuckmq)
     const parent = traced ? yield* Effect.option(Effect.currentSpan) : undefined
     const traceId = parent?._tag === "Some" ? parent.value.traceId : undefined
     const spanId = parent?._tag === "Some" ? parent.value.spanId : undefined
