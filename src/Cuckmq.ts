@@ -23,6 +23,7 @@ import {
   InvalidJobDefinition,
   InvalidOptions,
   type InvalidSchemaName,
+  type JobDefinitionInUse,
   PayloadDecodeError,
   type StorageError
 } from "./CuckmqError.js"
@@ -33,6 +34,7 @@ import * as Metrics from "./internal/metrics.js"
 import * as PgStore from "./internal/pg/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
 import { type DefinitionRecord, JobStore, type LocalClaim } from "./JobStore.js"
+import type * as JobStoreModule from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
 
 /**
@@ -332,3 +334,65 @@ export const layer = <const Defs extends ReadonlyArray<JobDefinition.Any> = read
       return yield* makeWith(options, schema, settings, registry).pipe(Effect.provideService(JobStore, store))
     })
   )
+
+/**
+ * Options of `undeploy`.
+ *
+ * @since 0.1.0
+ */
+export interface UndeployOptions {
+  /**
+   * What to do with the definition's waiting jobs: `"fail"` refuses while it has any live job (waiting or
+   * running), `"delete"` deletes the waiting ones, `"keep"` leaves them (for workers that still know the
+   * definition). Running jobs always end their current attempt. Defaults to `"fail"`.
+   */
+  readonly waiting?: JobStoreModule.UndeployWaiting | undefined
+}
+
+/**
+ * Retires a job definition, by name or by value: it is no longer scheduled (a repeating one stops), enqueueing
+ * it fails with `JobDefinitionNotDeployed`, and its waiting jobs are deleted, kept or protected as `waiting`
+ * says (see `UndeployOptions`), so that no orphan job or schedule is left for workers and orchestrators to
+ * report forever. Idempotent: undeploying what is not deployed succeeds with `undeployed: false`.
+ *
+ * A definition registered in this context is refused (`InvalidJobDefinition`): this process would deploy it
+ * again at its next start. Remove it from `definitions` (in every process) first. A job enqueued by a process
+ * racing the undeploy may still land after it: undeploy again (with `"delete"`) to clear it.
+ *
+ * @example
+ * ```ts
+ * // a deploy step, after the last release that knew "nightly-report"
+ * const result = yield* Cuckmq.undeploy("nightly-report", { waiting: "delete" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const undeploy: (
+  definition: string | JobDefinition.Any,
+  options?: UndeployOptions
+) => Effect.Effect<JobStoreModule.UndeployResult, JobDefinitionInUse | InvalidJobDefinition | StorageError, Cuckmq> = Effect
+  .fn("Cuckmq.undeploy")(function*(definition: string | JobDefinition.Any, options: UndeployOptions = {}) {
+    const cuckmq = yield* Cuckmq
+    const name = typeof definition === "string" ? definition : definition.name
+    if (typeof name !== "string" || name.length === 0) {
+      return yield* new InvalidJobDefinition({ definitionName: String(name), message: "undeploy needs a definition or a non-empty name" })
+    }
+    const waiting = options.waiting ?? "fail"
+    if (waiting !== "fail" && waiting !== "delete" && waiting !== "keep") {
+      return yield* new InvalidJobDefinition({
+        definitionName: name,
+        message: `undeploy: waiting must be "fail", "delete" or "keep", got ${JSON.stringify(waiting)}`
+      })
+    }
+    if (cuckmq.definitions.has(name)) {
+      return yield* new InvalidJobDefinition({
+        definitionName: name,
+        message: `Job definition ${
+          JSON.stringify(name)
+        } is registered in this context, which would deploy it again at its next start: remove it from the definitions of every process first`
+      })
+    }
+    const result = yield* Engine.get(cuckmq).store.undeploy(name, waiting)
+    yield* Effect.logInfo(`cuckmq: undeployed ${JSON.stringify(name)}`, result)
+    return result
+  })
