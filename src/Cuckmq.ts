@@ -20,22 +20,24 @@ import { Cause, Context, Effect, Layer, Queue, type Scope, Stream } from "effect
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
+  type InsufficientPrivilege,
   InvalidJobDefinition,
   InvalidOptions,
   type InvalidSchemaName,
   type JobDefinitionInUse,
   PayloadDecodeError,
+  type SchemaNotMigrated,
   type StorageError
 } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as internal from "./internal/definition.js"
 import * as Engine from "./internal/engine.js"
 import * as Metrics from "./internal/metrics.js"
-import * as PgStore from "./internal/pg/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
 import { type DefinitionRecord, JobStore, type LocalClaim } from "./JobStore.js"
 import type * as JobStoreModule from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
+import * as PgJobStore from "./PgJobStore.js"
 
 /**
  * Settings shared by every worker and orchestrator of a context.
@@ -117,7 +119,11 @@ export interface Options<Defs extends ReadonlyArray<JobDefinition.Any>> {
   readonly jobGroupUnlockSecs?: number | undefined
   /** Events buffered per subscriber. Defaults to 4096. */
   readonly eventBufferSize?: number | undefined
-  /** Migrate the schema when the layer starts (safe with many processes). Defaults to true. */
+  /**
+   * Migrate the schema when the layer starts (safe with many processes). With false the layer runs no DDL:
+   * it checks the schema version and fails with `SchemaNotMigrated` when the schema is behind (see
+   * `PgJobStore`). Defaults to true.
+   */
   readonly migrate?: boolean | undefined
   /** Deploy `definitions` when the layer starts. Defaults to true. */
   readonly deploy?: boolean | undefined
@@ -128,7 +134,13 @@ export interface Options<Defs extends ReadonlyArray<JobDefinition.Any>> {
  *
  * @since 0.1.0
  */
-export type LayerError = InvalidSchemaName | InvalidJobDefinition | InvalidOptions | StorageError
+export type LayerError =
+  | InvalidSchemaName
+  | InvalidJobDefinition
+  | InvalidOptions
+  | SchemaNotMigrated
+  | InsufficientPrivilege
+  | StorageError
 
 const nonNegative = (name: string, value: number | undefined, fallback: number) =>
   value === undefined
@@ -328,9 +340,10 @@ export const layer = <const Defs extends ReadonlyArray<JobDefinition.Any> = read
       const registry = yield* makeRegistry(options)
       if (options.migrate ?? defaults.migrate) {
         const pg = yield* PgClient.PgClient
-        yield* Migrations.migrate(schema).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+        yield* PgJobStore.migrate({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
       }
-      const store = yield* PgStore.make({ schema, keepFinalized: settings.jobPostFinalizeDeleteSecs > 0 })
+      // the runtime store: no DDL, and a typed error when the schema is behind
+      const store = yield* PgJobStore.make({ schema, keepFinalized: settings.jobPostFinalizeDeleteSecs > 0 })
       return yield* makeWith(options, schema, settings, registry).pipe(Effect.provideService(JobStore, store))
     })
   )
