@@ -54,7 +54,7 @@ const SetupLive = Layer.effect(
     yield* Effect.scoped(Effect.gen(function*() {
       const admin = Context.get(yield* Layer.build(pgAs(adminUser(), 2)), PgClient.PgClient)
       yield* admin.unsafe(`REVOKE ALL ON SCHEMA public FROM PUBLIC`)
-      const applied = yield* PgJobStore.migrate({ schema, grantTo: [role] }).pipe(Effect.provideService(SqlClient.SqlClient, admin))
+      const applied = yield* deployStep(role).pipe(Effect.provideService(SqlClient.SqlClient, admin))
       assert.deepStrictEqual(applied.map(([id]) => id), [1, 2])
       // a schema left at version 1, for the version check
       yield* admin.unsafe(`CREATE SCHEMA behind`)
@@ -104,6 +104,17 @@ const Tick = JobDefinition.make({ name: "tick", repeatSecs: 0.5, handler: () => 
 /** Deployed and enqueued, never registered: what `undeploy` retires. */
 const Retired = JobDefinition.make({ name: "retired", channel: "retired", handler: () => Effect.void })
 
+// ---- what the README shows ----
+// the deploy step, as the schema's owner: migrate, then grant the runtime role what it needs
+const deployStep = (runtimeRole: string) => PgJobStore.migrate({ schema: "jobs", grantTo: [runtimeRole] })
+
+// the workers' context, as the runtime role: no DDL at start, SchemaNotMigrated if the schema is behind
+const CuckmqRuntime = Cuckmq.layerStore({
+  schema: "jobs",
+  definitions: [Plain, Flaky, Grouped, Tick],
+  jobPostFinalizeDeleteSecs: 1 // (this test wants to see retention)
+}).pipe(Layer.provide(PgJobStore.layerStore({ schema: "jobs" })))
+
 const state = (cuckmq: Cuckmq.Cuckmq["Service"], id: string) =>
   Effect.map(Engine.get(cuckmq).store.getJob(id), Option.getOrUndefined)
 
@@ -129,13 +140,7 @@ describe("Runtime under a role without DDL rights", () => {
     it.effect("workers, an orchestrator, a rescue and undeploy run as the role", () =>
       Effect.gen(function*() {
         const RolePg = pgAs(role, 4)
-        // the documented runtime composition: no DDL, a version check at start
-        const CuckmqRuntime = Cuckmq.layerStore({
-          schema,
-          definitions: [Plain, Flaky, Grouped, Tick],
-          jobPostFinalizeDeleteSecs: 1
-        }).pipe(Layer.provide(PgJobStore.layerStore({ schema })), Layer.provideMerge(RolePg))
-        const context = yield* Layer.build(CuckmqRuntime)
+        const context = yield* Layer.build(CuckmqRuntime.pipe(Layer.provideMerge(RolePg)))
         const cuckmq = Context.get(context, Cuckmq.Cuckmq)
         const events: Array<CuckmqEvent.CuckmqEvent> = []
         yield* cuckmq.addEventHandler((event) => Effect.sync(() => void events.push(event)))
