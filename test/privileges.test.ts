@@ -115,6 +115,9 @@ const CuckmqRuntime = Cuckmq.layerStore({
   jobPostFinalizeDeleteSecs: 1 // (this test wants to see retention)
 }).pipe(Layer.provide(PgJobStore.layerStore({ schema: "jobs" })))
 
+// a deploy step, once no process registers "retired" any more: its waiting jobs go, its schedule stops
+const retire = Cuckmq.undeploy("retired", { waiting: "delete" })
+
 const state = (cuckmq: Cuckmq.Cuckmq["Service"], id: string) =>
   Effect.map(Engine.get(cuckmq).store.getJob(id), Option.getOrUndefined)
 
@@ -189,7 +192,7 @@ describe("Runtime under a role without DDL rights", () => {
           for (const id of plain) assert.isTrue(runs.has(id), `job ${id} ran`)
 
           // undeploy, as the role: the retired definition's waiting jobs go, it can no longer be enqueued
-          const result = yield* Cuckmq.undeploy(Retired, { waiting: "delete" })
+          const result = yield* retire
           assert.deepStrictEqual(result, { undeployed: true, deleted: 2, kept: 0, running: 0 })
           assert.strictEqual((yield* Effect.flip(Retired.enqueue({})))._tag, "JobDefinitionNotDeployed")
           // a registered definition is refused: this process would deploy it again
