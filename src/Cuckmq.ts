@@ -34,8 +34,7 @@ import * as internal from "./internal/definition.js"
 import * as Engine from "./internal/engine.js"
 import * as Metrics from "./internal/metrics.js"
 import type * as JobDefinition from "./JobDefinition.js"
-import { type DefinitionRecord, JobStore, type LocalClaim } from "./JobStore.js"
-import type * as JobStoreModule from "./JobStore.js"
+import { type DefinitionRecord, JobStore, type LocalClaim, type UndeployResult, type UndeployWaiting } from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
 import * as PgJobStore from "./PgJobStore.js"
 
@@ -359,7 +358,7 @@ export interface UndeployOptions {
    * running), `"delete"` deletes the waiting ones, `"keep"` leaves them (for workers that still know the
    * definition). Running jobs always end their current attempt. Defaults to `"fail"`.
    */
-  readonly waiting?: JobStoreModule.UndeployWaiting | undefined
+  readonly waiting?: UndeployWaiting | undefined
 }
 
 /**
@@ -383,7 +382,7 @@ export interface UndeployOptions {
 export const undeploy: (
   definition: string | JobDefinition.Any,
   options?: UndeployOptions
-) => Effect.Effect<JobStoreModule.UndeployResult, JobDefinitionInUse | InvalidJobDefinition | StorageError, Cuckmq> = Effect
+) => Effect.Effect<UndeployResult, JobDefinitionInUse | InvalidJobDefinition | StorageError, Cuckmq> = Effect
   .fn("Cuckmq.undeploy")(function*(definition: string | JobDefinition.Any, options: UndeployOptions = {}) {
     const cuckmq = yield* Cuckmq
     const name = typeof definition === "string" ? definition : definition.name
