@@ -22,21 +22,25 @@ import { Cause, Config, Context, type Duration, Effect, Layer, Queue, Result, ty
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
+  type InsufficientPrivilege,
   InvalidJobDefinition,
   InvalidOptions,
   type InvalidSchemaName,
+  type JobDefinitionInUse,
   PayloadDecodeError,
+  type SchemaNotMigrated,
   type StorageError
 } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as Events from "./internal/events.js"
 import * as internal from "./internal/definition.js"
 import * as TimeOption from "./internal/duration.js"
+import * as Engine from "./internal/engine.js"
 import * as Metrics from "./internal/metrics.js"
-import * as PgStore from "./internal/pg/store.js"
 import type * as JobDefinition from "./JobDefinition.js"
-import { type DefinitionRecord, JobStore, type LocalClaim, type LocalReservation } from "./JobStore.js"
+import { type DefinitionRecord, JobStore, type LocalClaim, type UndeployResult, type UndeployWaiting } from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
+import * as PgJobStore from "./PgJobStore.js"
 
 /**
  * Settings shared by every worker and orchestrator of a context.
@@ -70,20 +74,6 @@ export const defaults = {
 } as const
 
 /**
- * A definition as registered in a context.
- *
- * @since 0.1.0
- */
-export interface Registered {
-  readonly definition: JobDefinition.Any
-  /**
-   * Decodes the stored payload (failing with `PayloadDecodeError`) and runs the handler. The handler's
-   * services are not provided here: run it with `withHandlerServices` (workers do that once per fiber).
-   */
-  readonly run: (job: { readonly id: string; readonly payload: unknown }, metadata: JobDefinition.JobMetadata) => Effect.Effect<void, unknown>
-}
-
-/**
  * The context service.
  *
  * @since 0.1.0
@@ -93,9 +83,7 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly schema: string
   readonly settings: Settings
   /** The definitions this process knows, by name: what its workers run and its orchestrators schedule. */
-  readonly definitions: ReadonlyMap<string, Registered>
-  /** The storage backend. */
-  readonly store: JobStore["Service"]
+  readonly definitions: ReadonlyMap<string, JobDefinition.Any>
   /**
    * Events from the moment the stream starts running. To be sure not to miss events published between
    * forking a consumer and its first pull, use `subscribe`.
@@ -112,46 +100,11 @@ export class Cuckmq extends Context.Service<Cuckmq, {
     handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>
   ) => Effect.Effect<void, never, Scope.Scope | R>
   /**
-   * Publishes an event whose plain fields `make` returns; `make` is only called, and the event class instance
-   * only built from its fields, when someone is subscribed.
+   * The engine (storage backend, publishing, metrics, fast path): internal, under a symbol the package does
+   * not export, so that it can change in any release.
    */
-  readonly publish: (make: () => Events.EventFields) => void
-  /** Whether anyone is subscribed to events (so that hot paths can skip building them). */
-  readonly hasSubscribers: () => boolean
-  /** Metric updates (see `CuckmqMetrics`), synchronous for the hot paths. */
-  readonly metrics: Metrics.Recorder
-  /**
-   * The services the definitions' handlers require, captured when the layer was built, merged under
-   * `context` (whose own services win).
-   */
-  readonly handlerContext: (context: Context.Context<never>) => Context.Context<never>
-  /** The in-process fast path: idle local workers take jobs enqueued here in the INSERT itself. */
-  readonly localClaim: LocalClaim
-  /** Makes a worker of this process available to the fast path; returns its removal. */
-  readonly addLocalWorker: (worker: LocalWorker) => () => void
+  readonly [Engine.EngineId]: Engine.Engine
 }>()("cuckmq/Cuckmq") {}
-
-/**
- * A worker of this process as the in-process fast path sees it.
- *
- * @since 0.1.0
- */
-export interface LocalWorker {
-  readonly channels: ReadonlySet<string>
-  /** Reserves a free slot now, if the worker has one and holds a live lease. */
-  readonly reserve: () => LocalReservation | undefined
-}
-
-/**
- * Provides the handlers' services (captured by the context layer) to an effect that runs handlers.
- *
- * @since 0.1.0
- */
-export const withHandlerServices = <A, E, R>(
-  cuckmq: Cuckmq["Service"],
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Effect.updateContext(effect, (current: Context.Context<any>) => cuckmq.handlerContext(current) as Context.Context<any>)
 
 /**
  * Options of `layer` and `layerStore`.
@@ -191,7 +144,11 @@ export interface SettingsOptions {
   readonly jobGroupUnlockSecs?: number | undefined
   /** Events buffered per subscriber. Defaults to 4096. */
   readonly eventBufferSize?: number | undefined
-  /** Migrate the schema when the layer starts (safe with many processes). Defaults to true. */
+  /**
+   * Migrate the schema when the layer starts (safe with many processes). With false the layer runs no DDL:
+   * it checks the schema version and fails with `SchemaNotMigrated` when the schema is behind (see
+   * `PgJobStore`). Defaults to true.
+   */
   readonly migrate?: boolean | undefined
   /** Deploy `definitions` when the layer starts. Defaults to true. */
   readonly deploy?: boolean | undefined
@@ -202,7 +159,13 @@ export interface SettingsOptions {
  *
  * @since 0.1.0
  */
-export type LayerError = InvalidSchemaName | InvalidJobDefinition | InvalidOptions | StorageError
+export type LayerError =
+  | InvalidSchemaName
+  | InvalidJobDefinition
+  | InvalidOptions
+  | SchemaNotMigrated
+  | InsufficientPrivilege
+  | StorageError
 
 const time = (
   spec: TimeOption.Spec,
@@ -248,7 +211,7 @@ const resolveSettings = (options: SettingsOptions) =>
  * throws instead of returning an Effect fails that attempt with a defect like any other.
  */
 const makeRegistry = Effect.fnUntraced(function*(options: Options<ReadonlyArray<JobDefinition.Any>>) {
-  const definitions = new Map<string, Registered>()
+  const definitions = new Map<string, Engine.Registered>()
   const records: Array<DefinitionRecord> = []
   for (const definition of options.definitions ?? []) {
     if (definitions.has(definition.name)) {
@@ -330,7 +293,7 @@ const makeWith = Effect.fnUntraced(function*(
       )
     })
 
-  const localWorkers = new Set<LocalWorker>()
+  const localWorkers = new Set<Engine.LocalWorker>()
   const localClaim: LocalClaim = {
     reserve: (definitionName) => {
       const channel = definitions.get(definitionName)?.definition.channel
@@ -345,14 +308,11 @@ const makeWith = Effect.fnUntraced(function*(
     }
   }
 
-  const service = Cuckmq.of({
+  const engine: Engine.Engine = {
     schema,
     settings,
     definitions,
     store,
-    events: Stream.unwrap(subscribe),
-    subscribe,
-    addEventHandler,
     publish,
     hasSubscribers: () => subscribers.size > 0,
     metrics: Metrics.make(services),
@@ -364,6 +324,15 @@ const makeWith = Effect.fnUntraced(function*(
         localWorkers.delete(worker)
       }
     }
+  }
+  const service = Cuckmq.of({
+    schema,
+    settings,
+    definitions: new Map(Array.from(definitions, ([name, registered]) => [name, registered.definition])),
+    events: Stream.unwrap(subscribe),
+    subscribe,
+    addEventHandler,
+    [Engine.EngineId]: engine
   })
 
   if (options.deploy ?? defaults.deploy) {
@@ -407,9 +376,10 @@ export const layer = <const Defs extends ReadonlyArray<JobDefinition.Any> = read
       const registry = yield* makeRegistry(options)
       if (options.migrate ?? defaults.migrate) {
         const pg = yield* PgClient.PgClient
-        yield* Migrations.migrate(schema).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+        yield* PgJobStore.migrate({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
       }
-      const store = yield* PgStore.make({ schema, keepFinalized: settings.jobPostFinalizeDeleteSecs > 0 })
+      // the runtime store: no DDL, and a typed error when the schema is behind
+      const store = yield* PgJobStore.make({ schema, keepFinalized: settings.jobPostFinalizeDeleteSecs > 0 })
       return yield* makeWith(options, schema, settings, registry).pipe(Effect.provideService(JobStore, store))
     })
   )
@@ -456,3 +426,65 @@ const unwrapConfig = (options: ConfigOptions<any>): Effect.Effect<SettingsOption
   const { definitions: _, ...settings } = options as { readonly definitions?: unknown } & Record<string, unknown>
   return Config.unwrap<SettingsOptions>(TimeOption.definedEntries(settings) as Config.Wrap<SettingsOptions>)
 }
+
+/**
+ * Options of `undeploy`.
+ *
+ * @since 0.1.0
+ */
+export interface UndeployOptions {
+  /**
+   * What to do with the definition's waiting jobs: `"fail"` refuses while it has any live job (waiting or
+   * running), `"delete"` deletes the waiting ones, `"keep"` leaves them (for workers that still know the
+   * definition). Running jobs always end their current attempt. Defaults to `"fail"`.
+   */
+  readonly waiting?: UndeployWaiting | undefined
+}
+
+/**
+ * Retires a job definition, by name or by value: it is no longer scheduled (a repeating one stops), enqueueing
+ * it fails with `JobDefinitionNotDeployed`, and its waiting jobs are deleted, kept or protected as `waiting`
+ * says (see `UndeployOptions`), so that no orphan job or schedule is left for workers and orchestrators to
+ * report forever. Idempotent: undeploying what is not deployed succeeds with `undeployed: false`.
+ *
+ * A definition registered in this context is refused (`InvalidJobDefinition`): this process would deploy it
+ * again at its next start. Remove it from `definitions` (in every process) first. A job enqueued by a process
+ * racing the undeploy may still land after it: undeploy again (with `"delete"`) to clear it.
+ *
+ * @example
+ * ```ts
+ * // a deploy step, after the last release that knew "nightly-report"
+ * const result = yield* Cuckmq.undeploy("nightly-report", { waiting: "delete" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const undeploy: (
+  definition: string | JobDefinition.Any,
+  options?: UndeployOptions
+) => Effect.Effect<UndeployResult, JobDefinitionInUse | InvalidJobDefinition | StorageError, Cuckmq> = Effect
+  .fn("Cuckmq.undeploy")(function*(definition: string | JobDefinition.Any, options: UndeployOptions = {}) {
+    const cuckmq = yield* Cuckmq
+    const name = typeof definition === "string" ? definition : definition.name
+    if (typeof name !== "string" || name.length === 0) {
+      return yield* new InvalidJobDefinition({ definitionName: String(name), message: "undeploy needs a definition or a non-empty name" })
+    }
+    const waiting = options.waiting ?? "fail"
+    if (waiting !== "fail" && waiting !== "delete" && waiting !== "keep") {
+      return yield* new InvalidJobDefinition({
+        definitionName: name,
+        message: `undeploy: waiting must be "fail", "delete" or "keep", got ${JSON.stringify(waiting)}`
+      })
+    }
+    if (cuckmq.definitions.has(name)) {
+      return yield* new InvalidJobDefinition({
+        definitionName: name,
+        message: `Job definition ${
+          JSON.stringify(name)
+        } is registered in this context, which would deploy it again at its next start: remove it from the definitions of every process first`
+      })
+    }
+    const result = yield* Engine.get(cuckmq).store.undeploy(name, waiting)
+    yield* Effect.logInfo(`cuckmq: undeployed ${JSON.stringify(name)}`, result)
+    return result
+  })

@@ -134,6 +134,51 @@ export class PayloadDecodeError extends Schema.TaggedError<PayloadDecodeError>()
 }
 
 /**
+ * `undeploy` with `waiting: "fail"` found live jobs of the definition (waiting or running): nothing was
+ * changed. Undeploy with `waiting: "delete"` or `"keep"`, or let the jobs drain first.
+ *
+ * @since 0.1.0
+ */
+export class JobDefinitionInUse extends Schema.TaggedError<JobDefinitionInUse>()("JobDefinitionInUse", {
+  definitionName: Schema.String,
+  waiting: Schema.Number,
+  running: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
+ * The PostgreSQL schema is not migrated to the version this package needs, and the layer was not allowed
+ * to migrate it (`PgJobStore.layerStore`, or `Cuckmq.layer({ migrate: false })`). `missing` names the
+ * migrations to apply (`<id>_<name>`, in order), with `PgJobStore.layerMigrations` or
+ * `Migrations.generateMigrationSql`, under a role that may run DDL. Nothing was started.
+ *
+ * @since 0.1.0
+ */
+export class SchemaNotMigrated extends Schema.TaggedError<SchemaNotMigrated>()("SchemaNotMigrated", {
+  schema: Schema.String,
+  /** The schema's current version (0: not migrated at all). */
+  version: Schema.Number,
+  /** The version this package needs. */
+  required: Schema.Number,
+  missing: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
+/**
+ * The database role lacks a privilege cuckmq needs for `operation` (for example running the migrations under
+ * the runtime role, which has no `CREATE`). `privilege` names what is missing, as a `GRANT` would
+ * (`CREATE ON SCHEMA "jobs"`); `message` carries what the database said, when it said something.
+ *
+ * @since 0.1.0
+ */
+export class InsufficientPrivilege extends Schema.TaggedError<InsufficientPrivilege>()("InsufficientPrivilege", {
+  operation: Schema.String,
+  role: Schema.String,
+  privilege: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
  * The database (or the storage backend) failed: connection lost, statement failed, migration failed.
  * `operation` says what cuckmq was doing; `message` carries what the database said (and its SQLSTATE, also
  * in `sqlState` when the server sent one); `cause` keeps the original error.

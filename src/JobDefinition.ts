@@ -35,6 +35,7 @@ import {
   type StorageError
 } from "./CuckmqError.js"
 import * as internal from "./internal/definition.js"
+import * as Engine from "./internal/engine.js"
 import * as TimeOption from "./internal/duration.js"
 import * as Execute from "./internal/execute.js"
 import type * as JobStore from "./JobStore.js"
@@ -269,7 +270,7 @@ export const make = <
 /** `definition.deploy`, in a `cuckmq.deploy` span. */
 const deploy = Effect.fn("cuckmq.deploy")(function*(definition: Any) {
   yield* Effect.annotateCurrentSpan("cuckmq.definition", definition.name)
-  const cuckmq = yield* Cuckmq
+  const cuckmq = Engine.get(yield* Cuckmq)
   const record = yield* internal.validate(definition)
   const [result] = yield* cuckmq.store.deploy([record], internal.firstDue)
   cuckmq.publish(() => ({
@@ -287,7 +288,7 @@ const insertItems = <A>(
   traced: boolean
 ): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
   Effect.gen(function*() {
-    const cuckmq = yield* Cuckmq
+    const cuckmq = Engine.get(yield* Cuckmq)
     const parent = traced ? yield* Effect.option(Effect.currentSpan) : undefined
     const traceId = parent?._tag === "Some" ? parent.value.traceId : undefined
     const spanId = parent?._tag === "Some" ? parent.value.spanId : undefined

@@ -27,7 +27,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, type Option, type Scope, type Stream } from "effect"
-import type { JobDefinitionNotDeployed, StorageError } from "./CuckmqError.js"
+import type { JobDefinitionInUse, JobDefinitionNotDeployed, StorageError } from "./CuckmqError.js"
 
 /**
  * How a definition repeats: every `secs` seconds, or on a cron schedule in a time zone.
@@ -329,6 +329,36 @@ export interface LocalClaim {
 }
 
 /**
+ * What `undeploy` does with the definition's waiting jobs:
+ * - `"fail"`: refuse (`JobDefinitionInUse`, nothing changed) while the definition has any live job, waiting
+ *   or running;
+ * - `"delete"`: delete its waiting jobs (held ones included);
+ * - `"keep"`: leave them: a worker that still knows the definition runs them (a drain), others give them
+ *   back as orphans.
+ *
+ * In every mode, running jobs are left to end their current attempt on their workers.
+ *
+ * @since 0.1.0
+ */
+export type UndeployWaiting = "delete" | "keep" | "fail"
+
+/**
+ * What `undeploy` did.
+ *
+ * @since 0.1.0
+ */
+export interface UndeployResult {
+  /** The definition was deployed (false: it was not; `undeploy` is idempotent). */
+  readonly undeployed: boolean
+  /** Waiting jobs deleted (`"delete"`). */
+  readonly deleted: number
+  /** Waiting jobs left in place (`"keep"`). */
+  readonly kept: number
+  /** Jobs running at the time, left to their workers. */
+  readonly running: number
+}
+
+/**
  * The storage contract.
  *
  * @since 0.1.0
@@ -339,6 +369,15 @@ export class JobStore extends Context.Service<JobStore, {
     definitions: ReadonlyArray<DefinitionRecord>,
     firstDue: FirstDue
   ) => Effect.Effect<ReadonlyArray<{ readonly name: string; readonly changed: boolean }>, StorageError>
+  /**
+   * Retires a definition: deletes its row (so it is no longer scheduled, and enqueueing it fails with
+   * `JobDefinitionNotDeployed`) and treats its waiting jobs as `waiting` says. Idempotent: a definition that
+   * is not deployed is not an error (its live jobs are still handled as `waiting` says).
+   */
+  readonly undeploy: (
+    definitionName: string,
+    waiting: UndeployWaiting
+  ) => Effect.Effect<UndeployResult, JobDefinitionInUse | StorageError>
   /**
    * Inserts jobs of one definition and returns their ids in input order. Joins the caller's transaction;
    * `onCommit` runs once it commits (outside a transaction: once the insert committed, even if the caller

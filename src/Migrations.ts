@@ -5,9 +5,10 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import { Migrator, SqlClient } from "effect/sql"
-import { InvalidSchemaName, StorageError } from "./CuckmqError.js"
+import { Migrator, SqlClient, type SqlError } from "effect/sql"
+import { InsufficientPrivilege, InvalidOptions, InvalidSchemaName, SchemaNotMigrated, StorageError } from "./CuckmqError.js"
 import * as Ddl from "./internal/pg/ddl.js"
+import { databaseReason } from "./internal/pg/sql.js"
 
 /**
  * The schema cuckmq uses when none is given.
@@ -90,6 +91,34 @@ export const generateMigrationSql = (
  */
 export const latestVersion: number = Ddl.migrations(defaultSchema).at(-1)![0]
 
+/** The insufficient_privilege SQLSTATE. */
+const insufficientPrivilege = "42501"
+
+/** Maps a driver error to `InsufficientPrivilege` (SQLSTATE 42501) or `StorageError`. */
+const sqlFailure = (operation: string, schema: string, privilege: string) => (cause: SqlError.SqlError) =>
+  Effect.gen(function*() {
+    const { code, message } = databaseReason(cause)
+    if (code === insufficientPrivilege) {
+      const sql = yield* SqlClient.SqlClient
+      const role = yield* sql<{ readonly role: string }>`SELECT current_user AS role`.pipe(
+        Effect.map((rows) => rows[0]?.role ?? "?"),
+        Effect.orElseSucceed(() => "?")
+      )
+      return yield* new InsufficientPrivilege({
+        operation,
+        role,
+        privilege,
+        message: `${operation} on schema ${schema} needs ${privilege}; role ${JSON.stringify(role)} lacks it: ${message}`
+      })
+    }
+    return yield* new StorageError({
+      operation,
+      message: `${operation} on schema ${schema} failed: ${message}${code === undefined ? "" : ` [SQLSTATE ${code}]`}`,
+      sqlState: code,
+      cause
+    })
+  })
+
 /**
  * Migrates `schema` to the latest cuckmq version and returns the migrations it applied (`[id, name]`;
  * empty when the schema was already current).
@@ -98,31 +127,153 @@ export const latestVersion: number = Ddl.migrations(defaultSchema).at(-1)![0]
  * Safe when many processes run it at once: the whole run happens in one transaction that first takes a
  * transaction-scoped advisory lock for the schema, so concurrent callers wait and then find nothing to do.
  *
+ * Needs a role that may run DDL: `CREATE` on the database while the schema does not exist, then `CREATE` on
+ * the schema (its owner has it) and ownership of its tables. It checks that first and fails with
+ * `InsufficientPrivilege` naming what is missing, even when there is nothing to migrate, so that a deploy
+ * step under the wrong role fails before the release that needs it. Workers can run under a role without
+ * `CREATE` (see `grantSql` and `PgJobStore.layerStore`).
+ *
  * @since 0.1.0
  */
-export const migrate: (
-  schema?: string
-) => Effect.Effect<ReadonlyArray<readonly [id: number, name: string]>, InvalidSchemaName | StorageError, SqlClient.SqlClient> =
-  Effect.fn("cuckmq.migrate")(
-    function*(schema: string = defaultSchema) {
-      yield* Effect.annotateCurrentSpan("schema", schema)
-      const s = yield* validateSchemaName(schema)
-      const sql = yield* SqlClient.SqlClient
-      const loader = Migrator.fromRecord(Object.fromEntries(
-        Ddl.migrations(s).map(([id, name, statements]) => [
-          `${id}_${name}`,
-          Effect.forEach(statements, (statement) => sql.unsafe(statement), { discard: true })
-        ])
-      ))
-      return yield* sql.withTransaction(Effect.gen(function*() {
-        yield* sql`SELECT pg_advisory_xact_lock(hashtext('cuckmq'), hashtext(${s}))`
-        yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(s)}`
-        return yield* Migrator.make({})({ loader, table: `${s}.${migrationsTable}` })
-      }))
-    },
-    (effect, schema = defaultSchema) =>
-      Effect.catchTag(effect, ["SqlError", "MigrationError"], (cause) =>
-        Effect.fail(
+export const migrate = (
+  schema: string = defaultSchema
+): Effect.Effect<
+  ReadonlyArray<readonly [id: number, name: string]>,
+  InvalidSchemaName | InsufficientPrivilege | StorageError,
+  SqlClient.SqlClient
+> =>
+  Effect.gen(function*() {
+    const s = yield* validateSchemaName(schema)
+    const sql = yield* SqlClient.SqlClient
+    const loader = Migrator.fromRecord(Object.fromEntries(
+      Ddl.migrations(s).map(([id, name, statements]) => [
+        `${id}_${name}`,
+        Effect.forEach(statements, (statement) => sql.unsafe(statement), { discard: true })
+      ])
+    ))
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      yield* sql`SELECT pg_advisory_xact_lock(hashtext('cuckmq'), hashtext(${s}))`
+      const [rights] = yield* sql<{ readonly role: string; readonly exists: boolean; readonly create: boolean; readonly db: string }>`
+SELECT current_user AS role, n.oid IS NOT NULL AS exists, current_database() AS db,
+  CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE')
+  ELSE has_schema_privilege(n.oid, 'CREATE') END AS create
+FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = ${s}`
+      if (rights !== undefined && !rights.create) {
+        const privilege = rights.exists ? `CREATE ON SCHEMA ${Ddl.ident(s)}` : `CREATE ON DATABASE ${Ddl.ident(rights.db)}`
+        return yield* new InsufficientPrivilege({
+          operation: "migrate",
+          role: rights.role,
+          privilege,
+          message: `Migrating schema ${s} needs ${privilege}${rights.exists ? " (and ownership of its tables)" : ""}; role ${
+            JSON.stringify(rights.role)
+          } lacks it. Run the migrations under a role that may run DDL (e.g. a deploy step with PgJobStore.layerMigrations), ` +
+            `and the workers under PgJobStore.layerStore, which runs no DDL`
+        })
+      }
+      // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
+      if (rights?.exists !== true) yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(s)}`
+      return yield* Migrator.make({})({ loader, table: `${s}.${migrationsTable}` })
+    }))
+  }).pipe(
+    Effect.catchTag("SqlError", sqlFailure("migrate", schema, "ownership of the schema and its tables")),
+    Effect.catchTag("MigrationError", (cause) =>
+      cause.cause !== undefined && (cause.cause as { readonly _tag?: unknown })._tag === "SqlError"
+        ? sqlFailure("migrate", schema, "ownership of the schema and its tables")(cause.cause as SqlError.SqlError)
+        : Effect.fail(
           new StorageError({ operation: "migrate", message: `Migrating schema ${schema} failed: ${cause.message}`, cause })
-        ))
+        )),
+    Effect.withSpan("cuckmq.migrate", { attributes: { schema } })
   )
+
+/**
+ * The migrations (`<id>_<name>`, in order) that `schema` still needs to reach the version this package
+ * runs on; empty when it is current. Reads `<schema>.cuckmq_migrations` and runs no DDL, so it works under
+ * the runtime role.
+ *
+ * @since 0.1.0
+ */
+export const pending = (
+  schema: string = defaultSchema
+): Effect.Effect<
+  { readonly version: number; readonly missing: ReadonlyArray<string> },
+  InvalidSchemaName | InsufficientPrivilege | StorageError,
+  SqlClient.SqlClient
+> =>
+  Effect.gen(function*() {
+    const s = yield* validateSchemaName(schema)
+    const sql = yield* SqlClient.SqlClient
+    const table = `${Ddl.ident(s)}.${Ddl.ident(migrationsTable)}`
+    const [present] = yield* sql<{ readonly present: boolean }>`SELECT to_regclass(${table}) IS NOT NULL AS present`
+    const applied = present?.present === true
+      ? new Set((yield* sql<{ readonly id: number }>`SELECT migration_id AS id FROM ${sql(`${s}.${migrationsTable}`)}`).map((r) =>
+        Number(r.id)
+      ))
+      : new Set<number>()
+    const missing = Ddl.migrations(s).filter(([id]) => !applied.has(id)).map(([id, name]) => `${id}_${name}`)
+    return { version: applied.size === 0 ? 0 : Math.max(...applied), missing }
+  }).pipe(
+    Effect.catchTag("SqlError", sqlFailure("check the schema version", schema, `USAGE ON SCHEMA ${schema} and SELECT on its tables`))
+  )
+
+/**
+ * Fails with `SchemaNotMigrated` (naming the missing migrations) unless `schema` is at the version this
+ * package runs on. Runs no DDL: what the runtime layers check at start.
+ *
+ * @since 0.1.0
+ */
+export const check = (
+  schema: string = defaultSchema
+): Effect.Effect<void, InvalidSchemaName | SchemaNotMigrated | InsufficientPrivilege | StorageError, SqlClient.SqlClient> =>
+  Effect.flatMap(pending(schema), ({ missing, version }) =>
+    missing.length === 0 ? Effect.void : Effect.fail(
+      new SchemaNotMigrated({
+        schema,
+        version,
+        required: latestVersion,
+        missing,
+        message: `Schema ${schema} is ${version === 0 ? "not migrated" : `at version ${version}`}; this cuckmq needs version ${latestVersion}: ` +
+          `missing migration${missing.length > 1 ? "s" : ""} ${missing.join(", ")}. Run the migrations under a role that may run DDL ` +
+          `(PgJobStore.layerMigrations, Migrations.migrate, or the SQL of Migrations.generateMigrationSql) before starting this layer`
+      })
+    ))
+
+const rolePattern = /^[^.\u0000]{1,63}$/
+
+/**
+ * The `GRANT`s that let `role` run everything cuckmq does at runtime (enqueue, workers, orchestrators, the
+ * version check, undeploy) on `schema`, and nothing more: no `CREATE`, no `TRUNCATE`, no ownership. Run them
+ * as the schema's owner after every migration (tables and functions a migration adds need them too;
+ * `PgJobStore.migrate({ grantTo })` does that). The role also needs `CONNECT` on the database.
+ *
+ * - `USAGE` on the schema;
+ * - `SELECT, INSERT, UPDATE, DELETE` on its tables (inserting into the identity column needs no sequence
+ *   privilege), then only `SELECT` on the migrations table (the version check);
+ * - `EXECUTE` on its functions (PL/pgSQL, `SECURITY INVOKER`: they run with the role's own table rights).
+ *
+ * @example
+ * ```ts
+ * const statements = yield* Migrations.grantSql("_cuckmq", "app_worker")
+ * console.log(statements.join(";\n") + ";")
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const grantSql = (
+  schema: string,
+  role: string
+): Effect.Effect<ReadonlyArray<string>, InvalidSchemaName | InvalidOptions> =>
+  Effect.flatMap(validateSchemaName(schema), (s) => {
+    if (typeof role !== "string" || !rolePattern.test(role)) {
+      return Effect.fail(
+        new InvalidOptions({ message: `Invalid role name ${JSON.stringify(role)}: expected 1 to 63 characters, no dot` })
+      )
+    }
+    const r = Ddl.ident(role)
+    const q = Ddl.ident(s)
+    return Effect.succeed([
+      `GRANT USAGE ON SCHEMA ${q} TO ${r}`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${q} TO ${r}`,
+      `REVOKE INSERT, UPDATE, DELETE ON ${Ddl.ident(`${s}.${migrationsTable}`)} FROM ${r}`,
+      `GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${q} TO ${r}`
+    ])
+  })

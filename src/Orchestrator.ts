@@ -25,6 +25,7 @@ import { Config, type Duration, Effect, Layer } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import { InvalidOptions, type StorageError } from "./CuckmqError.js"
 import * as Definition from "./internal/definition.js"
+import * as Engine from "./internal/engine.js"
 import * as TimeOption from "./internal/duration.js"
 import * as Maintenance from "./internal/maintenance.js"
 
@@ -76,7 +77,7 @@ const scheduleBatch = 100
  * One scheduling pass; returns seconds until the next known definition is due (if any). A due definition
  * this process does not know is reported once per due time (`seen` remembers), not on every pass.
  */
-const schedule = (cuckmq: Cuckmq["Service"], known: ReadonlySet<string>, seen: Map<string, number>) =>
+const schedule = (cuckmq: Engine.Engine, known: ReadonlySet<string>, seen: Map<string, number>) =>
   Effect.gen(function*() {
     while (true) {
       const result = yield* cuckmq.store.scheduleDue(known, Definition.advance, scheduleBatch)
@@ -104,7 +105,7 @@ const schedule = (cuckmq: Cuckmq["Service"], known: ReadonlySet<string>, seen: M
   })
 
 /** One retention pass: delete in bounded batches until nothing is left. */
-const cleanup = (cuckmq: Cuckmq["Service"], batch: number): Effect.Effect<void, StorageError> =>
+const cleanup = (cuckmq: Engine.Engine, batch: number): Effect.Effect<void, StorageError> =>
   Effect.gen(function*() {
     while (true) {
       const deleted = yield* cuckmq.store.deleteFinalized(cuckmq.settings.jobPostFinalizeDeleteSecs, batch)
@@ -134,7 +135,7 @@ const cleanup = (cuckmq: Cuckmq["Service"], batch: number): Effect.Effect<void, 
  */
 export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions, Cuckmq> =>
   Layer.effectDiscard(Effect.gen(function*() {
-    const cuckmq = yield* Cuckmq
+    const cuckmq = Engine.get(yield* Cuckmq)
     const interval = (name: string, duration: Duration.Input | undefined, secs: number | undefined, fallback: number) => ({
       name,
       secsName: `${name}Secs`,

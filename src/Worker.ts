@@ -28,6 +28,7 @@
 import { Config, type Duration, Effect, Layer } from "effect"
 import { Cuckmq } from "./Cuckmq.js"
 import { InvalidOptions } from "./CuckmqError.js"
+import * as Engine from "./internal/engine.js"
 import * as TimeOption from "./internal/duration.js"
 import * as internal from "./internal/worker/index.js"
 
@@ -99,7 +100,7 @@ const positive = (name: string, value: unknown, min: number, integer = false) =>
     : `${name} must be ${integer ? "an integer" : "a number"} >= ${min}, got ${String(value)}`
 
 /** Resolves and checks options against the context. */
-const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
+const resolve = (options: Options, cuckmq: Engine.Engine) =>
   Effect.gen(function*() {
     const times = TimeOption.resolveAll({
       pollInterval: {
@@ -176,7 +177,7 @@ const resolve = (options: Options, cuckmq: Cuckmq["Service"]) =>
  */
 export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions, Cuckmq> =>
   Layer.effectDiscard(Effect.gen(function*() {
-    const cuckmq = yield* Cuckmq
+    const cuckmq = Engine.get(yield* Cuckmq)
     const config = yield* resolve(options, cuckmq)
     yield* internal.run(cuckmq, config)
   }))

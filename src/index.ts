@@ -26,6 +26,9 @@ export * as JobStore from "./JobStore.js"
 export * as Migrations from "./Migrations.js"
 
 /** @since 0.1.0 */
+export * as PgJobStore from "./PgJobStore.js"
+
+/** @since 0.1.0 */
 export * as Orchestrator from "./Orchestrator.js"
 
 /** @since 0.1.0 */

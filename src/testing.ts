@@ -42,6 +42,7 @@ import { Clock, Context, Effect, Layer, Schema } from "effect"
 import * as Cuckmq from "./Cuckmq.js"
 import { InvalidPayload } from "./CuckmqError.js"
 import * as internal from "./internal/definition.js"
+import * as Engine from "./internal/engine.js"
 import * as TimeOption from "./internal/duration.js"
 import * as Execute from "./internal/execute.js"
 import * as MemoryStore from "./internal/memory/store.js"
@@ -133,7 +134,7 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
         1
       )
       const memory = yield* MemoryStore.make({ keepFinalized: keep._tag === "Failure" || keep.success.secs > 0 })
-      let context: Cuckmq.Cuckmq["Service"] | undefined
+      let context: Engine.Engine | undefined
       const workerId = randomUUID()
       let registered = false
 
@@ -161,7 +162,7 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
           const started = yield* Clock.currentTimeMillis
           Execute.publishRun(cuckmq, job, workerId, started)
           const exit = yield* Effect.exit(
-            Cuckmq.withHandlerServices(
+            Engine.withHandlerServices(
               cuckmq,
               Execute.handler(cuckmq, job, workerId, yield* Execute.isTraced, undefined, started)
             )
@@ -239,7 +240,7 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
       })
 
       const contextLayer = Cuckmq.layerStore(options).pipe(
-        Layer.tap((ctx) => Effect.sync(() => void (context = Context.get(ctx, Cuckmq.Cuckmq)))),
+        Layer.tap((ctx) => Effect.sync(() => void (context = Engine.get(Context.get(ctx, Cuckmq.Cuckmq))))),
         Layer.provide(Layer.succeed(JobStore.JobStore, store))
       )
       return Layer.merge(contextLayer, Layer.succeed(CuckmqTest, service))

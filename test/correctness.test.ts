@@ -13,6 +13,7 @@ import { CuckmqTest } from "../src/testing.js"
 import { contextOn, faulty, random } from "./support/faults.js"
 import { collect, count, startOrchestrator, startWorker, waitUntil, withContext } from "./support/harness.js"
 import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
+import * as Engine from "../src/internal/engine.js"
 
 const fast = { pollIntervalSecs: 0.2, heartbeatSecs: 0.5, leaseSecs: 5 } as const
 
@@ -106,7 +107,7 @@ describe("correctness regressions", () => {
           )
           yield* Effect.sleep("600 millis") // the reconcile starts after the claim's backoff (~200 ms)
           const id = yield* Job.enqueue({}).pipe(Effect.provideService(Cuckmq.Cuckmq, cuckmq))
-          yield* waitUntil("it ran", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
+          yield* waitUntil("it ran", Effect.map(Engine.get(cuckmq).store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
           yield* Effect.sleep("1600 millis") // any second run would have ended by now
           yield* Scope.close(scope, Exit.void)
           assert.strictEqual(jobs.overlaps(), 0, "the job ran twice at the same time")
@@ -332,7 +333,7 @@ describe("correctness regressions", () => {
           // 100 live workers (leases of an hour), holding many jobs between them
           const workers = Array.from({ length: 100 }, () => crypto.randomUUID())
           for (const id of workers) {
-            yield* cuckmq.store.registerWorker({
+            yield* Engine.get(cuckmq).store.registerWorker({
               id,
               name: "live",
               hostname: "h",
@@ -346,7 +347,7 @@ describe("correctness regressions", () => {
             Effect.gen(function*() {
               yield* Job.enqueueMany(Array.from({ length: running }, () => ({ payload: {} })))
               for (let i = 0; i < running / 500; i++) {
-                yield* cuckmq.store.claim({ workerId: workers[i % 100]!, channels: ["_default"], excludeNames: [], limit: 500 })
+                yield* Engine.get(cuckmq).store.claim({ workerId: workers[i % 100]!, channels: ["_default"], excludeNames: [], limit: 500 })
               }
               yield* sql`ANALYZE ${sql(inSchema(schema, "job"))}`
               const rows = yield* sql.unsafe<{ plan: unknown }>(
@@ -365,7 +366,7 @@ describe("correctness regressions", () => {
           // of the running jobs would read the whole table with ten times the jobs
           assert.isBelow(large, small * 1.5)
           assert.isBelow(large, table!.pages)
-          for (const id of workers) yield* cuckmq.store.deregisterWorker(id)
+          for (const id of workers) yield* Engine.get(cuckmq).store.deregisterWorker(id)
         }))
     })
 
@@ -388,7 +389,7 @@ describe("correctness regressions", () => {
         yield* Layer.buildWithScope(Worker.layer({ pollIntervalSecs: 0.2, heartbeatSecs: 0.3, leaseSecs: 1 }), scope).pipe(
           Effect.provideService(Cuckmq.Cuckmq, cuckmq)
         )
-        yield* waitUntil("done", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
+        yield* waitUntil("done", Effect.map(Engine.get(cuckmq).store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
         yield* Scope.close(scope, Exit.void)
         assert.strictEqual(runs, 1)
         assert.strictEqual(interrupts, 0, "the worker never stopped its job")
@@ -473,9 +474,9 @@ describe("correctness regressions", () => {
           const stop = yield* startWorker({ ...fast, gracePeriodSecs: 0.1 })
           yield* Fiber.join(started)
           yield* stop
-          assert.deepInclude(Option.getOrThrow(yield* cuckmq.store.getJob(id)), { state: "waiting", attempts: 0 })
+          assert.deepInclude(Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id)), { state: "waiting", attempts: 0 })
           const again = yield* startWorker(fast)
-          yield* waitUntil("it ran again", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
+          yield* waitUntil("it ran again", Effect.map(Engine.get(cuckmq).store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
           yield* again
           assert.strictEqual(runs, 2)
         }).pipe(Effect.scoped))

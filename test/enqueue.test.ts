@@ -3,6 +3,7 @@ import { Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Cuckmq, JobDefinition } from "../src/index.js"
 import { PgWithSchema, uniqueSchema } from "./support/pg.js"
+import * as Engine from "../src/internal/engine.js"
 
 const schema = uniqueSchema("enqueue")
 
@@ -107,7 +108,7 @@ describe("deploy and enqueue", () => {
         })
         const [event] = yield* events.pipe(Stream.take(1), Stream.runCollect)
         assert.deepInclude(event, { _tag: "JOB_DEFINITION_JOB_ENQUEUE", jobId: id, definitionName: "email", jobGroup: "user-1", delaySecs: 3600 })
-        const info = yield* cuckmq.store.getJob(id)
+        const info = yield* Engine.get(cuckmq).store.getJob(id)
         assert.isTrue(Option.isSome(info))
         assert.strictEqual(Option.getOrThrow(info).state, "waiting")
       }).pipe(Effect.scoped))

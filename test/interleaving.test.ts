@@ -39,6 +39,7 @@ import type { MemoryStore } from "../src/internal/memory/store.js"
 import { lockNamespace } from "../src/internal/pg/sql.js"
 import { type Backend, contextOn, type Faults, faulty, type Injected, random } from "./support/faults.js"
 import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
+import * as Engine from "../src/internal/engine.js"
 
 // ---- configuration ------------------------------------------------------------------------------------
 
@@ -376,20 +377,24 @@ const runOnce = (backend: Backend, seed: number): Effect.Effect<RunReport, never
     const store = raw!
     const withCuckmq = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, Cuckmq.Cuckmq, cuckmq)
     // enqueuers see the same context, its fast path counted (workers register with the original)
+    const engine = Engine.get(cuckmq)
     const producer: Cuckmq.Cuckmq["Service"] = {
       ...cuckmq,
-      localClaim: {
-        reserve: (name) => {
-          const reservation = cuckmq.localClaim.reserve(name)
-          return reservation === undefined ? undefined : {
-            ...reservation,
-            deliver: (job) => {
-              bump("fast path delivered")
-              reservation.deliver(job)
-            },
-            cancel: (maybeClaimed) => {
-              bump(maybeClaimed ? "fast path unknown" : "fast path declined")
-              reservation.cancel(maybeClaimed)
+      [Engine.EngineId]: {
+        ...engine,
+        localClaim: {
+          reserve: (name) => {
+            const reservation = engine.localClaim.reserve(name)
+            return reservation === undefined ? undefined : {
+              ...reservation,
+              deliver: (job) => {
+                bump("fast path delivered")
+                reservation.deliver(job)
+              },
+              cancel: (maybeClaimed) => {
+                bump(maybeClaimed ? "fast path unknown" : "fast path declined")
+                reservation.cancel(maybeClaimed)
+              }
             }
           }
         }

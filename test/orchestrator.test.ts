@@ -10,6 +10,7 @@ import { Count, Sticky, ticks } from "./fixtures/definitions.js"
 import { count, startOrchestrator, startWorker, waitUntil, withContext } from "./support/harness.js"
 import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
 import { spawnFixture } from "./support/processes.js"
+import * as Engine from "../src/internal/engine.js"
 
 /** Scheduled due times of a definition, in order, from live and finalized jobs. */
 const scheduledTimes = (schema: string, name: string) =>
@@ -131,11 +132,11 @@ describe("Orchestrator", () => {
           const stopO = yield* startOrchestrator({ rescueIntervalSecs: 0.2 })
           const id = yield* Slow.enqueue({}, { jobGroup: "g" })
           const stops = yield* Effect.all([startWorker(fast), startWorker(fast), startWorker(fast)])
-          yield* waitUntil("it succeeded", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
+          yield* waitUntil("it succeeded", Effect.map(Engine.get(cuckmq).store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
           yield* Effect.all(stops, { concurrency: "unbounded" })
           yield* stopO
           assert.strictEqual(runs, 1)
-          assert.strictEqual(Option.getOrThrow(yield* cuckmq.store.getJob(id)).attempts, 1)
+          assert.strictEqual(Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id)).attempts, 1)
         }))
     })
 

@@ -9,6 +9,27 @@ import { Cuckmq, JobDefinition, Worker } from "../src/index.js"
 import { CuckmqTest } from "../src/testing.js"
 
 describe("CuckmqTest", () => {
+  it.effect("Cuckmq.undeploy retires a definition this context does not register: fail, then delete", () => {
+    const Kept = JobDefinition.make({ name: "kept", handler: () => Effect.void })
+    const Old = JobDefinition.make({ name: "old", handler: () => Effect.void })
+    return Effect.gen(function*() {
+      const test = yield* CuckmqTest
+      yield* Old.deploy
+      yield* Old.enqueueMany([{ payload: {} }, { payload: {} }])
+      const inUse = yield* Effect.flip(Cuckmq.undeploy("old"))
+      assert.deepInclude(inUse, { _tag: "JobDefinitionInUse", definitionName: "old", waiting: 2, running: 0 })
+      assert.strictEqual((yield* test.enqueued(Old)).length, 2)
+      assert.deepStrictEqual(yield* Cuckmq.undeploy(Old, { waiting: "delete" }), { undeployed: true, deleted: 2, kept: 0, running: 0 })
+      assert.deepStrictEqual(yield* test.enqueued(), [])
+      assert.strictEqual((yield* Effect.flip(Old.enqueue({})))._tag, "JobDefinitionNotDeployed")
+      assert.deepStrictEqual(yield* Cuckmq.undeploy("old"), { undeployed: false, deleted: 0, kept: 0, running: 0 })
+      const registered = yield* Effect.flip(Cuckmq.undeploy(Kept, { waiting: "delete" }))
+      assert.deepInclude(registered, { _tag: "InvalidJobDefinition", definitionName: "kept" })
+      const badMode = yield* Effect.flip(Cuckmq.undeploy("old", { waiting: "drop" as "delete" }))
+      assert.match(badMode.message, /waiting must be "fail", "delete" or "keep"/)
+    }).pipe(Effect.provide(CuckmqTest.layer({ definitions: [Kept] })))
+  })
+
   it.effect("manual mode: enqueued lists typed payloads; drain runs what is due, one group at a time", () => {
     const ran: Array<number> = []
     const Job = JobDefinition.make({

@@ -8,6 +8,7 @@ import { SqlClient } from "effect/sql"
 import { JobDefinition, Orchestrator } from "../src/index.js"
 import { collect, count, startWorker, waitUntil, withContext } from "./support/harness.js"
 import { PgTest } from "./support/pg.js"
+import * as Engine from "../src/internal/engine.js"
 
 
 describe("Worker leases", () => {
@@ -33,7 +34,7 @@ describe("Worker leases", () => {
           const [interrupt] = yield* Fiber.join(interrupts)
           assert.deepInclude(interrupt, { _tag: "WORKER_JOB_INTERRUPT", jobId: id, reason: "lease-lost" })
           // the worker re-registers under a new id; the job (its old worker gone) is rescued and runs again
-          yield* waitUntil("the job succeeded", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
+          yield* waitUntil("the job succeeded", Effect.map(Engine.get(cuckmq).store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
           yield* stop
           assert.strictEqual(runs, 2)
           assert.strictEqual(yield* count(sql<{ n: bigint }>`SELECT count(*) AS n FROM ${sql(`${schema}.worker`)}`), 0)
@@ -64,7 +65,7 @@ describe("Worker leases", () => {
           yield* other
           yield* Scope.close(scope, Exit.void)
           assert.strictEqual(runs, 1)
-          const job = Option.getOrThrow(yield* cuckmq.store.getJob(id))
+          const job = Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id))
           assert.deepInclude(job, { state: "succeeded", attempts: 1 })
           assert.notInclude(seen, "JOB_RESCUE")
           assert.notInclude(seen, "JOB_GROUP_UNLOCK")
@@ -85,11 +86,11 @@ describe("Worker leases", () => {
           yield* Fine.enqueueMany(Array.from({ length: 20 }, () => ({ payload: {} })))
           const stop = yield* startWorker({ pollIntervalSecs: 0.1 })
           yield* waitUntil("all settled", Effect.gen(function*() {
-            const w = Option.getOrThrow(yield* cuckmq.store.getJob(weird))
+            const w = Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(weird))
             return w.state === "failed" && ok === 20
           }))
           yield* stop
-          const w = Option.getOrThrow(yield* cuckmq.store.getJob(weird))
+          const w = Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(weird))
           assert.include((w.lastError as { message: string }).message, "bad  byte and a lone \uFFFD surrogate")
         }))
     })

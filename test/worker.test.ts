@@ -9,6 +9,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Cuckmq, JobDefinition } from "../src/index.js"
 import { collect, count, startWorker, waitUntil, withContext } from "./support/harness.js"
 import { databaseUrl, PgTest } from "./support/pg.js"
+import * as Engine from "../src/internal/engine.js"
 
 const fast = { pollIntervalSecs: 0.2, heartbeatSecs: 0.5, leaseSecs: 5 } as const
 
@@ -52,7 +53,7 @@ describe("Worker", () => {
           for (let i = 1; i < runs.length; i++) {
             assert.isAtLeast(runs[i]!.start - runs[i - 1]!.end, 500 - 5, "a retry must wait timeoutSecs")
           }
-          const job = Option.getOrThrow(yield* cuckmq.store.getJob(id))
+          const job = Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id))
           assert.strictEqual(job.state, "succeeded")
           assert.strictEqual(job.attempts, 3)
           assert.strictEqual(yield* finalized(schema, true), 1)
@@ -80,7 +81,7 @@ describe("Worker", () => {
           yield* stop
           assert.deepInclude(event, { _tag: "WORKER_JOB_EXPIRE", jobId: id, attempts: 2 })
           assert.strictEqual(attempts, 2)
-          const job = Option.getOrThrow(yield* cuckmq.store.getJob(id))
+          const job = Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id))
           assert.strictEqual(job.state, "failed")
           assert.strictEqual((job.lastError as { message: string; defect: boolean }).message, "defect 2")
           assert.strictEqual((job.lastError as { defect: boolean }).defect, true)
@@ -147,16 +148,16 @@ describe("Worker", () => {
           yield* Effect.sleep("600 millis") // a few poll cycles: the orphan must not be claimed again
           yield* stop
           assert.deepInclude(orphan, { _tag: "WORKER_JOB_ORPHAN", jobId: id, definitionName: "new-in-v2" })
-          const waiting = Option.getOrThrow(yield* cuckmq.store.getJob(id))
+          const waiting = Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id))
           assert.strictEqual(waiting.state, "waiting")
           assert.strictEqual(waiting.attempts, 0)
           // v2 knows it
           const v2 = yield* Layer.build(Cuckmq.layer({ schema, definitions: [Known, New] }))
           const close = yield* startWorker(fast).pipe(Effect.provideContext(v2))
-          yield* waitUntil("v2 ran the job", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
+          yield* waitUntil("v2 ran the job", Effect.map(Engine.get(cuckmq).store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
           yield* close
           assert.strictEqual(newRuns, 1)
-          assert.strictEqual(Option.getOrThrow(yield* cuckmq.store.getJob(id)).attempts, 1)
+          assert.strictEqual(Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id)).attempts, 1)
         }).pipe(Effect.scoped))
     })
 
@@ -186,7 +187,7 @@ describe("Worker", () => {
           assert.strictEqual((error.error as { _tag: string })._tag, "PayloadDecodeError")
           assert.include(error.message, "does not decode")
           assert.strictEqual(good, 2)
-          assert.strictEqual(Option.getOrThrow(yield* cuckmq.store.getJob(String(bad!.id))).state, "failed")
+          assert.strictEqual(Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(String(bad!.id))).state, "failed")
         }).pipe(Effect.scoped))
     })
 
@@ -241,7 +242,7 @@ describe("Worker", () => {
           const stop = yield* startWorker({ ...fast, gracePeriodSecs: 30 })
           yield* Fiber.join(started)
           yield* stop
-          assert.strictEqual(Option.getOrThrow(yield* cuckmq.store.getJob(id)).state, "succeeded")
+          assert.strictEqual(Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id)).state, "succeeded")
           yield* waitUntil("the handler saw the success", Effect.sync(() => log.includes("WORKER_JOB_RUN_SUCCESS")))
           assert.notInclude(log, "WORKER_JOB_INTERRUPT")
         }).pipe(Effect.scoped))
@@ -270,17 +271,17 @@ describe("Worker", () => {
           const [interrupt] = yield* Fiber.join(interrupts)
           assert.deepInclude(interrupt, { _tag: "WORKER_JOB_INTERRUPT", jobId: id, reason: "shutdown" })
           assert.strictEqual(interrupted, 1)
-          const released = Option.getOrThrow(yield* cuckmq.store.getJob(id))
+          const released = Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id))
           assert.strictEqual(released.state, "waiting")
           assert.strictEqual(released.attempts, 0)
           const sql = yield* SqlClient.SqlClient
           assert.strictEqual(yield* count(sql<{ n: bigint }>`
             SELECT count(*) AS n FROM ${sql(`${schema}.job_group`)} WHERE running > 0`), 0)
           const stop2 = yield* startWorker(fast)
-          yield* waitUntil("another worker completed it", Effect.map(cuckmq.store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
+          yield* waitUntil("another worker completed it", Effect.map(Engine.get(cuckmq).store.getJob(id), (j) => Option.getOrThrow(j).state === "succeeded"))
           yield* stop2
           assert.strictEqual(runs, 2)
-          assert.strictEqual(Option.getOrThrow(yield* cuckmq.store.getJob(id)).attempts, 1)
+          assert.strictEqual(Option.getOrThrow(yield* Engine.get(cuckmq).store.getJob(id)).attempts, 1)
         }).pipe(Effect.scoped))
     })
 

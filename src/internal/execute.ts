@@ -3,7 +3,7 @@
  * group-lock ceiling), the outcome it leads to, and the events that report it.
  */
 import { Cause, Duration, Effect, Exit, Tracer } from "effect"
-import type { Cuckmq } from "../Cuckmq.js"
+import type { Engine } from "./engine.js"
 import type { JobMetadata } from "../JobDefinition.js"
 import type * as JobStore from "../JobStore.js"
 
@@ -82,7 +82,7 @@ export class GroupCeilingError extends Error {
  * its claim, the point at which a rescue frees the slot.
  */
 export const handler = (
-  cuckmq: Cuckmq["Service"],
+  cuckmq: Engine,
   job: JobStore.ClaimedJob,
   workerId: string,
   traced: boolean,
@@ -124,7 +124,7 @@ export const isTraced: Effect.Effect<boolean> = Effect.gen(function*() {
 })
 
 /** Records the queue wait and publishes WORKER_JOB_RUN. */
-export const publishRun = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, workerId: string, at: number) => {
+export const publishRun = (cuckmq: Engine, job: JobStore.ClaimedJob, workerId: string, at: number) => {
   cuckmq.metrics.waited(job.name, Math.max(0, at - job.runAt.getTime()) / 1000)
   cuckmq.publish(() => ({
     _tag: "WORKER_JOB_RUN",
@@ -142,7 +142,7 @@ export const publishRun = (cuckmq: Cuckmq["Service"], job: JobStore.ClaimedJob, 
  * attempt is refunded.
  */
 export const conclude = (
-  cuckmq: Cuckmq["Service"],
+  cuckmq: Engine,
   job: JobStore.ClaimedJob,
   workerId: string,
   exit: Exit.Exit<void, unknown>,

@@ -6,7 +6,7 @@
  * most every half interval across all processes, so the cost does not grow with the number of workers.
  */
 import { Cause, Duration, Effect, Schedule } from "effect"
-import type { Cuckmq } from "../Cuckmq.js"
+import type { Engine } from "./engine.js"
 import type { StorageError } from "../CuckmqError.js"
 
 export const defaults = {
@@ -26,7 +26,7 @@ export const defaults = {
 
 /** One rescue; publishes JOB_RESCUE and JOB_GROUP_UNLOCK. Returns how much it did. */
 export const rescue = (
-  cuckmq: Cuckmq["Service"],
+  cuckmq: Engine,
   minIntervalSecs: number = defaults.rescueIntervalSecs / 2
 ): Effect.Effect<number, StorageError> =>
   Effect.map(
@@ -98,7 +98,7 @@ export const forever = <E>(
 }
 
 /** The rescue loop of one worker or orchestrator. */
-export const rescueLoop = (cuckmq: Cuckmq["Service"], everySecs: number): Effect.Effect<never> =>
+export const rescueLoop = (cuckmq: Engine, everySecs: number): Effect.Effect<never> =>
   forever(
     "rescue",
     everySecs,

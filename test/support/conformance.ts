@@ -659,4 +659,116 @@ export const conformance = (
       assert.deepStrictEqual(deleted, [`${prefix}-done`])
       yield* store.deregisterWorker(w.id)
     }))
+
+  it.effect("undeploy fail: refused while the definition has waiting or running jobs, and nothing changes", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("undeploy-fail"))], Definition.firstDue)
+      const [id] = yield* store.enqueue(n("undeploy-fail"), [newJob({})], noCommit)
+      const error = yield* Effect.flip(store.undeploy(n("undeploy-fail"), "fail"))
+      assert.strictEqual(error._tag, "JobDefinitionInUse")
+      assert.deepInclude(error, { definitionName: n("undeploy-fail"), waiting: 1, running: 0 })
+      assert.match(error.message, /1 waiting and 0 running/)
+      assert.deepInclude(yield* state(store, id!), { state: "waiting" })
+      // still deployed: enqueue works; a running job also blocks
+      yield* store.enqueue(n("undeploy-fail"), [newJob({})], noCommit)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const claimed = (yield* claimOf(w.id, n("undeploy-fail"), 10)).jobs
+      assert.strictEqual(claimed.length, 2)
+      assert.deepInclude(yield* Effect.flip(store.undeploy(n("undeploy-fail"), "fail")), { waiting: 0, running: 2 })
+      yield* store.settle(w.id, settled(claimed))
+      // with no live job left it goes
+      assert.deepStrictEqual(yield* store.undeploy(n("undeploy-fail"), "fail"), { undeployed: true, deleted: 0, kept: 0, running: 0 })
+      assert.strictEqual(
+        (yield* Effect.flip(store.enqueue(n("undeploy-fail"), [newJob({})], noCommit)))._tag,
+        "JobDefinitionNotDeployed"
+      )
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("undeploy delete: waiting jobs (held ones too) are deleted, running ones finish and settle; idempotent", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const x = n("undeploy-del")
+      const y = n("undeploy-del-other")
+      const group = `${prefix}-undeploy-g`
+      yield* store.deploy([def(x, { numAttempts: 3 }), def(y)], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const [running] = yield* store.enqueue(x, [newJob({ r: 1 }, { jobGroup: group })], noCommit)
+      const [claimed] = (yield* claimOf(w.id, x, 1)).jobs
+      assert.strictEqual(claimed!.id, running)
+      // waiting: a plain one, and two of one call in a group (the second held behind the first)
+      const waiting = [
+        ...yield* store.enqueue(x, [newJob({ w: 1 })], noCommit),
+        ...yield* store.enqueue(x, [newJob({ w: 2 }, { jobGroup: `${group}-2` }), newJob({ w: 3 }, { jobGroup: `${group}-2` })], noCommit)
+      ]
+      assert.isTrue((yield* state(store, waiting[2]!)).held)
+      // another definition's job of the same group, held behind the running job's slot
+      const [other] = yield* store.enqueue(y, [newJob({})], noCommit).pipe(
+        Effect.andThen(store.enqueue(y, [newJob({ o: 1 }, { jobGroup: group })], noCommit))
+      )
+      const before = (yield* claimOf(w.id, y, 10)).jobs
+      assert.notInclude(ids(before), other)
+      assert.isTrue((yield* state(store, other!)).held)
+      yield* store.settle(w.id, settled(before))
+
+      assert.deepStrictEqual(yield* store.undeploy(x, "delete"), { undeployed: true, deleted: 3, kept: 0, running: 1 })
+      for (const id of waiting) assert.isTrue(Option.isNone(yield* store.getJob(id)), `job ${id} was deleted`)
+      assert.deepInclude(yield* state(store, running!), { state: "running" })
+      assert.deepInclude(yield* state(store, other!), { state: "waiting" })
+      // the running job settles as usual and frees its group's slot for the other definition's job
+      yield* store.settle(w.id, settled([claimed!]))
+      assert.deepInclude(yield* state(store, running!), { state: "succeeded" })
+      assert.deepStrictEqual(ids((yield* claimOf(w.id, y, 10)).jobs), [other])
+      assert.strictEqual((yield* Effect.flip(store.enqueue(x, [newJob({})], noCommit)))._tag, "JobDefinitionNotDeployed")
+      assert.deepStrictEqual(yield* store.undeploy(x, "delete"), { undeployed: false, deleted: 0, kept: 0, running: 0 })
+      // deploying it again starts afresh
+      yield* store.deploy([def(x)], Definition.firstDue)
+      assert.strictEqual((yield* store.enqueue(x, [newJob({})], noCommit)).length, 1)
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("undeploy keep: waiting jobs stay claimable for workers that still run the definition", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const x = n("undeploy-keep")
+      yield* store.deploy([def(x)], Definition.firstDue)
+      const jobs = yield* store.enqueue(x, [newJob({ a: 1 }), newJob({ a: 2 })], noCommit)
+      assert.deepStrictEqual(yield* store.undeploy(x, "keep"), { undeployed: true, deleted: 0, kept: 2, running: 0 })
+      assert.strictEqual((yield* Effect.flip(store.enqueue(x, [newJob({})], noCommit)))._tag, "JobDefinitionNotDeployed")
+      const w = worker()
+      yield* store.registerWorker(w)
+      const claimed = (yield* claimOf(w.id, x, 10)).jobs
+      assert.deepStrictEqual(ids(claimed).sort(), [...jobs].sort())
+      yield* store.settle(w.id, settled(claimed))
+      for (const id of jobs) assert.deepInclude(yield* state(store, id), { state: "succeeded" })
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("undeploy: a repeating definition stops being scheduled and is no longer reported as an orphan", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const every = n("undeploy-every")
+      const gone = n("undeploy-orphan")
+      yield* store.deploy([
+        def(every, { repeat: { _tag: "Every", secs: 0.3 } }),
+        def(gone, { repeat: { _tag: "Every", secs: 0.3 } })
+      ], Definition.firstDue)
+      const known = new Set([every])
+      const first = yield* store.scheduleDue(known, Definition.advance, 100)
+      const scheduled = first.scheduled.filter((s) => s.definitionName === every)
+      assert.strictEqual(scheduled.length, 1)
+      assert.include(first.orphans.map((o) => o.definitionName), gone)
+      const result = yield* store.undeploy(every, "delete")
+      assert.deepStrictEqual(result, { undeployed: true, deleted: 1, kept: 0, running: 0 })
+      assert.isTrue(Option.isNone(yield* store.getJob(scheduled[0]!.jobId)))
+      yield* store.undeploy(gone, "fail")
+      yield* advance(0.4)
+      const later = yield* store.scheduleDue(known, Definition.advance, 100)
+      assert.deepStrictEqual(later.scheduled.filter((s) => s.definitionName === every), [])
+      assert.notInclude(later.orphans.map((o) => o.definitionName), gone)
+      assert.notInclude(later.orphans.map((o) => o.definitionName), every)
+    }))
 }

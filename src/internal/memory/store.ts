@@ -9,7 +9,7 @@
  * serializable statements. It is not transactional: `onCommit` runs right after the insert.
  */
 import { Clock, Deferred, Effect, Exit, Option, PubSub, Stream } from "effect"
-import { JobDefinitionNotDeployed } from "../../CuckmqError.js"
+import { JobDefinitionInUse, JobDefinitionNotDeployed } from "../../CuckmqError.js"
 import type * as JobStore from "../../JobStore.js"
 
 interface Definition {
@@ -167,8 +167,9 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
     }
 
     /** free_slots_v2: frees slots, then makes the oldest held jobs claimable again, per channel. */
-    const freeSlots = (freed: ReadonlyArray<string>, now: number) => {
+    const freeSlots = (freed: ReadonlyArray<string>, now: number, unhold: ReadonlyArray<string> = []) => {
       const counts = new Map<string, number>()
+      for (const g of unhold) counts.set(g, 0)
       for (const g of freed) counts.set(g, (counts.get(g) ?? 0) + 1)
       for (const [name, n] of counts) {
         const group = groups.get(name)
@@ -260,6 +261,36 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             definitions.set(record.name, { record, nextRunAt })
             return { name: record.name, changed: true }
           })),
+
+      undeploy: (definitionName, waiting) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const live = Array.from(jobs.values()).filter((j) => j.name === definitionName)
+          const waitingJobs = live.filter((j) => j.workerId === undefined)
+          const running = live.length - waitingJobs.length
+          if (waiting === "fail" && live.length > 0) {
+            return yield* new JobDefinitionInUse({
+              definitionName,
+              waiting: waitingJobs.length,
+              running,
+              message: `Job definition ${JSON.stringify(definitionName)} still has ${waitingJobs.length} waiting and ${running} ` +
+                `running job(s): nothing was undeployed (undeploy with waiting: "delete" or "keep", or let them drain first)`
+            })
+          }
+          const undeployed = definitions.delete(definitionName)
+          if (waiting === "delete" && waitingJobs.length > 0) {
+            for (const job of waitingJobs) jobs.delete(job.id)
+            const touched = Array.from(new Set(waitingJobs.flatMap((j) => j.jobGroup === undefined ? [] : [j.jobGroup])))
+            freeSlots([], now, touched)
+            wakeAll()
+          }
+          return {
+            undeployed,
+            deleted: waiting === "delete" ? waitingJobs.length : 0,
+            kept: waiting === "keep" ? waitingJobs.length : 0,
+            running
+          }
+        }),
 
       enqueue: (definitionName, newJobs, onCommit, local) =>
         Effect.gen(function*() {

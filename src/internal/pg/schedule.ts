@@ -12,6 +12,7 @@
  */
 import { Effect } from "effect"
 import type { PgClient } from "@effect/sql-pg"
+import { JobDefinitionInUse } from "../../CuckmqError.js"
 import type * as JobStore from "../../JobStore.js"
 import { type Names, optionalString, type Row, storageError } from "./sql.js"
 
@@ -127,5 +128,49 @@ RETURNING id, name`
       Effect.catchTag("SqlError", storageError("delete finalized jobs"))
     )
 
-  return { deploy, scheduleDue, deleteFinalized }
+  // ---- undeploy ----
+  // One transaction: the definition row goes first (from then on nothing schedules it, and an enqueue that
+  // starts after the commit is refused), then the waiting jobs as asked. The live-job count scans the job
+  // table by name (there is no index on it: undeploy is a rare administrative step).
+  const undeployDefinitionSql = `DELETE FROM ${n.definition} WHERE name = $1 RETURNING name`
+  const liveJobsSql = `
+SELECT count(*) FILTER (WHERE worker_id IS NULL)::int AS waiting, count(*) FILTER (WHERE worker_id IS NOT NULL)::int AS running
+FROM ${n.job} WHERE name = $1`
+  const deleteWaitingSql = `DELETE FROM ${n.job} WHERE name = $1 AND worker_id IS NULL RETURNING job_group`
+  // A deleted waiting job may have been the one a group's held jobs queued behind: with no slot taken by it,
+  // free_slots_v2 with nothing to free makes them claimable again where the group has room.
+  const unholdSql = `SELECT ${n.fn("free_slots_v2")}($1::text[], $2::integer[])`
+
+  const undeploy = (definitionName: string, waiting: JobStore.UndeployWaiting) =>
+    sql.withTransaction(Effect.gen(function*() {
+      const deleted = yield* sql.unsafe<Row>(undeployDefinitionSql, [definitionName])
+      const [live] = yield* sql.unsafe<Row>(liveJobsSql, [definitionName])
+      const waitingJobs = Number(live?.waiting ?? 0)
+      const running = Number(live?.running ?? 0)
+      if (waiting === "fail" && waitingJobs + running > 0) {
+        return yield* new JobDefinitionInUse({
+          definitionName,
+          waiting: waitingJobs,
+          running,
+          message: `Job definition ${JSON.stringify(definitionName)} still has ${waitingJobs} waiting and ${running} running ` +
+            `job(s): nothing was undeployed (undeploy with waiting: "delete" or "keep", or let them drain first)`
+        })
+      }
+      let removed = 0
+      if (waiting === "delete" && waitingJobs > 0) {
+        const rows = yield* sql.unsafe<Row>(deleteWaitingSql, [definitionName])
+        removed = rows.length
+        const groups = Array.from(new Set(rows.flatMap((r) => r.job_group === null ? [] : [r.job_group as string]))).sort()
+        if (groups.length > 0) yield* sql.unsafe(unholdSql, [groups, groups.map(() => 0)])
+        yield* sql.afterCommit(wake("*"))
+      }
+      return {
+        undeployed: deleted.length > 0,
+        deleted: removed,
+        kept: waiting === "keep" ? waitingJobs : 0,
+        running
+      } satisfies JobStore.UndeployResult
+    })).pipe(Effect.catchTag("SqlError", storageError("undeploy")))
+
+  return { deploy, scheduleDue, deleteFinalized, undeploy }
 }

@@ -67,6 +67,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
 
     return JobStore.JobStore.of({
       deploy: schedules.deploy,
+      undeploy: schedules.undeploy,
       enqueue,
       wakeups: session.wakeups,
       session: session.session,

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Clock, Effect, Queue, Scope } from "effect"
-import type { Cuckmq } from "../../Cuckmq.js"
+import type { Engine } from "../engine.js"
 import * as Execute from "../execute.js"
 import * as Maintenance from "../maintenance.js"
 import * as Completer from "./completer.js"
@@ -17,7 +17,7 @@ import { type Config, type Env, makeState } from "./state.js"
 export type { Config } from "./state.js"
 
 /** Runs a worker in the current scope until the scope closes. */
-export const run = (cuckmq: Cuckmq["Service"], config: Config): Effect.Effect<void, never, Scope.Scope> =>
+export const run = (cuckmq: Engine, config: Config): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock

@@ -15,7 +15,7 @@
  * an owned job. Only the registration that claimed a job may start it.
  */
 import type { Clock, Context, Fiber, Queue, Scope } from "effect"
-import type { Cuckmq } from "../../Cuckmq.js"
+import type { Engine } from "../engine.js"
 import type * as JobStore from "../../JobStore.js"
 import type { InterruptReason } from "../execute.js"
 
@@ -125,7 +125,7 @@ export const makeState = (workerId: string): State => ({
 
 /** What the parts share. */
 export interface Env {
-  readonly cuckmq: Cuckmq["Service"]
+  readonly cuckmq: Engine
   readonly store: JobStore.JobStore["Service"]
   readonly config: Config
   readonly state: State
