@@ -453,8 +453,14 @@ export interface UndeployOptions {
  *
  * @example
  * ```ts
- * // a deploy step, after the last release that knew "nightly-report"
- * const result = yield* Cuckmq.undeploy("nightly-report", { waiting: "delete" })
+ * import { Effect } from "effect"
+ * import { Cuckmq } from "@cuckmq/effect"
+ *
+ * // a deploy step, after the last release that knew "nightly-report" (needs a Cuckmq context)
+ * export const retire = Effect.gen(function*() {
+ *   const result = yield* Cuckmq.undeploy("nightly-report", { waiting: "delete" })
+ *   yield* Effect.log(`deleted ${result.deleted} waiting jobs`)
+ * })
  * ```
  *
  * @since 0.1.0

@@ -144,7 +144,10 @@ export class JobDefinitionInUse extends Schema.TaggedError<JobDefinitionInUse>()
   waiting: Schema.Number,
   running: Schema.Number,
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * The PostgreSQL schema is not migrated to the version this package needs, and the layer was not allowed
@@ -162,7 +165,10 @@ export class SchemaNotMigrated extends Schema.TaggedError<SchemaNotMigrated>()("
   required: Schema.Number,
   missing: Schema.Array(Schema.String),
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * The database role lacks a privilege cuckmq needs for `operation` (for example running the migrations under
@@ -176,7 +182,10 @@ export class InsufficientPrivilege extends Schema.TaggedError<InsufficientPrivil
   role: Schema.String,
   privilege: Schema.String,
   message: Schema.String
-}) {}
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
 
 /**
  * The database (or the storage backend) failed: connection lost, statement failed, migration failed.
@@ -219,6 +228,9 @@ export type CuckmqError =
   | InvalidPayload
   | InvalidEnqueueOptions
   | PayloadDecodeError
+  | JobDefinitionInUse
+  | SchemaNotMigrated
+  | InsufficientPrivilege
   | StorageError
 
 /**
@@ -286,3 +298,24 @@ export const isPayloadDecodeError: (u: unknown) => u is PayloadDecodeError = gua
  * @since 0.1.0
  */
 export const isStorageError: (u: unknown) => u is StorageError = guard<StorageError>("StorageError")
+
+/**
+ * Whether a value is a {@link JobDefinitionInUse} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isJobDefinitionInUse: (u: unknown) => u is JobDefinitionInUse = guard<JobDefinitionInUse>("JobDefinitionInUse")
+
+/**
+ * Whether a value is a {@link SchemaNotMigrated} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isSchemaNotMigrated: (u: unknown) => u is SchemaNotMigrated = guard<SchemaNotMigrated>("SchemaNotMigrated")
+
+/**
+ * Whether a value is a {@link InsufficientPrivilege} (a cuckmq error, see {@link isCuckmqError}, with that tag).
+ *
+ * @since 0.1.0
+ */
+export const isInsufficientPrivilege: (u: unknown) => u is InsufficientPrivilege = guard<InsufficientPrivilege>("InsufficientPrivilege")

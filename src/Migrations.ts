@@ -252,8 +252,13 @@ const rolePattern = /^[^.\u0000]{1,63}$/
  *
  * @example
  * ```ts
- * const statements = yield* Migrations.grantSql("_cuckmq", "app_worker")
- * console.log(statements.join(";\n") + ";")
+ * import { Effect } from "effect"
+ * import { Migrations } from "@cuckmq/effect"
+ *
+ * export const printGrants = Effect.gen(function*() {
+ *   const statements = yield* Migrations.grantSql("_cuckmq", "app_worker")
+ *   console.log(statements.join(";\n") + ";")
+ * })
  * ```
  *
  * @since 0.1.0

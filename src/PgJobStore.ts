@@ -13,14 +13,16 @@
  *
  * @example
  * ```ts
- * import { Layer } from "effect"
- * import { Cuckmq, PgJobStore } from "@cuckmq/effect"
+ * import { Effect, Layer } from "effect"
+ * import { Cuckmq, JobDefinition, PgJobStore } from "@cuckmq/effect"
+ *
+ * const SendEmail = JobDefinition.make({ name: "send-email", handler: () => Effect.log("sending") })
  *
  * // deploy step, as the schema owner: migrate, and grant the runtime role what it needs
- * const Migrate = PgJobStore.layerMigrations({ schema: "jobs", grantTo: ["app_worker"] })
+ * export const Migrate = PgJobStore.layerMigrations({ schema: "jobs", grantTo: ["app_worker"] })
  *
  * // workers, as app_worker (no CREATE): no DDL at start, a typed error if the schema is behind
- * const CuckmqLive = Cuckmq.layerStore({ schema: "jobs", definitions: [SendEmail] }).pipe(
+ * export const CuckmqLive = Cuckmq.layerStore({ schema: "jobs", definitions: [SendEmail] }).pipe(
  *   Layer.provide(PgJobStore.layerStore({ schema: "jobs" }))
  * )
  * ```

@@ -48,6 +48,8 @@ import * as CoreWorker from "./Worker.js"
 
 export {
   /** @since 0.1.0 */
+  InsufficientPrivilege,
+  /** @since 0.1.0 */
   InvalidEnqueueOptions,
   /** @since 0.1.0 */
   InvalidJobDefinition,
@@ -59,6 +61,8 @@ export {
   InvalidSchemaName,
   /** @since 0.1.0 */
   JobDefinitionNotDeployed,
+  /** @since 0.1.0 */
+  SchemaNotMigrated,
   /** @since 0.1.0 */
   StorageError
 } from "./CuckmqError.js"

@@ -257,9 +257,18 @@ layer(PgTest(), { excludeTestServices: true })("on PostgreSQL", (it) => {
       assert.isTrue(CuckmqError.isJobDefinitionNotDeployed(undeployed))
       assert.isFalse(CuckmqError.isInvalidPayload(undeployed))
 
-      // a statement that fails: deploying into a schema that was never migrated
+      // a schema that was never migrated, under the runtime path (no DDL): a version check refuses it
       const schema = uniqueSchema("errors_unmigrated")
-      const storage = yield* Effect.flip(Layer.build(Cuckmq.layer({ schema, migrate: false, definitions: [Ok] })).pipe(Effect.scoped))
+      const behind = yield* Effect.flip(Layer.build(Cuckmq.layer({ schema, migrate: false, definitions: [Ok] })).pipe(Effect.scoped))
+      assert.isTrue(CuckmqError.isSchemaNotMigrated(behind), String(behind))
+      assert.isTrue(CuckmqError.isCuckmqError(behind))
+      assert.isFalse(CuckmqError.isStorageError(behind))
+      // a statement that fails: the store's own enqueue into a table that is gone
+      const storage = yield* withContext("errors_dropped", { definitions: [Ok] }, ({ schema: dropped }) =>
+        Effect.gen(function*() {
+          yield* sql`DROP TABLE ${sql(`${dropped}.job`)} CASCADE`
+          return yield* Effect.flip(Ok.enqueue({ n: 1 }))
+        }))
       assert.isTrue(CuckmqError.isStorageError(storage), String(storage))
       assert.isTrue(CuckmqError.isCuckmqError(storage))
       if (CuckmqError.isStorageError(storage)) assert.strictEqual(storage.sqlState, "42P01") // undefined_table

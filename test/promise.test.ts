@@ -18,6 +18,7 @@ import {
   JobDefinition,
   JobDefinitionNotDeployed,
   Orchestrator,
+  SchemaNotMigrated,
   StorageError,
   Worker
 } from "../src/promise.js"
@@ -392,14 +393,15 @@ describe("Promise API", () => {
     assert.deepStrictEqual(payloads.slice(0, 2), [{}, {}])
   })
 
-  it("a schema that was never migrated: deploy rejects with a StorageError that says what to do", async () => {
+  it("a schema that was never migrated: deploy rejects with SchemaNotMigrated, which says what to do", async () => {
     const { schema, context: makeContext } = await setup("unmigrated", { migrate: false })
     const context = makeContext()
     const job = new JobDefinition({ name: "early", context, workFunction: () => undefined })
     const error = await job.deploy().then(() => undefined, (e: unknown) => e)
-    assert.instanceOf(error, StorageError)
-    assert.strictEqual((error as StorageError).sqlState, "42P01")
-    assert.include((error as Error).message, `is schema "${schema}" migrated? Apply generateMigrationSql("${schema}")`)
+    assert.instanceOf(error, SchemaNotMigrated)
+    assert.deepStrictEqual((error as SchemaNotMigrated).missing.length, 2)
+    assert.include((error as Error).message, `Schema ${schema} is not migrated`)
+    assert.include((error as Error).message, "generateMigrationSql")
   })
 
   it("no database at the pool's address: migrate and enqueue reject with a StorageError", async () => {

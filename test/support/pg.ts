@@ -7,6 +7,7 @@ import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { inject } from "vitest"
+import type {} from "./globalSetup.js" // the ProvidedContext keys
 
 /** The URL of the run's database (see globalSetup.ts). */
 export const databaseUrl = (): string => inject("databaseUrl")
