@@ -5,9 +5,12 @@
  *
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { Layer, Redacted } from "effect"
  * import { PgClient } from "@effect/sql-pg"
- * import { Cuckmq } from "@cuckmq/effect"
+ * import { Cuckmq, type JobDefinition } from "@cuckmq/effect"
+ *
+ * declare const SendEmail: JobDefinition.JobDefinition<{ readonly to: string }> // from JobDefinition.make
+ * declare const Cleanup: JobDefinition.JobDefinition<{}>
  *
  * const CuckmqLive = Cuckmq.layer({ definitions: [SendEmail, Cleanup] }).pipe(
  *   Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) }))

@@ -17,7 +17,10 @@
  * })
  *
  * // in a program that provides Cuckmq:
- * const jobId = yield* SendEmail.enqueue({ to: "a@example.com", subject: "hi" }, { delaySecs: 60 })
+ * const program = Effect.gen(function*() {
+ *   const jobId = yield* SendEmail.enqueue({ to: "a@example.com", subject: "hi" }, { delaySecs: 60 })
+ *   yield* Effect.log(`enqueued job ${jobId}`)
+ * })
  * ```
  *
  * @since 0.1.0

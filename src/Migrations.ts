@@ -51,8 +51,13 @@ export const validateSchemaName = (schema: string): Effect.Effect<string, Invali
  *
  * @example
  * ```ts
- * const statements = yield* generateMigrationSql("_cuckmq")
- * console.log(statements.join(";\n\n") + ";")
+ * import { Effect } from "effect"
+ * import { Migrations } from "@cuckmq/effect"
+ *
+ * Effect.gen(function*() {
+ *   const statements = yield* Migrations.generateMigrationSql("_cuckmq")
+ *   console.log(statements.join(";\n\n") + ";")
+ * }).pipe(Effect.runPromise)
  * ```
  *
  * @since 0.1.0

@@ -7,6 +7,11 @@
  *
  * @example
  * ```ts
+ * import { Layer } from "effect"
+ * import { type Cuckmq, Orchestrator, Worker } from "@cuckmq/effect"
+ *
+ * declare const CuckmqLive: Layer.Layer<Cuckmq.Cuckmq> // Cuckmq.layer(...) with its PgClient
+ *
  * const Daemons = Layer.mergeAll(Worker.layer(), Orchestrator.layer()).pipe(Layer.provide(CuckmqLive))
  * ```
  *

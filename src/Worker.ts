@@ -7,7 +7,9 @@
  * ```ts
  * import { Layer } from "effect"
  * import { NodeRuntime } from "@effect/platform-node"
- * import { Worker } from "@cuckmq/effect"
+ * import { type Cuckmq, Worker } from "@cuckmq/effect"
+ *
+ * declare const CuckmqLive: Layer.Layer<Cuckmq.Cuckmq> // Cuckmq.layer(...) with its PgClient
  *
  * const Workers = Layer.mergeAll(
  *   Worker.layer({ concurrency: 20 }),

@@ -14,11 +14,20 @@
  * @example
  * ```ts
  * import { assert, it } from "@effect/vitest"
+ * import { Effect, Schema } from "effect"
+ * import { JobDefinition } from "@cuckmq/effect"
  * import { CuckmqTest } from "@cuckmq/effect/testing"
+ *
+ * const WelcomeEmail = JobDefinition.make({
+ *   name: "welcome-email",
+ *   payload: Schema.Struct({ email: Schema.String }),
+ *   handler: ({ email }) => Effect.log(`welcome, ${email}`)
+ * })
+ * const signUp = (email: string) => WelcomeEmail.enqueue({ email }) // your code, which enqueues WelcomeEmail
  *
  * it.effect("sends a welcome email", () =>
  *   Effect.gen(function*() {
- *     yield* signUp("ada@example.com")                      // your code, which enqueues WelcomeEmail
+ *     yield* signUp("ada@example.com")
  *     const test = yield* CuckmqTest
  *     const [job] = yield* test.enqueued(WelcomeEmail)
  *     assert.deepStrictEqual(job.payload, { email: "ada@example.com" })
