@@ -19,38 +19,66 @@ import { Metric } from "effect"
 
 const seconds = Metric.exponentialBoundaries({ start: 0.001, factor: 2, count: 20 }) // 1 ms .. ~9 min
 
-/** @since 0.1.0 */
+/**
+ * Counter `cuckmq_jobs_enqueued_total`: jobs enqueued, counted after their transaction commits.
+ *
+ * @since 0.1.0
+ */
 export const jobsEnqueued = Metric.counter("cuckmq_jobs_enqueued_total", { description: "Jobs enqueued", incremental: true })
 
-/** @since 0.1.0 */
+/**
+ * Counter `cuckmq_jobs_succeeded_total`: handler runs that succeeded.
+ *
+ * @since 0.1.0
+ */
 export const jobsSucceeded = Metric.counter("cuckmq_jobs_succeeded_total", {
   description: "Handler runs that succeeded",
   incremental: true
 })
 
-/** @since 0.1.0 */
+/**
+ * Counter `cuckmq_jobs_failed_total`: handler runs that failed, whether the job is retried or not.
+ *
+ * @since 0.1.0
+ */
 export const jobsFailed = Metric.counter("cuckmq_jobs_failed_total", {
   description: "Handler runs that failed (retried or not)",
   incremental: true
 })
 
-/** @since 0.1.0 */
+/**
+ * Counter `cuckmq_jobs_expired_total`: jobs finalized as failed, with no attempt left.
+ *
+ * @since 0.1.0
+ */
 export const jobsExpired = Metric.counter("cuckmq_jobs_expired_total", {
   description: "Jobs finalized as failed after their last attempt",
   incremental: true
 })
 
-/** @since 0.1.0 */
+/**
+ * Histogram `cuckmq_job_run_duration_seconds`: handler run time.
+ *
+ * @since 0.1.0
+ */
 export const runDuration = Metric.histogram("cuckmq_job_run_duration_seconds", {
   description: "Handler run time in seconds",
   boundaries: seconds
 })
 
-/** @since 0.1.0 */
+/**
+ * Histogram `cuckmq_job_queue_wait_seconds`: from when a job became available to when its handler started.
+ *
+ * @since 0.1.0
+ */
 export const queueWait = Metric.histogram("cuckmq_job_queue_wait_seconds", {
   description: "Seconds from when a job became available to when its handler started",
   boundaries: seconds
 })
 
-/** @since 0.1.0 */
+/**
+ * Gauge `cuckmq_jobs_in_flight`: handlers running in a worker (attribute `worker`).
+ *
+ * @since 0.1.0
+ */
 export const jobsInFlight = Metric.gauge("cuckmq_jobs_in_flight", { description: "Handlers running in a worker" })

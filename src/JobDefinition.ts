@@ -41,6 +41,8 @@ import * as Execute from "./internal/execute.js"
 import type * as JobStore from "./JobStore.js"
 
 /**
+ * The key that marks a value as a job definition (see `isJobDefinition`).
+ *
  * @since 0.1.0
  * @category type ids
  */
@@ -116,6 +118,7 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly timeoutSecs: number
   /** The repeat schedule: `Every` (in seconds, from `repeatEvery` or `repeatSecs`) or `Cron`. */
   readonly repeat: JobStore.Repeat | undefined
+  /** Runs one attempt of a job: its decoded payload and what the worker knows about the job. */
   readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
   /**
    * Upserts the definition's metadata (channel, attempts, timeout, repeat) into the database. A definition

@@ -397,6 +397,7 @@ export class JobStore extends Context.Service<JobStore, {
    * sessions (workers then rely on their lease alone).
    */
   readonly session: Effect.Effect<Session | undefined>
+  /** Records a starting worker: its row, with a lease of `leaseSecs` that `heartbeat` extends. */
   readonly registerWorker: (worker: WorkerRegistration) => Effect.Effect<void, StorageError>
   /** Extends a worker's lease; `false` when its row is gone or its lease already expired. */
   readonly heartbeat: (workerId: string, leaseSecs: number) => Effect.Effect<boolean, StorageError>
