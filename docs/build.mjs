@@ -25,8 +25,10 @@ const intentionallyNotExported = [
   "src/JobDefinition.ts:RepeatOptions",
   // CuckmqTest's `jobs`: the in-memory store's snapshot
   "src/internal/memory/store.ts:MemorySnapshot",
-  // the Cuckmq service's `metrics` (engine plumbing, to move to an internal service)
-  "src/internal/metrics.ts:Recorder"
+  // the Cuckmq service's engine, under a symbol the package does not export (internal on purpose)
+  "src/internal/engine.ts:Engine",
+  // promise's PoolLike: an alias of the structural pool type (any pg 8.x Pool)
+  "src/internal/promise/pool.ts:PoolLike"
 ]
 
 // installed on first use, and again when docs/package.json pins other versions than those installed
