@@ -11,7 +11,8 @@
  *    - the app type-checks with a strict tsconfig (noPropertyAccessFromIndexSignature,
  *      exactOptionalPropertyTypes, noUncheckedIndexedAccess, skipLibCheck false) under
  *      `moduleResolution: "NodeNext"` (emitting JavaScript) and under `"bundler"`;
- *    - every entry point loads under plain Node, and `@cuckmq/effect/internal/*` does not;
+ *    - every entry point loads under plain Node (by `import` and by `require`), and
+ *      `@cuckmq/effect/internal/*` does not;
  *    - the compiled program runs under plain Node (this Node, 22+; no TypeScript loader) against the
  *      database in DATABASE_URL: in a schema of its own it enqueues a job, a worker runs it, and it drops
  *      the schema;
@@ -176,6 +177,8 @@ for (const set of sets) {
     `await import("@cuckmq/effect/internal/pg/store.js").then(() => { throw new Error("internal/* is importable") }, (e) => { if (e.code !== "ERR_PACKAGE_PATH_NOT_EXPORTED") throw e })`
   ].join("; ")
   await node(`plain node imports ${checkedEntries.join(", ")}; internal/* is blocked`, ["--input-type=module", "-e", loads], { cwd: app })
+  const requires = checkedEntries.map((subpath) => `require(${JSON.stringify(path.posix.join("@cuckmq/effect", subpath))})`)
+  await node(`plain node require()s ${checkedEntries.join(", ")} (require of ES modules, Node 22.12+)`, ["--input-type=commonjs", "-e", requires.join("; ")], { cwd: app })
   const { out: output } = await node("plain node runs out/program.js against DATABASE_URL", [path.join("out", "program.js")], {
     cwd: app,
     env: { ...cleanEnv, DATABASE_URL: databaseUrl }
