@@ -8,7 +8,7 @@
  *    `@effect/sql-pg`) at the versions under test, plus typescript, vitest and @types/node.
  * 3. For the lowest and the highest peer versions the package supports:
  *    - exactly one copy of effect and of @effect/sql-pg is installed (the app's);
- *    - the app type-checks with a strict tsconfig (noPropertyAccessFromIndexSignature,
+ *    - the app (which imports every entry point) type-checks with a strict tsconfig (noPropertyAccessFromIndexSignature,
  *      exactOptionalPropertyTypes, noUncheckedIndexedAccess, skipLibCheck false) under
  *      `moduleResolution: "NodeNext"` (emitting JavaScript) and under `"bundler"`;
  *    - every entry point loads under plain Node (by `import` and by `require`), and
@@ -135,6 +135,11 @@ fs.writeFileSync(
   JSON.stringify({ name: "cuckmq-consumer-app", private: true, version: "0.0.0", type: "module" }, null, 2)
 )
 for (const f of fs.readdirSync(templates)) fs.copyFileSync(path.join(templates, f), path.join(app, f))
+// every entry point in the type-checked program, so that each one's declarations are checked strictly
+fs.writeFileSync(
+  path.join(app, "entries.ts"),
+  checkedEntries.map((subpath, i) => `export * as entry${i} from ${JSON.stringify(path.posix.join("@cuckmq/effect", subpath))}\n`).join("")
+)
 const installedVersion = (name) =>
   JSON.parse(fs.readFileSync(path.join(app, "node_modules", name, "package.json"), "utf8")).version
 // Every installed copy of a package: <some node_modules>/<name>, at any depth.
