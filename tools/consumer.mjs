@@ -65,10 +65,16 @@ const cleanEnv = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !k.startsWith("npm_") || k === "npm_config_cache" || k === "npm_config_registry")
 )
 
-const run = (label, command, args, { cwd = root, env = cleanEnv } = {}) =>
+// Every step has a time limit (installs 5 minutes, the rest 2), so that a hang fails CI instead of stalling it.
+const run = (label, command, args, { cwd = root, env = cleanEnv, limitSecs = 120 } = {}) =>
   new Promise((resolve) => {
     const t0 = Date.now()
     const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] })
+    const timer = setTimeout(() => {
+      console.error(out)
+      child.kill("SIGKILL")
+      fail(`${label}: no result after ${limitSecs} s`)
+    }, limitSecs * 1000)
     let out = ""
     let stdout = ""
     child.stdout.on("data", (d) => {
@@ -78,6 +84,7 @@ const run = (label, command, args, { cwd = root, env = cleanEnv } = {}) =>
     child.stderr.on("data", (d) => (out += d))
     child.on("error", (e) => fail(`${label}: cannot run ${command}: ${e.message}`))
     child.on("exit", (code, signal) => {
+      clearTimeout(timer)
       const secs = ((Date.now() - t0) / 1000).toFixed(1)
       if (code !== 0) {
         console.error(out)
@@ -104,7 +111,7 @@ process.on("exit", cleanup)
 
 // 1. pack (prepack builds) and check the tarball
 // stdout: what prepack printed, then the JSON array
-const { stdout: packOut } = await npm("npm pack (its prepack runs the build)", ["pack", "--json", "--pack-destination", work], { env: process.env })
+const { stdout: packOut } = await npm("npm pack (its prepack runs the build)", ["pack", "--json", "--pack-destination", work], { env: process.env, limitSecs: 300 })
 const packed = JSON.parse(packOut.slice(packOut.search(/^\[/m)))[0]
 const tarball = path.join(work, packed.filename)
 const files = new Set(packed.files.map((f) => f.path))
@@ -166,7 +173,7 @@ for (const set of sets) {
   await npm(`npm install the tarball + ${label}`, [
     "install", "--no-audit", "--no-fund", "--save-exact", tarball,
     ...Object.entries(peers).map(([n, v]) => `${n}@${v}`), ...TOOLS
-  ], { cwd: app })
+  ], { cwd: app, limitSecs: 300 })
   for (const [name, version] of Object.entries(peers)) {
     if (installedVersion(name) !== version) fail(`${name} is ${installedVersion(name)}, expected ${version}`)
     const copies = copiesOf(name)
