@@ -1,11 +1,11 @@
 /**
- * cuckmq (this repository), imported as a package: default settings except the worker concurrency. Also
+ * cuckmq (this repository), imported from its source (../../src): default settings except the worker concurrency. Also
  * `cuckmq-baseline`: the same adapter over the library of another commit (`--baseline=<git ref>`, checked
  * out by run.ts), so that the cost of a change is measured side by side in one run.
  */
 import { Effect, Exit, Layer, ManagedRuntime, Redacted, Schema, Scope } from "effect"
 import { PgClient } from "@effect/sql-pg"
-import * as Library from "@cuckmq/effect"
+import * as Library from "../../src/index.js"
 import type { Adapter, OnJob, SystemDefinition } from "./types.js"
 import { adminQuery, installedVersion } from "./util.js"
 

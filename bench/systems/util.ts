@@ -6,9 +6,14 @@ import pg from "pg"
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 
-/** The installed version of a package, read from node_modules. */
+/**
+ * The installed version of a package, read from node_modules: the benchmark's own (bench/node_modules) or,
+ * for what it shares with the library (effect, @effect/sql-pg, tsx), the repository's.
+ */
 export const installedVersion = (pkg: string): string => {
-  const file = path.join(repoRoot, "node_modules", pkg, "package.json")
+  const dirs = [path.join(repoRoot, "bench", "node_modules"), path.join(repoRoot, "node_modules")]
+  const file = dirs.map((dir) => path.join(dir, pkg, "package.json")).find((f) => fs.existsSync(f))
+  if (file === undefined) throw new Error(`${pkg} is not installed (npm run bench installs bench/ on first use)`)
   return (JSON.parse(fs.readFileSync(file, "utf8")) as { version: string }).version
 }
 
