@@ -24,10 +24,13 @@ const database = `cuckmq_priv_${suffix}`
 const role = `cuckmq_rt_${suffix}`
 const schema = "jobs"
 
+// the role's password (hex: a server that asks for passwords, such as the embedded one, gets it)
+const rolePassword = randomBytes(12).toString("hex")
+/** The URL of the test database as `user` (the admin keeps the run's own password). */
 const urlFor = (user: string) => {
   const url = new URL(databaseUrl())
+  if (user === role) url.password = rolePassword
   url.username = user
-  url.password = ""
   url.pathname = `/${database}`
   return url.toString()
 }
@@ -46,7 +49,7 @@ const SetupLive = Layer.effect(
         yield* sql.unsafe(`DROP ROLE IF EXISTS ${Ddl.ident(role)}`)
       }))
     )
-    yield* sql.unsafe(`CREATE ROLE ${Ddl.ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`)
+    yield* sql.unsafe(`CREATE ROLE ${Ddl.ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${rolePassword}'`)
     yield* sql.unsafe(`CREATE DATABASE ${Ddl.ident(database)}`)
     // PUBLIC gets nothing on this database (no TEMP, no CREATE); the role may only connect
     yield* sql.unsafe(`REVOKE ALL ON DATABASE ${Ddl.ident(database)} FROM PUBLIC`)
