@@ -7,7 +7,7 @@
 import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { NodeRuntime } from "@effect/platform-node"
-import { Cuckmq, JobDefinition } from "@cuckmq/effect"
+import { Cuckmq, CuckmqError, JobDefinition } from "@cuckmq/effect"
 import { exampleSchema, PgLive } from "../tools/database.js"
 
 // Everything this example writes (cuckmq's tables and the app's own) lives in a schema of its own, dropped
@@ -42,6 +42,13 @@ const program = Effect.gen(function*() {
   // the second sign-up with the same email violates the primary key: the job is rolled back with the row
   const failed = yield* Effect.flip(signUp("ada@example.com"))
   yield* Effect.log(`rolled back: ${failed._tag}`)
+
+  // an email with a NUL character cannot be stored (jsonb refuses it): refused before anything is written,
+  // with a typed error that the guards tell apart from the database's own errors
+  const refused = yield* Effect.flip(WelcomeEmail.enqueue({ email: "bad\u0000@example.com" }))
+  if (CuckmqError.isInvalidPayload(refused)) yield* Effect.log(`refused: ${refused.message}`) // nothing written
+  else if (CuckmqError.isStorageError(refused)) yield* Effect.log(`the database failed: ${refused.message}`)
+  else yield* Effect.log(`another cuckmq error: ${refused._tag}`)
 
   // (cuckmq's tables are not a public interface: read here only to show what the transactions left)
   const [users] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(appUser)}`

@@ -160,6 +160,7 @@ describe("examples", () => {
       const { code, output } = yield* runExample("transactional-enqueue.ts")
       assert.strictEqual(code, 0, output)
       assert.include(output, "rolled back: SqlError")
+      assert.include(output, "refused: ")
       assert.include(output, "users: 1, welcome-email jobs: 1")
     }))
 
