@@ -1,4 +1,5 @@
 /** Every system under test, in table order (cuckmq first: the ratios are to it). */
+import { system as bareLoop } from "./bare-loop.js"
 import { system as bullmq } from "./bullmq.js"
 import { system as bullmqPg } from "./bullmq-pg.js"
 import { baseline as cuckmqBaseline, system as cuckmq } from "./cuckmq.js"
@@ -11,6 +12,7 @@ import type { SystemDefinition } from "./types.js"
 export const systems: ReadonlyArray<SystemDefinition> = [
   cuckmq,
   cuckmqBaseline,
+  bareLoop,
   graphileWorker,
   graphileWorkerBatched,
   pgBoss,
