@@ -69,6 +69,7 @@ const runSystem = async (cfg: Extract<ChildConfig, { role: "system" }>): Promise
     "drain-c1": () => drain(env, s.c1Jobs, 1, false),
     "drain-c10": () => drain(env, s.jobs, 10, true),
     "drain-c50": () => drain(env, s.jobs, 50, false),
+    "drain-backlog": () => drain(env, s.backlogJobs, 10, false),
     "drain-2proc": () => drainProcesses(env),
     latency: () => latency(env)
   }

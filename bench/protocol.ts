@@ -7,6 +7,7 @@ export const workloadNames = [
   "drain-c1",
   "drain-c10",
   "drain-c50",
+  "drain-backlog",
   "drain-2proc",
   "latency"
 ] as const
@@ -18,6 +19,8 @@ export interface Sizes {
   readonly jobs: number
   /** Jobs of the c=1 drain (may be capped below `jobs`). */
   readonly c1Jobs: number
+  /** Jobs of the big-backlog drain (c=10). */
+  readonly backlogJobs: number
   /** Concurrent callers of enqueue-single (and of the pre-enqueue of a system without a bulk API). */
   readonly callers: number
   /** Jobs per bulk call. */

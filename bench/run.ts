@@ -5,7 +5,7 @@
  *   npm run bench -- --quick               1 run, 2,000 jobs (smoke test)
  *   npm run bench -- --only=cuckmq,pg-boss a subset of the systems (cuckmq is the ratio baseline when present)
  *
- * Further flags: --runs=N, --jobs=N, --c1-jobs=N (cap the c=1 drain), --workloads=a,b (a subset of the
+ * Further flags: --runs=N, --jobs=N, --c1-jobs=N (cap the c=1 drain), --backlog-jobs=N (the backlog drain, 200,000), --workloads=a,b (a subset of the
  * workloads), --baseline=<git ref> (adds the system `cuckmq-baseline`: this repository's library at that commit,
  * checked out into a temporary worktree, run beside the current one to measure what a change costs). Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
  * database is created on that server per system and run, and dropped afterwards), BENCH_REDIS_URL (default
@@ -45,7 +45,7 @@ const flag = (name: string): string | undefined => {
   if (hit === undefined) return undefined
   return hit.includes("=") ? hit.slice(hit.indexOf("=") + 1) : ""
 }
-const known = ["quick", "only", "runs", "jobs", "c1-jobs", "workloads", "baseline"]
+const known = ["quick", "only", "runs", "jobs", "c1-jobs", "backlog-jobs", "workloads", "baseline"]
 for (const a of args) {
   const name = a.replace(/^--/, "").split("=")[0]!
   if (!a.startsWith("--") || !known.includes(name)) {
@@ -72,6 +72,7 @@ const jobs = intFlag("jobs", quick ? 2_000 : 20_000)
 const sizes: Sizes = {
   jobs,
   c1Jobs: Math.min(jobs, intFlag("c1-jobs", jobs)),
+  backlogJobs: intFlag("backlog-jobs", quick ? 10_000 : 200_000),
   callers: 20,
   bulkBatch: 1_000,
   latencyJobs: quick ? 100 : 500,
@@ -79,7 +80,7 @@ const sizes: Sizes = {
   latencyConcurrency: 10,
   processes: 2,
   processConcurrency: 10,
-  timeoutSecs: quick ? 60 : 180,
+  timeoutSecs: quick ? 60 : 300,
   settleMs: 250
 }
 const poolSize = 20
@@ -357,6 +358,7 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
   },
   { label: "drain c=10 (jobs/s ↑)", workload: "drain-c10", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "drain c=50 (jobs/s ↑)", workload: "drain-c50", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: `drain of a ${fmtInt(sizes.backlogJobs)}-job backlog, c=10 (jobs/s ↑)`, workload: "drain-backlog", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "drain 2 processes × c=10 (jobs/s ↑)", workload: "drain-2proc", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "latency p50 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p50 : undefined), format: fmtMs },
   { label: "latency p95 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p95 : undefined), format: fmtMs },
@@ -493,6 +495,7 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
       `- **enqueue-single**: ${fmtInt(sizes.jobs)} jobs, one enqueue call each, from ${sizes.callers} concurrent callers (async loops) in one process; no workers running.`,
       `- **enqueue-bulk**: ${fmtInt(sizes.jobs)} jobs through the bulk API, ${fmtInt(sizes.bulkBatch)} jobs per call, calls one after the other.`,
       `- **drain c=1 / c=10 / c=50**: ${fmtInt(sizes.jobs)} jobs${c1Capped ? ` (c=1: ${fmtInt(sizes.c1Jobs)})` : ""} pre-enqueued with the bulk API (untimed; a system without one: ${sizes.callers} concurrent single enqueues), then workers started in the same process at that concurrency; timed from the call that starts the workers until the ${fmtInt(sizes.jobs)}th handler call.`,
+      `- **drain of a backlog**: as the c=10 drain, with ${fmtInt(sizes.backlogJobs)} jobs pre-enqueued (\`--backlog-jobs\`): the cost of a claim as the table grows.`,
       `- **drain 2 processes**: ${fmtInt(sizes.jobs)} pre-enqueued jobs; ${sizes.processes} child processes each connect and start workers at concurrency ${sizes.processConcurrency} on a “go” message; they report their handler-call counts every 10 ms over IPC; timed from “go” until the counts sum to ${fmtInt(sizes.jobs)}.`,
       `- **latency**: workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s, then ${fmtInt(sizes.latencyJobs)} jobs enqueued one at a time at ${sizes.latencyRate}/s from the same process; latency = enqueue-call start to handler start; percentiles per run (nearest rank), then the median over runs.`,
       `- **cost**: during the c=10 drain, CPU seconds (user + system) of the Node process (\`process.cpuUsage\`) and of the database server: for PostgreSQL the postmaster of the server in \`BENCH_DATABASE_URL\` and all its children (backends, checkpointer, walwriter, autovacuum), for BullMQ on Redis the redis-server process; utime + stime + cutime + cstime from /proc/<pid>/stat, before and after, per 1,000 jobs. Other databases on the same server are idle; other PostgreSQL servers on the machine are not counted.`,
