@@ -424,7 +424,7 @@ export const layerConfig = <const Defs extends ReadonlyArray<JobDefinition.Any> 
 const unwrapConfig = (options: ConfigOptions<any>): Effect.Effect<SettingsOptions, Config.ConfigError> => {
   if (Config.isConfig(options)) return options as Config.Config<SettingsOptions>
   const { definitions: _, ...settings } = options as { readonly definitions?: unknown } & Record<string, unknown>
-  return Config.unwrap<SettingsOptions>(TimeOption.definedEntries(settings) as Config.Wrap<SettingsOptions>)
+  return TimeOption.readConfig(settings as Config.Wrap<SettingsOptions>)
 }
 
 /**

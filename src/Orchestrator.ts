@@ -208,7 +208,4 @@ export const layer = (options: Options = {}): Layer.Layer<never, InvalidOptions,
 export const layerConfig = (
   options: Config.Wrap<Options>
 ): Layer.Layer<never, InvalidOptions | Config.ConfigError, Cuckmq> =>
-  Layer.unwrap(Effect.map(
-    Config.unwrap<Options>(Config.isConfig(options) ? options : TimeOption.definedEntries(options)),
-    layer
-  ))
+  Layer.unwrap(Effect.map(TimeOption.readConfig(options), layer))

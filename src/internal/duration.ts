@@ -3,7 +3,7 @@
  * seed's seconds form (`timeoutSecs: 30`). Both resolve to seconds (what the stores and loops use) and are
  * checked against the same bounds, with a message that names the form the user gave.
  */
-import { Duration, Result } from "effect"
+import { Config, Duration, Result } from "effect"
 import { maxSecs } from "./definition.js"
 
 /** One time option: its two names and its bounds, in seconds. */
@@ -119,9 +119,16 @@ export const resolveAll = <K extends string>(
   return { values, problems }
 }
 
-/** Drops the keys whose value is `undefined`, so that `Config.unwrap` sees only Configs. */
-export const definedEntries = <A extends object>(record: A): A =>
-  Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as A
+/**
+ * The `Config` of options given as a `Config.Wrap` (one Config, or a record of Configs whose keys with an
+ * `undefined` value are dropped first, so that `Config.unwrap` sees only Configs): what every `layerConfig` reads.
+ */
+export const readConfig = <A>(options: Config.Wrap<A>): Config.Config<A> =>
+  Config.unwrap<A>(
+    Config.isConfig(options)
+      ? options
+      : Object.fromEntries(Object.entries(options as object).filter(([, value]) => value !== undefined)) as Config.Wrap<A>
+  )
 
 /** `jobPostFinalizeDelete` / `jobPostFinalizeDeleteSecs` (Cuckmq.layer, read by the test layer too). */
 export const jobPostFinalizeDeleteSpec: Spec = { name: "jobPostFinalizeDelete", secsName: "jobPostFinalizeDeleteSecs", min: 0 }
