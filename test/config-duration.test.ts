@@ -4,12 +4,12 @@
  * backend (TestClock) where that is enough.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Config, ConfigProvider, Context, Deferred, Duration, Effect, Exit, Layer, Scope, Tracer } from "effect"
+import { Config, ConfigProvider, Context, Deferred, Duration, Effect, Exit, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { SqlClient } from "effect/sql"
 import { Cuckmq, JobDefinition, Migrations, Orchestrator, Worker } from "../src/index.js"
 import { CuckmqTest } from "../src/testing.js"
-import { startWorker, waitUntil } from "./support/harness.js"
+import { recordingTracer, startWorker, waitUntil } from "./support/harness.js"
 import { databaseUrl, PgWithSchema, uniqueSchema } from "./support/pg.js"
 import { spawnFixture } from "./support/processes.js"
 
@@ -36,18 +36,6 @@ const TestLive = Cuckmq.layer({ schema, definitions: [Ran, Timed, TimedSecs] }).
 )
 
 const env = (values: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env: values }))
-
-const recordingTracer = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span(options) {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
 
 describe("time options on PostgreSQL", () => {
   layer(TestLive, { excludeTestServices: true })((it) => {

@@ -6,18 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric, Schema, Tracer } from "effect"
 import { CuckmqMetrics, JobDefinition } from "../src/index.js"
 import { CuckmqTest } from "../src/testing.js"
-
-const recordingTracer = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span(options) {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
+import { recordingTracer } from "./support/harness.js"
 
 const attributes = (span: Tracer.NativeSpan) => Object.fromEntries(span.attributes)
 

@@ -3,7 +3,7 @@
  * and stopped in their own scopes, and waiting for a condition with a deadline (the deadline only keeps a
  * broken test from hanging; nothing asserts how long anything took).
  */
-import { Cause, Context, type Duration, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Cause, Context, type Duration, Effect, Exit, Layer, Scope, Stream, Tracer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Cuckmq, type CuckmqEvent, type JobDefinition, Orchestrator, Worker } from "../../src/index.js"
@@ -68,3 +68,16 @@ export const count = (query: Effect.Effect<ReadonlyArray<{ readonly n: unknown }
   Effect.map(Effect.orDie(query), (rows) => Number(rows[0]?.n ?? 0))
 
 export const squash = (cause: Cause.Cause<unknown>) => Cause.squash(cause)
+
+/** A tracer that records every span it makes, for tests that look at span names, kinds and parents. */
+export const recordingTracer = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
+  })
+  return { spans, tracer }
+}
