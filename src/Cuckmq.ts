@@ -1,7 +1,8 @@
 /**
  * The cuckmq context (the seed's `Context`): the storage backend, the schema, the settings, the registry
  * of job definitions this process knows, and the event PubSub. Workers, orchestrators and enqueue all
- * require this service.
+ * require this service. It also carries the run-time flow control: pausing and rate limiting a channel
+ * (`pauseChannel`, `resumeChannel`, `setChannelRateLimit`) and a job group's own limits (`setGroupLimits`).
  *
  * @example
  * ```ts
@@ -18,7 +19,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Config, Context, type Duration, Effect, Layer, Queue, Result, type Scope, Stream } from "effect"
+import { Cause, Config, Context, Duration, Effect, Layer, Queue, Result, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
@@ -38,7 +39,17 @@ import * as TimeOption from "./internal/duration.js"
 import * as Engine from "./internal/engine.js"
 import * as Metrics from "./internal/metrics.js"
 import type * as JobDefinition from "./JobDefinition.js"
-import { type DefinitionRecord, JobStore, type LocalClaim, type UndeployResult, type UndeployWaiting } from "./JobStore.js"
+import {
+  type ChannelState as StoredChannelState,
+  type DefinitionRecord,
+  type GroupState as StoredGroupState,
+  type GroupUpdate,
+  JobStore,
+  type LocalClaim,
+  type RateLimit as StoredRateLimit,
+  type UndeployResult,
+  type UndeployWaiting
+} from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
 import * as PgJobStore from "./PgJobStore.js"
 
@@ -74,6 +85,74 @@ export const defaults = {
 } as const
 
 /**
+ * A rate limit as you give it: at most `limit` claims per fixed window of `period`. A window starts at the
+ * first claim after the previous window ended and lasts `period`, so any interval of length T sees at most
+ * `limit x (T / period + 1)` claims, across every worker of every process.
+ *
+ * @since 0.2.0
+ */
+export interface RateLimitOptions {
+  /** Claims per window: an integer in [1, 1,000,000,000]. */
+  readonly limit: number
+  /**
+   * The window, a `Duration.Input` (`"1 second"`, `Duration.minutes(1)`; a plain number is milliseconds), at
+   * least 1 millisecond and at most 1 day.
+   */
+  readonly period: Duration.Input
+}
+
+/**
+ * A rate limit as cuckmq reports it: at most `limit` claims per fixed window of `period`.
+ *
+ * @since 0.2.0
+ */
+export interface RateLimit {
+  readonly limit: number
+  readonly period: Duration.Duration
+}
+
+/**
+ * A channel's flow control: paused (no worker claims its jobs), and its rate limit, if any.
+ *
+ * @since 0.2.0
+ */
+export interface ChannelState {
+  readonly channel: string
+  readonly paused: boolean
+  readonly rateLimit: RateLimit | undefined
+}
+
+/**
+ * A change of a job group's own limits (see `setGroupLimits`): a field left out (or `undefined`) keeps the
+ * current setting; `null` removes the group's own setting, so that its definitions' `groupConcurrency` /
+ * `groupRateLimit` apply again.
+ *
+ * @since 0.2.0
+ */
+export interface GroupLimits {
+  /** How many of the group's jobs may run at once: an integer in [1, 1,000,000]. */
+  readonly concurrency?: number | null | undefined
+  /** At most `limit` claims of the group's jobs per window of `period`. */
+  readonly rateLimit?: RateLimitOptions | null | undefined
+}
+
+/**
+ * A job group's own limits (which win over its definitions' `groupConcurrency` and `groupRateLimit`) and the
+ * slots it has taken now.
+ *
+ * @since 0.2.0
+ */
+export interface GroupState {
+  readonly jobGroup: string
+  /** The group's own concurrency, or undefined: its definitions' `groupConcurrency` applies (1 unless set). */
+  readonly concurrency: number | undefined
+  /** The group's own rate limit, or undefined: its definitions' `groupRateLimit` applies, if any. */
+  readonly rateLimit: RateLimit | undefined
+  /** Jobs of the group claimed now (each holds a slot until it is settled or given back). */
+  readonly running: number
+}
+
+/**
  * The context service.
  *
  * @since 0.1.0
@@ -99,6 +178,33 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly addEventHandler: <E, R>(
     handler: (event: CuckmqEvent) => Effect.Effect<void, E, R>
   ) => Effect.Effect<void, never, Scope.Scope | R>
+  /**
+   * Pauses a channel: no claim that starts after this returns takes its jobs, on any worker of any process
+   * (jobs keep being enqueued; jobs already claimed, running or in a worker's prefetch buffer, still run).
+   * Returns the channel's new state and publishes `CHANNEL_UPDATE`.
+   */
+  readonly pauseChannel: (channel: string) => Effect.Effect<ChannelState, InvalidOptions | StorageError>
+  /** Resumes a paused channel and wakes every worker. Returns its new state and publishes `CHANNEL_UPDATE`. */
+  readonly resumeChannel: (channel: string) => Effect.Effect<ChannelState, InvalidOptions | StorageError>
+  /**
+   * Sets (or with `null` removes) a channel's rate limit: at most `limit` claims of its jobs per fixed window
+   * of `period`, across every worker of every process. Wakes every worker; returns the channel's new state and
+   * publishes `CHANNEL_UPDATE`.
+   */
+  readonly setChannelRateLimit: (
+    channel: string,
+    rateLimit: RateLimitOptions | null
+  ) => Effect.Effect<ChannelState, InvalidOptions | StorageError>
+  /** A channel's flow control (a channel never configured: not paused, no rate limit). */
+  readonly channel: (channel: string) => Effect.Effect<ChannelState, InvalidOptions | StorageError>
+  /**
+   * Changes a job group's own limits (see `GroupLimits`), then makes as many of its held jobs claimable as
+   * the new limits allow and wakes workers. A group keeps its own limits while it has no job. Returns its new
+   * state and publishes `GROUP_UPDATE`.
+   */
+  readonly setGroupLimits: (jobGroup: string, limits: GroupLimits) => Effect.Effect<GroupState, InvalidOptions | StorageError>
+  /** A job group's own limits and the slots it has taken (a group never seen: no limit of its own, none taken). */
+  readonly group: (jobGroup: string) => Effect.Effect<GroupState, InvalidOptions | StorageError>
   /**
    * The engine (storage backend, publishing, metrics, fast path): internal, under a symbol the package does
    * not export, so that it can change in any release.
@@ -244,6 +350,106 @@ const makeRegistry = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
   return { definitions, records }
 })
 
+/** A stored rate limit in its public form. */
+const publicRateLimit = (rateLimit: StoredRateLimit | undefined): RateLimit | undefined =>
+  rateLimit === undefined ? undefined : { limit: rateLimit.limit, period: Duration.seconds(rateLimit.periodSecs) }
+
+const publicChannel = (state: StoredChannelState): ChannelState => ({
+  channel: state.channel,
+  paused: state.paused,
+  rateLimit: publicRateLimit(state.rateLimit)
+})
+
+const publicGroup = (state: StoredGroupState): GroupState => ({
+  jobGroup: state.jobGroup,
+  concurrency: state.concurrency,
+  rateLimit: publicRateLimit(state.rateLimit),
+  running: state.running
+})
+
+/** Checks a channel or group name as enqueue and definitions do, for `operation`. */
+const checkName = (operation: string, what: "channel" | "jobGroup", name: unknown): Effect.Effect<string, InvalidOptions> => {
+  const problem = internal.checkName(what, name, what === "channel" ? internal.maxNameLength : internal.maxGroupLength)
+  return problem === undefined
+    ? Effect.succeed(name as string)
+    : Effect.fail(new InvalidOptions({ message: `${operation}: ${problem}` }))
+}
+
+/** A rate limit of `operation` in the store's form (`null` stays `null`: remove it). */
+const checkRateLimit = (
+  operation: string,
+  rateLimit: unknown
+): Effect.Effect<StoredRateLimit | null | undefined, InvalidOptions> => {
+  if (rateLimit === undefined || rateLimit === null) return Effect.succeed(rateLimit)
+  const resolved = internal.resolveRateLimit("rateLimit", rateLimit)
+  return Result.isSuccess(resolved)
+    ? Effect.succeed(resolved.success)
+    : Effect.fail(new InvalidOptions({ message: `${operation}: ${resolved.failure}` }))
+}
+
+/** The service's flow-control methods: each validates, calls the store, publishes the new state. */
+const flowControl = (store: JobStore["Service"], publish: (make: () => Events.EventFields) => void) => {
+  const channelUpdated = (state: StoredChannelState) => {
+    publish(() => ({
+      _tag: "CHANNEL_UPDATE",
+      timestamp: new Date(),
+      channel: state.channel,
+      paused: state.paused,
+      rateLimit: state.rateLimit
+    }))
+    return publicChannel(state)
+  }
+  const setPaused = (operation: "pauseChannel" | "resumeChannel", paused: boolean) =>
+    Effect.fn(`Cuckmq.${operation}`)(function*(channel: string) {
+      const name = yield* checkName(operation, "channel", channel)
+      return channelUpdated(yield* store.setChannel(name, { paused }))
+    })
+  return {
+    pauseChannel: setPaused("pauseChannel", true),
+    resumeChannel: setPaused("resumeChannel", false),
+    setChannelRateLimit: Effect.fn("Cuckmq.setChannelRateLimit")(function*(channel: string, rateLimit: RateLimitOptions | null) {
+      const operation = "setChannelRateLimit"
+      const name = yield* checkName(operation, "channel", channel)
+      if (rateLimit === undefined) {
+        return yield* new InvalidOptions({ message: `${operation}: give a rate limit { limit, period }, or null to remove it` })
+      }
+      const limit = yield* checkRateLimit(operation, rateLimit)
+      return channelUpdated(yield* store.setChannel(name, { rateLimit: limit }))
+    }),
+    channel: Effect.fn("Cuckmq.channel")(function*(channel: string) {
+      const name = yield* checkName("channel", "channel", channel)
+      return publicChannel(yield* store.getChannel(name))
+    }),
+    setGroupLimits: Effect.fn("Cuckmq.setGroupLimits")(function*(jobGroup: string, limits: GroupLimits) {
+      const operation = "setGroupLimits"
+      const name = yield* checkName(operation, "jobGroup", jobGroup)
+      if (typeof limits !== "object" || limits === null) {
+        return yield* new InvalidOptions({ message: `${operation}: give the limits as { concurrency?, rateLimit? }` })
+      }
+      const concurrency = limits.concurrency
+      const badConcurrency = concurrency === undefined || concurrency === null
+        ? undefined
+        : internal.checkConcurrency("concurrency", concurrency)
+      if (badConcurrency !== undefined) return yield* new InvalidOptions({ message: `${operation}: ${badConcurrency}` })
+      const update: GroupUpdate = { concurrency, rateLimit: yield* checkRateLimit(operation, limits.rateLimit) }
+      const state = yield* store.setGroupLimits(name, update)
+      publish(() => ({
+        _tag: "GROUP_UPDATE",
+        timestamp: new Date(),
+        jobGroup: state.jobGroup,
+        concurrency: state.concurrency,
+        rateLimit: state.rateLimit,
+        running: state.running
+      }))
+      return publicGroup(state)
+    }),
+    group: Effect.fn("Cuckmq.group")(function*(jobGroup: string) {
+      const name = yield* checkName("group", "jobGroup", jobGroup)
+      return publicGroup(yield* store.getGroup(name))
+    })
+  }
+}
+
 /** Builds the service on an already-available store. */
 const makeWith = Effect.fnUntraced(function*(
   options: Options<ReadonlyArray<JobDefinition.Any>>,
@@ -332,6 +538,7 @@ const makeWith = Effect.fnUntraced(function*(
     events: Stream.unwrap(subscribe),
     subscribe,
     addEventHandler,
+    ...flowControl(store, publish),
     [Engine.EngineId]: engine
   })
 
@@ -494,3 +701,98 @@ export const undeploy: (
     yield* Effect.logInfo(`cuckmq: undeployed ${JSON.stringify(name)}`, result)
     return result
   })
+
+/**
+ * Pauses a channel, everywhere: no claim that starts after this returns takes its jobs (enqueue goes on; jobs
+ * already claimed, running or in a worker's prefetch buffer, still run). Idempotent. Returns the channel's
+ * state; `resumeChannel` undoes it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Cuckmq } from "@cuckmq/effect"
+ *
+ * // hold the "emails" channel while the mail provider is down, then let it go (needs a Cuckmq context)
+ * export const maintenance = <A, E, R>(work: Effect.Effect<A, E, R>) =>
+ *   Effect.acquireUseRelease(Cuckmq.pauseChannel("emails"), () => work, () => Effect.orDie(Cuckmq.resumeChannel("emails")))
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const pauseChannel = (channel: string): Effect.Effect<ChannelState, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.pauseChannel(channel))
+
+/**
+ * Resumes a paused channel and wakes every worker. Idempotent. Returns the channel's state.
+ *
+ * @since 0.2.0
+ */
+export const resumeChannel = (channel: string): Effect.Effect<ChannelState, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.resumeChannel(channel))
+
+/**
+ * Sets a channel's rate limit (at most `limit` claims of its jobs per fixed window of `period`, across every
+ * worker of every process), or removes it with `null`. Wakes every worker, so that a raised limit applies at
+ * once. Returns the channel's state.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Cuckmq } from "@cuckmq/effect"
+ *
+ * // the partner's API allows 100 calls a second: one job per call on the "partner-api" channel
+ * export const throttle = Cuckmq.setChannelRateLimit("partner-api", { limit: 100, period: "1 second" })
+ * export const unthrottle = Cuckmq.setChannelRateLimit("partner-api", null)
+ * export const show = Effect.tap(Cuckmq.channel("partner-api"), (state) => Effect.log(state.paused, state.rateLimit))
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const setChannelRateLimit = (
+  channel: string,
+  rateLimit: RateLimitOptions | null
+): Effect.Effect<ChannelState, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.setChannelRateLimit(channel, rateLimit))
+
+/**
+ * A channel's flow control: paused or not, and its rate limit (a channel never configured: not paused, no
+ * rate limit).
+ *
+ * @since 0.2.0
+ */
+export const channel = (channel: string): Effect.Effect<ChannelState, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.channel(channel))
+
+/**
+ * Changes a job group's own limits, which win over its definitions' `groupConcurrency` and `groupRateLimit`:
+ * a field left out keeps its setting, `null` removes it. Then as many of the group's held jobs become
+ * claimable as the new limits allow, and workers are woken. A group keeps its own limits while it has no job
+ * (the orchestrator does not delete it). Returns the group's state.
+ *
+ * @example
+ * ```ts
+ * import { Cuckmq } from "@cuckmq/effect"
+ *
+ * // a tenant on a bigger plan: 5 jobs at once, at most 600 a minute
+ * export const upgrade = (tenant: string) =>
+ *   Cuckmq.setGroupLimits(tenant, { concurrency: 5, rateLimit: { limit: 600, period: "1 minute" } })
+ * // back to the definitions' defaults
+ * export const downgrade = (tenant: string) => Cuckmq.setGroupLimits(tenant, { concurrency: null, rateLimit: null })
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const setGroupLimits = (
+  jobGroup: string,
+  limits: GroupLimits
+): Effect.Effect<GroupState, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.setGroupLimits(jobGroup, limits))
+
+/**
+ * A job group's own limits and the slots it has taken now (a group never seen: no limit of its own, none
+ * taken).
+ *
+ * @since 0.2.0
+ */
+export const group = (jobGroup: string): Effect.Effect<GroupState, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.group(jobGroup))

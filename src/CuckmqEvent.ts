@@ -219,6 +219,37 @@ export class JobGroupUnlock extends Schema.TaggedClass<JobGroupUnlock>()("JOB_GR
   reason: Schema.Literals(["worker-dead", "ceiling"])
 }) {}
 
+/** A rate limit as events carry it: at most `limit` claims per window of `periodSecs` seconds. */
+const rateLimit = Schema.Struct({ limit: Schema.Int, periodSecs: Schema.Number })
+
+/**
+ * A channel's flow control was changed (`Cuckmq.pauseChannel`, `resumeChannel`, `setChannelRateLimit`), by
+ * this process: its new state. `rateLimit` is absent when the channel has none.
+ *
+ * @since 0.2.0
+ */
+export class ChannelUpdate extends Schema.TaggedClass<ChannelUpdate>()("CHANNEL_UPDATE", {
+  timestamp: Schema.DateFromString,
+  channel: Schema.String,
+  paused: Schema.Boolean,
+  rateLimit: Schema.optional(rateLimit)
+}) {}
+
+/**
+ * A job group's explicit limits were changed (`Cuckmq.setGroupLimits`), by this process: its new state.
+ * `concurrency` and `rateLimit` are absent when the group has no setting of its own (its definitions'
+ * `groupConcurrency` and `groupRateLimit` apply); `running` is the slots taken at the time.
+ *
+ * @since 0.2.0
+ */
+export class GroupUpdate extends Schema.TaggedClass<GroupUpdate>()("GROUP_UPDATE", {
+  timestamp: Schema.DateFromString,
+  jobGroup: Schema.String,
+  concurrency: Schema.optional(Schema.Int),
+  rateLimit: Schema.optional(rateLimit),
+  running: Schema.Int
+}) {}
+
 /**
  * Every event cuckmq publishes, as a `Schema`: the union of the event classes, tagged on `_tag`.
  * Besides encoding and decoding, it carries Schema's tagged-union helpers: `CuckmqEvent.cases` (the class
@@ -241,7 +272,9 @@ export const CuckmqEvent = Schema.Union([
   OrchestratorJobSchedule,
   OrchestratorJobScheduleOrphan,
   JobRescue,
-  JobGroupUnlock
+  JobGroupUnlock,
+  ChannelUpdate,
+  GroupUpdate
 ]).pipe(Schema.toTaggedUnion("_tag"))
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Job definitions: a name, a payload Schema and a handler, plus the settings every job of the definition
- * inherits (channel, attempts, retry timeout, repeat schedule). A definition is a plain value; deploying,
- * enqueueing and running it need the `Cuckmq` service.
+ * inherits (channel, attempts, retry timeout, repeat schedule, priority, the limits of its job groups). A
+ * definition is a plain value; deploying, enqueueing and running it need the `Cuckmq` service.
  *
  * @example
  * ```ts
@@ -25,8 +25,8 @@
  *
  * @since 0.1.0
  */
-import { Cause, type Duration, Effect, type Exit, Result, Schema } from "effect"
-import { Cuckmq } from "./Cuckmq.js"
+import { Cause, Duration, Effect, type Exit, Result, Schema } from "effect"
+import { Cuckmq, type RateLimit, type RateLimitOptions } from "./Cuckmq.js"
 import {
   type EnqueueError,
   InvalidEnqueueOptions,
@@ -63,6 +63,8 @@ export interface JobMetadata {
   readonly channel: string
   /** The job's named group, or `undefined` when it is in its own group. */
   readonly jobGroup: string | undefined
+  /** The job's priority (higher is claimed first), as enqueued. */
+  readonly priority: number
   readonly enqueuedAt: Date
   /** When the job became available (after its delay or retry timeout). */
   readonly runAt: Date
@@ -86,10 +88,16 @@ export interface EnqueueOptions {
   /** The seed's form of `delay`: do not run the job before this many seconds from now. Defaults to 0. */
   readonly delaySecs?: number | undefined
   /**
-   * The job's group: no two jobs of one group ever run at the same time, anywhere. Defaults to the job's own
-   * group (it runs concurrently with everything).
+   * The job's group: at most the group's concurrency (1 unless set: no two jobs of one group at the same
+   * time) of its jobs run at once, anywhere, and its rate limit applies. Defaults to the job's own group (it
+   * runs concurrently with everything).
    */
   readonly jobGroup?: string | undefined
+  /**
+   * The job's priority, an integer in [-1000, 1000]: higher is claimed first, with aging (see the worker's
+   * `priorityAging`), so a lower priority is delayed, never starved. Defaults to the definition's `priority`.
+   */
+  readonly priority?: number | undefined
 }
 
 /**
@@ -118,10 +126,16 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly timeoutSecs: number
   /** The repeat schedule: `Every` (in seconds, from `repeatEvery` or `repeatSecs`) or `Cron`. */
   readonly repeat: JobStore.Repeat | undefined
+  /** The priority of the definition's jobs unless an enqueue gives one (0 unless set; higher is claimed first). */
+  readonly priority: number
+  /** The concurrency of every job group of the definition's jobs that has no concurrency of its own (1 unless set). */
+  readonly groupConcurrency: number
+  /** The rate limit of every job group of the definition's jobs that has no rate limit of its own. */
+  readonly groupRateLimit: RateLimit | undefined
   /** Runs one attempt of a job: its decoded payload and what the worker knows about the job. */
   readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
   /**
-   * Upserts the definition's metadata (channel, attempts, timeout, repeat) into the database. A definition
+   * Upserts the definition's metadata (channel, attempts, timeout, repeat, group limits) into the database. A definition
    * whose settings changed is updated; jobs already enqueued keep the settings they were enqueued with.
    */
   readonly deploy: Effect.Effect<void, InvalidJobDefinition | StorageError, Cuckmq>
@@ -205,6 +219,23 @@ export type MakeOptions<S extends Schema.Top, E, R> = {
   readonly timeout?: Duration.Input | undefined
   /** The seed's form of `timeout`, in seconds. Defaults to 60. */
   readonly timeoutSecs?: number | undefined
+  /**
+   * The priority of the definition's jobs, an integer in [-1000, 1000]: higher is claimed first (with aging:
+   * see the worker's `priorityAging`). An enqueue may give its own; repeating jobs (enqueued by the
+   * Orchestrator) have priority 0. Defaults to 0.
+   */
+  readonly priority?: number | undefined
+  /**
+   * How many jobs of one job group (of this definition's jobs) may run at once, anywhere: an integer in
+   * [1, 1,000,000]. A group's own setting (`Cuckmq.setGroupLimits`) wins; a group shared by definitions with
+   * different settings gets the smallest. Defaults to 1 (a group is a mutex).
+   */
+  readonly groupConcurrency?: number | undefined
+  /**
+   * At most `limit` claims of one job group's jobs per fixed window of `period` (at least 1 ms, at most 1 day),
+   * across every worker. A group's own setting (`Cuckmq.setGroupLimits`) wins. Defaults to none.
+   */
+  readonly groupRateLimit?: RateLimitOptions | undefined
 } & RepeatOptions<S["Type"]>
 
 /** The time options of definitions and enqueue, in their two forms (see internal/duration.ts). */
@@ -219,6 +250,28 @@ const delaySpec: TimeOption.Spec = { name: "delay", secsName: "delaySecs", min: 
  * `repeatEvery`, `repeatSecs` and `cron` type-check only when the payload is the empty struct (or omitted).
  * Time options take a `Duration.Input` (`timeout`, `repeatEvery`: preferred) or the seed's seconds (`timeoutSecs`,
  * `repeatSecs`); giving both forms of one option is an `InvalidJobDefinition` when it is deployed or registered.
+ *
+ * Flow control: `priority` (higher is claimed first), and the limits of the job groups of its jobs,
+ * `groupConcurrency` and `groupRateLimit`, which apply to a group that has no limits of its own
+ * (`Cuckmq.setGroupLimits`).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobDefinition } from "@cuckmq/effect"
+ *
+ * // per tenant (the job group): at most 2 syncs at once and 10 per minute; ahead of priority-0 work
+ * export const SyncTenant = JobDefinition.make({
+ *   name: "sync-tenant",
+ *   payload: Schema.Struct({ tenant: Schema.String }),
+ *   priority: 5,
+ *   groupConcurrency: 2,
+ *   groupRateLimit: { limit: 10, period: "1 minute" },
+ *   handler: ({ tenant }) => Effect.log(`syncing ${tenant}`)
+ * })
+ *
+ * export const syncNow = (tenant: string) => SyncTenant.enqueue({ tenant }, { jobGroup: tenant, priority: 10 })
+ * ```
  *
  * @since 0.1.0
  */
@@ -246,6 +299,10 @@ export const make = <
     : every !== undefined
     ? { _tag: "Every", secs: Result.isSuccess(every) ? every.success.secs : Number.NaN }
     : undefined
+  // like the time options, a bad rate limit is reported by validate; the public field keeps what was given
+  const groupRateLimit = options.groupRateLimit === undefined
+    ? undefined
+    : internal.resolveRateLimit("groupRateLimit", options.groupRateLimit)
   const self: JobDefinition<S["Type"], E, R> & internal.Internals = {
     [TypeId]: TypeId,
     name: options.name,
@@ -254,11 +311,22 @@ export const make = <
     numAttempts: options.numAttempts ?? internal.defaults.numAttempts,
     timeoutSecs: Result.isSuccess(timeout) ? timeout.success.secs : Number.NaN,
     repeat,
+    priority: options.priority ?? internal.defaults.priority,
+    groupConcurrency: options.groupConcurrency ?? internal.defaults.groupConcurrency,
+    groupRateLimit: groupRateLimit === undefined || options.groupRateLimit === undefined
+      ? undefined
+      : {
+        limit: options.groupRateLimit.limit,
+        period: Result.isSuccess(groupRateLimit)
+          ? Duration.seconds(groupRateLimit.success.periodSecs)
+          : Duration.zero // never deployed: validate reports the problem
+      },
     handler: options.handler,
     [internal.InternalsId]: {
       decode: Schema.decodeUnknownExit(codec),
       repeatSecsAndCronBoth: options.cron !== undefined && every !== undefined,
-      timeProblem: problem
+      timeProblem: problem,
+      groupRateLimit
     },
     get deploy() {
       return deploy(self)
@@ -307,6 +375,10 @@ const insertItems = <A>(
         }
         delaySecs = delay.success.secs
       }
+      const badPriority = item.priority === undefined ? undefined : internal.checkPriority("priority", item.priority)
+      if (badPriority !== undefined) {
+        return yield* new InvalidEnqueueOptions({ definitionName: definition.name, message: `${badPriority}${where}` })
+      }
       const badGroup = item.jobGroup === undefined
         ? undefined
         : internal.checkName("jobGroup", item.jobGroup, internal.maxGroupLength)
@@ -327,7 +399,14 @@ const insertItems = <A>(
       }
       const json = internal.payloadJson(encoded.value)
       if (Result.isFailure(json)) return yield* invalidPayload(json.failure)
-      jobs.push({ payloadJson: json.success, delaySecs, jobGroup: item.jobGroup, traceId, spanId })
+      jobs.push({
+        payloadJson: json.success,
+        delaySecs,
+        priority: item.priority ?? definition.priority,
+        jobGroup: item.jobGroup,
+        traceId,
+        spanId
+      })
     }
     return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
       Effect.sync(() => {

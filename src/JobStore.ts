@@ -18,7 +18,23 @@
  *   A waiting job of a group that was full when a claim met it is *held*: out of the claimable set until a
  *   slot frees, when the group's oldest held jobs (per channel) become claimable again, behind the jobs
  *   already waiting (round-robin across groups). So a group's backlog costs claims nothing.
- * - Claim order is `sortAt` (the run time, or the time a held job became claimable again), then id.
+ * - Claim order is `sortAt` (the run time, or the time a held job became claimable again) moved earlier by
+ *   `priority x priorityAgingSecs` (the claim's aging), then id: a job of priority p is claimed as if it had
+ *   waited p aging periods longer, so a higher priority goes first among jobs waiting for less than the
+ *   difference, and nothing starves. A job is claimable only once it is due (`runAt <= now`).
+ * - Flow control, all enforced by the claim itself:
+ *   - a group's concurrency is its explicit setting (`setGroupLimits`) if any, else its jobs' definitions'
+ *     `groupConcurrency` (the smallest, when definitions with different settings share a group);
+ *   - a group's rate limit (claims per period) likewise: explicit, else the definitions'; a group whose
+ *     budget is spent has its candidates held, and is *blocked* until its window ends (`promoteGroups`
+ *     makes its held jobs claimable again then);
+ *   - a channel may be paused (no claims from it) or rate limited (at most `limit` claims per window of
+ *     `periodSecs`, across every worker);
+ *   - windows are fixed: a window starts at the first claim after the previous one ended and lasts
+ *     `periodSecs`, so any interval of T seconds sees at most `limit x (T / periodSecs + 1)` claims.
+ * - Grouped jobs are held at enqueue when their group already has a live job (waiting or running) or, in
+ *   one call, beyond the group's concurrency: only a group's head is claimable, so a tenant's backlog
+ *   never delays another group's job by more than the heads ahead of it (fairness across groups).
  *
  * Times: the PostgreSQL backend uses the database clock at the statement (`statement_timestamp()`), so that
  * workers on machines with skewed clocks agree and a long transaction does not shorten a delay; the memory
@@ -49,6 +65,69 @@ export interface DefinitionRecord {
   readonly numAttempts: number
   readonly timeoutSecs: number
   readonly repeat: Repeat | undefined
+  /** The concurrency of the groups of this definition's jobs, unless a group has its own (default 1). */
+  readonly groupConcurrency: number
+  /** The rate limit of each group of this definition's jobs, unless a group has its own. */
+  readonly groupRateLimit: RateLimit | undefined
+}
+
+/**
+ * A rate limit: at most `limit` claims per window of `periodSecs` seconds.
+ *
+ * @since 0.2.0
+ */
+export interface RateLimit {
+  readonly limit: number
+  readonly periodSecs: number
+}
+
+/**
+ * A channel's flow control: paused, and its rate limit.
+ *
+ * @since 0.2.0
+ */
+export interface ChannelState {
+  readonly channel: string
+  readonly paused: boolean
+  readonly rateLimit: RateLimit | undefined
+}
+
+/**
+ * A change of a channel's flow control: `undefined` fields are left as they are; `rateLimit: null` removes
+ * the limit. A changed limit keeps the current window and its count: the claims already made in it count
+ * against the new limit, so changing a limit never admits a burst.
+ *
+ * @since 0.2.0
+ */
+export interface ChannelUpdate {
+  readonly paused?: boolean | undefined
+  readonly rateLimit?: RateLimit | null | undefined
+}
+
+/**
+ * A job group's explicit limits (they win over its definitions' defaults) and its state.
+ *
+ * @since 0.2.0
+ */
+export interface GroupState {
+  readonly jobGroup: string
+  /** The explicit concurrency, or undefined: the definitions' `groupConcurrency` applies. */
+  readonly concurrency: number | undefined
+  /** The explicit rate limit, or undefined: the definitions' `groupRateLimit` applies. */
+  readonly rateLimit: RateLimit | undefined
+  /** Slots taken now. */
+  readonly running: number
+}
+
+/**
+ * A change of a group's explicit limits: `undefined` fields are left as they are; `null` removes the
+ * explicit setting (the definitions' defaults apply again).
+ *
+ * @since 0.2.0
+ */
+export interface GroupUpdate {
+  readonly concurrency?: number | null | undefined
+  readonly rateLimit?: RateLimit | null | undefined
 }
 
 /**
@@ -69,6 +148,8 @@ export type FirstDue = (repeat: Repeat, now: Date) => { readonly fresh: Date; re
 export interface NewJob {
   readonly payloadJson: string
   readonly delaySecs: number
+  /** An integer in [-1000, 1000]; higher is claimed first (see the claim order). */
+  readonly priority: number
   readonly jobGroup: string | undefined
   readonly traceId: string | undefined
   readonly spanId: string | undefined
@@ -93,6 +174,7 @@ export interface ClaimedJob {
   readonly timeoutSecs: number
   /** How many times the job was taken back from a worker that died holding it. */
   readonly crashes: number
+  readonly priority: number
   readonly runAt: Date
   readonly sortAt: Date
   readonly createdAt: Date
@@ -141,6 +223,8 @@ export interface ClaimRequest {
   readonly excludeNames: ReadonlyArray<string>
   /** At most this many jobs. */
   readonly limit: number
+  /** One priority level is worth this many seconds of waiting in the claim order (> 0). */
+  readonly priorityAgingSecs: number
 }
 
 /**
@@ -152,6 +236,11 @@ export interface ClaimRequest {
 export interface ClaimResult {
   readonly jobs: ReadonlyArray<ClaimedJob>
   readonly held: number
+  /**
+   * The earliest end of a rate-limit window that refused this claim jobs (a channel's budget spent, or a
+   * group blocked): claiming again before then finds nothing more of them. Undefined when no limit refused.
+   */
+  readonly refillAt: Date | undefined
 }
 
 /**
@@ -277,6 +366,8 @@ export interface JobInfo {
   readonly crashes: number
   /** Waiting only: held behind a full group. */
   readonly held: boolean
+  /** Live jobs only (a finalized job's priority is not kept): undefined once finalized. */
+  readonly priority: number | undefined
   readonly runAt: Date | undefined
   readonly lastError: unknown
   readonly workerId: string | undefined
@@ -381,8 +472,10 @@ export class JobStore extends Context.Service<JobStore, {
   /**
    * Inserts jobs of one definition and returns their ids in input order. Joins the caller's transaction;
    * `onCommit` runs once it commits (outside a transaction: once the insert committed, even if the caller
-   * was interrupted meanwhile; never on rollback). Of several jobs of one group in one call, only the first
-   * (by run time) is claimable at once; the others are held behind it.
+   * was interrupted meanwhile; never on rollback). A grouped job is held at once when its group already has
+   * a live job; of several jobs of one (empty) group in one call, only the first `concurrency` (by run time)
+   * are claimable at once, the others held behind them. Held jobs are promoted as slots free (a backend
+   * closes the race with a concurrent settlement itself: after the commit, it promotes what it held).
    */
   readonly enqueue: (
     definitionName: string,
@@ -452,4 +545,25 @@ export class JobStore extends Context.Service<JobStore, {
   }, StorageError>
   /** One job by id, waiting, running or finalized. */
   readonly getJob: (id: string) => Effect.Effect<Option.Option<JobInfo>, StorageError>
+  /**
+   * Changes a channel's flow control (creating its settings on first use) and wakes every worker, so that a
+   * resume or a raised limit takes effect at once. A pause applies to every claim that starts after it
+   * returns; jobs already claimed run to their end. Returns the channel's new state.
+   */
+  readonly setChannel: (channel: string, update: ChannelUpdate) => Effect.Effect<ChannelState, StorageError>
+  /** A channel's flow control (a channel never configured: not paused, no limit). */
+  readonly getChannel: (channel: string) => Effect.Effect<ChannelState, StorageError>
+  /**
+   * Changes a group's explicit limits, then makes as many of its held jobs claimable as the new limits
+   * allow, and wakes workers. A group with explicit limits keeps them while it has no job.
+   */
+  readonly setGroupLimits: (jobGroup: string, update: GroupUpdate) => Effect.Effect<GroupState, StorageError>
+  /** A group's explicit limits and slots taken (a group never seen: no explicit limit, nothing running). */
+  readonly getGroup: (jobGroup: string) => Effect.Effect<GroupState, StorageError>
+  /**
+   * Makes held jobs claimable again where their group can take them: groups whose rate window ended, and
+   * groups with free slots and held jobs (a safety net: every slot freed promotes at once). At most `limit`
+   * groups per call; returns how many groups had jobs promoted (workers are woken when > 0).
+   */
+  readonly promoteGroups: (limit: number) => Effect.Effect<number, StorageError>
 }>()("cuckmq/JobStore") {}

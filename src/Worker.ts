@@ -77,6 +77,14 @@ export interface Options {
   readonly lease?: Duration.Input | undefined
   /** The seed's form of `lease`, in seconds. Defaults to 20. */
   readonly leaseSecs?: number | undefined
+  /**
+   * What one priority level is worth in waiting time: this worker claims a job of priority p as if it had
+   * waited p times this long more, so among due jobs a higher priority goes first unless a lower one has
+   * waited longer than the difference times this, and no priority starves (a job of priority p is passed by
+   * later work of priority q > p only while it has waited less than (q - p) times this). Must be > 0, at most
+   * 1 year. Defaults to 1 minute.
+   */
+  readonly priorityAging?: Duration.Input | undefined
 }
 
 /**
@@ -91,8 +99,12 @@ export const defaults = {
   pollIntervalSecs: 1,
   gracePeriodSecs: 15,
   heartbeatSecs: 5,
-  leaseSecs: 20
+  leaseSecs: 20,
+  priorityAgingSecs: 60
 } as const
+
+/** The longest `priorityAging`: 1 year. */
+const maxPriorityAgingSecs = 365.25 * 24 * 60 * 60
 
 const positive = (name: string, value: unknown, min: number, integer = false) =>
   typeof value === "number" && Number.isFinite(value) && value >= min && (!integer || Number.isInteger(value))
@@ -134,6 +146,17 @@ const resolve = (options: Options, cuckmq: Engine.Engine) =>
         duration: options.lease,
         secs: options.leaseSecs,
         fallback: defaults.leaseSecs
+      },
+      priorityAging: {
+        name: "priorityAging",
+        secsName: "priorityAgingSecs",
+        min: 0,
+        minExclusive: true,
+        // 1000 priority levels of a year each stay far inside PostgreSQL's timestamps
+        max: maxPriorityAgingSecs,
+        duration: options.priorityAging,
+        secs: undefined,
+        fallback: defaults.priorityAgingSecs
       }
     })
     const { heartbeat, lease } = times.values
@@ -145,7 +168,8 @@ const resolve = (options: Options, cuckmq: Engine.Engine) =>
       pollIntervalSecs: times.values.pollInterval?.secs ?? Number.NaN,
       gracePeriodSecs: times.values.gracePeriod?.secs ?? Number.NaN,
       heartbeatSecs: heartbeat?.secs ?? Number.NaN,
-      leaseSecs: lease?.secs ?? Number.NaN
+      leaseSecs: lease?.secs ?? Number.NaN,
+      priorityAgingSecs: times.values.priorityAging?.secs ?? Number.NaN
     }
     const problems = [
       positive("concurrency", config.concurrency, 1, true),

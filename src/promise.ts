@@ -33,7 +33,8 @@
  */
 import { Effect, type Layer, Result, Schema } from "effect"
 import { PgClient } from "@effect/sql-pg"
-import type { Cuckmq } from "./Cuckmq.js"
+import type { ChannelState, Cuckmq, GroupLimits, GroupState, RateLimit, RateLimitOptions } from "./Cuckmq.js"
+import * as CoreCuckmq from "./Cuckmq.js"
 import { InvalidJobDefinition, InvalidPayload, StorageError } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as internal from "./internal/definition.js"
@@ -73,6 +74,19 @@ export {
  * @since 0.1.0
  */
 export type PoolLike = Pool.PoolLike
+
+export type {
+  /** @since 0.2.0 */
+  ChannelState,
+  /** @since 0.2.0 */
+  GroupLimits,
+  /** @since 0.2.0 */
+  GroupState,
+  /** @since 0.2.0 */
+  RateLimit,
+  /** @since 0.2.0 */
+  RateLimitOptions
+} from "./Cuckmq.js"
 
 /**
  * An event (the seed's event names are the `_tag`s; see the README's table of events).
@@ -212,6 +226,79 @@ export class Context {
     await Promise.all(Array.from(state.daemons.keys(), (d) => d.stop()))
     await state.shared.close()
   }
+
+  /**
+   * Pauses a channel for every worker of every process: no claim that starts after this resolves takes its
+   * jobs; jobs already claimed (running, or in a worker's prefetch buffer) still run. Rejects with
+   * `InvalidOptions` for a bad name. See `Cuckmq.pauseChannel`.
+   */
+  pauseChannel(channel: string): Promise<ChannelState> {
+    return useEngine(this, CoreCuckmq.pauseChannel(channel))
+  }
+
+  /** Resumes a paused channel and wakes every worker. */
+  resumeChannel(channel: string): Promise<ChannelState> {
+    return useEngine(this, CoreCuckmq.resumeChannel(channel))
+  }
+
+  /**
+   * Sets a channel's rate limit, `{ limit, period }` (at most `limit` claims per fixed window of `period`:
+   * `"1 second"`, or a number of milliseconds), across every worker; `null` removes it.
+   */
+  setChannelRateLimit(channel: string, rateLimit: RateLimitOptions | null): Promise<ChannelState> {
+    return useEngine(this, CoreCuckmq.setChannelRateLimit(channel, rateLimit))
+  }
+
+  /** A channel's flow control: paused, and its rate limit. */
+  channel(channel: string): Promise<ChannelState> {
+    return useEngine(this, CoreCuckmq.channel(channel))
+  }
+
+  /**
+   * Changes a job group's own limits (`{ concurrency?, rateLimit? }`; `null` removes a setting, so that the
+   * definitions' `groupConcurrency` / `groupRateLimit` apply again). See `Cuckmq.setGroupLimits`.
+   */
+  setGroupLimits(jobGroup: string, limits: GroupLimits): Promise<GroupState> {
+    return useEngine(this, CoreCuckmq.setGroupLimits(jobGroup, limits))
+  }
+
+  /** A job group's own limits and the slots it has taken now. */
+  group(jobGroup: string): Promise<GroupState> {
+    return useEngine(this, CoreCuckmq.group(jobGroup))
+  }
+}
+
+/**
+ * Runs `effect` on a running worker's engine of `context` when there is one (so that a job enqueued while
+ * the worker has a free slot takes the core's in-process fast path: claimed by that worker in its own
+ * INSERT), else on the context's shared engine.
+ */
+const useEngine = <A, E>(context: Context, effect: Effect.Effect<A, E, Cuckmq>): Promise<A> => {
+  const schema = context.schema
+  const state = stateOf(context)
+  const link: WorkerLink | undefined = state.workers.values().next().value
+  const result = link === undefined
+    ? state.shared.use((engine) => Engine.run(Effect.provide(effect, engine.context)))
+    : (() => {
+      link.inFlight++
+      return Engine.run(Effect.provide(effect, link.engine.context)).finally(() => {
+        if (--link.inFlight === 0) link.drained?.()
+      })
+    })()
+  return result.catch((error) => {
+    // a missing table: say what to do about it
+    if (error instanceof StorageError && error.sqlState === "42P01") {
+      throw new StorageError({
+        operation: error.operation,
+        sqlState: error.sqlState,
+        cause: error.cause,
+        message: `${error.message} (is schema ${JSON.stringify(schema)} migrated? Apply generateMigrationSql(${
+          JSON.stringify(schema)
+        }) or await context.migrate())`
+      })
+    }
+    throw error
+  })
 }
 
 /**
@@ -248,6 +335,15 @@ export interface JobDefinitionOptions<T> {
   readonly timeoutSecs?: number | undefined
   /** Enqueue a job every this many seconds (with payload `{}`), run by an Orchestrator. Defaults to none. */
   readonly repeatSecs?: number | undefined
+  /** The priority of its jobs, an integer in [-1000, 1000], higher first (an enqueue may give its own). Defaults to 0. */
+  readonly priority?: number | undefined
+  /** How many jobs of one job group may run at once, unless the group has its own setting. Defaults to 1. */
+  readonly groupConcurrency?: number | undefined
+  /**
+   * At most `limit` claims of one job group's jobs per window of `period` (`"1 second"`, or a number of
+   * milliseconds), unless the group has its own setting. Defaults to none.
+   */
+  readonly groupRateLimit?: RateLimitOptions | undefined
 }
 
 /**
@@ -283,6 +379,12 @@ export class JobDefinition<T = unknown> {
   readonly timeoutSecs: number
   /** The repeat interval in seconds, for a repeating definition. */
   readonly repeatSecs: number | undefined
+  /** The priority of its jobs unless an enqueue gives one (0 unless given). */
+  readonly priority: number
+  /** The concurrency of its jobs' groups that have none of their own (1 unless given). */
+  readonly groupConcurrency: number
+  /** The rate limit of its jobs' groups that have none of their own. */
+  readonly groupRateLimit: RateLimit | undefined
   readonly #core: CoreDefinition.JobDefinition<unknown, unknown, never>
 
   /**
@@ -304,7 +406,10 @@ export class JobDefinition<T = unknown> {
       ...(options.channel !== undefined ? { channel: options.channel } : {}),
       ...(options.numAttempts !== undefined ? { numAttempts: options.numAttempts } : {}),
       ...(options.timeoutSecs !== undefined ? { timeoutSecs: options.timeoutSecs } : {}),
-      ...(options.repeatSecs !== undefined ? { repeatSecs: options.repeatSecs } : {})
+      ...(options.repeatSecs !== undefined ? { repeatSecs: options.repeatSecs } : {}),
+      ...(options.priority !== undefined ? { priority: options.priority } : {}),
+      ...(options.groupConcurrency !== undefined ? { groupConcurrency: options.groupConcurrency } : {}),
+      ...(options.groupRateLimit !== undefined ? { groupRateLimit: options.groupRateLimit } : {})
     })
     Engine.runSync(internal.validate(core))
     if (state.definitions.has(core.name)) {
@@ -321,6 +426,9 @@ export class JobDefinition<T = unknown> {
     this.numAttempts = core.numAttempts
     this.timeoutSecs = core.timeoutSecs
     this.repeatSecs = options.repeatSecs
+    this.priority = core.priority
+    this.groupConcurrency = core.groupConcurrency
+    this.groupRateLimit = core.groupRateLimit
   }
 
   /** Upserts the definition's settings into the database; enqueue needs it (else `JobDefinitionNotDeployed`). */
@@ -358,37 +466,9 @@ export class JobDefinition<T = unknown> {
     return this.#use(this.#core.enqueueMany(items))
   }
 
-  /**
-   * Runs `effect` on a running worker's engine when there is one (so that a job enqueued while the worker
-   * has a free slot takes the core's in-process fast path: claimed by that worker in its own INSERT), else
-   * on the context's shared engine.
-   */
+  /** Runs `effect` on an engine of the context (see `useEngine`). */
   #use<A, E>(effect: Effect.Effect<A, E, Cuckmq>): Promise<A> {
-    const schema = this.context.schema
-    const state = stateOf(this.context)
-    const link: WorkerLink | undefined = state.workers.values().next().value
-    const result = link === undefined
-      ? state.shared.use((engine) => Engine.run(Effect.provide(effect, engine.context)))
-      : (() => {
-        link.inFlight++
-        return Engine.run(Effect.provide(effect, link.engine.context)).finally(() => {
-          if (--link.inFlight === 0) link.drained?.()
-        })
-      })()
-    return result.catch((error) => {
-      // a missing table: say what to do about it
-      if (error instanceof StorageError && error.sqlState === "42P01") {
-        throw new StorageError({
-          operation: error.operation,
-          sqlState: error.sqlState,
-          cause: error.cause,
-          message: `${error.message} (is schema ${JSON.stringify(schema)} migrated? Apply generateMigrationSql(${
-            JSON.stringify(schema)
-          }) or await context.migrate())`
-        })
-      }
-      throw error
-    })
+    return useEngine(this.context, effect)
   }
 }
 

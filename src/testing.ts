@@ -157,7 +157,14 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
         const channels = Array.from(new Set(Array.from(cuckmq.definitions.values(), (r) => r.definition.channel)))
         const result = { succeeded: 0, retried: 0, failed: 0 }
         while (true) {
-          const { jobs: [job] } = yield* Effect.orDie(memory.claim({ workerId, channels, excludeNames: [], limit: 1 }))
+          const { jobs: [job] } = yield* Effect.orDie(memory.claim({
+            workerId,
+            channels,
+            excludeNames: [],
+            limit: 1,
+            // the worker's default (1 minute): the test runs jobs in the order a worker would claim them
+            priorityAgingSecs: 60
+          }))
           if (job === undefined) return result
           const started = yield* Clock.currentTimeMillis
           Execute.publishRun(cuckmq, job, workerId, started)
@@ -223,6 +230,7 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
             maxAttempts: definition.numAttempts,
             channel: definition.channel,
             jobGroup: undefined,
+            priority: definition.priority,
             enqueuedAt: now,
             runAt: now,
             scheduledFor: undefined,

@@ -347,7 +347,7 @@ describe("correctness regressions", () => {
             Effect.gen(function*() {
               yield* Job.enqueueMany(Array.from({ length: running }, () => ({ payload: {} })))
               for (let i = 0; i < running / 500; i++) {
-                yield* Engine.get(cuckmq).store.claim({ workerId: workers[i % 100]!, channels: ["_default"], excludeNames: [], limit: 500 })
+                yield* Engine.get(cuckmq).store.claim({ workerId: workers[i % 100]!, channels: ["_default"], excludeNames: [], limit: 500, priorityAgingSecs: 60 })
               }
               yield* sql`ANALYZE ${sql(inSchema(schema, "job"))}`
               const rows = yield* sql.unsafe<{ plan: unknown }>(

@@ -40,7 +40,9 @@ const samples: { readonly [T in CuckmqEvent.Tag]: Extract<CuckmqEvent.CuckmqEven
   ORCHESTRATOR_JOB_SCHEDULE: new CuckmqEvent.OrchestratorJobSchedule({ ...job, scheduledFor: new Date("2026-12-02T01:00:00Z") }),
   ORCHESTRATOR_JOB_SCHEDULE_ORPHAN: new CuckmqEvent.OrchestratorJobScheduleOrphan({ timestamp: at, definitionName: "gone" }),
   JOB_RESCUE: new CuckmqEvent.JobRescue({ ...job, workerId: "w0", finalized: false }),
-  JOB_GROUP_UNLOCK: new CuckmqEvent.JobGroupUnlock({ timestamp: at, jobGroup: "account-7", jobId: "42", reason: "worker-dead" })
+  JOB_GROUP_UNLOCK: new CuckmqEvent.JobGroupUnlock({ timestamp: at, jobGroup: "account-7", jobId: "42", reason: "worker-dead" }),
+  CHANNEL_UPDATE: new CuckmqEvent.ChannelUpdate({ timestamp: at, channel: "mail", paused: false, rateLimit: { limit: 100, periodSecs: 1 } }),
+  GROUP_UPDATE: new CuckmqEvent.GroupUpdate({ timestamp: at, jobGroup: "account-7", concurrency: 3, rateLimit: undefined, running: 1 })
 }
 
 const toJson = (event: CuckmqEvent.CuckmqEvent) => JSON.stringify(Schema.encodeSync(CuckmqEvent.CuckmqEvent)(event))
@@ -70,7 +72,7 @@ const assertRoundTrip = (event: CuckmqEvent.CuckmqEvent) => {
 describe("events as Schema values", () => {
   it("the samples cover every event class, each under its own tag", () => {
     assert.deepStrictEqual(Object.keys(samples).sort(), Object.keys(CuckmqEvent.CuckmqEvent.cases).sort())
-    assert.strictEqual(Object.keys(samples).length, 15)
+    assert.strictEqual(Object.keys(samples).length, 17)
     for (const [tag, event] of Object.entries(samples)) assert.strictEqual(event._tag, tag)
   })
 

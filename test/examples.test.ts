@@ -126,6 +126,25 @@ describe("examples", () => {
       assert.include(output, "30 batches synced with 20 worker slots; overlapping syncs of one account: 0")
     }))
 
+  it.live("flow-control: priorities, a paused channel, group concurrency, group and channel rate limits", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* runExample("flow-control.ts")
+      assert.strictEqual(code, 0, output)
+      assert.include(output, "reports paused: true")
+      assert.include(output, "while paused, reports run: 0")
+      assert.include(output, "reports ran by priority: 10 10 5 0 0 0")
+      // the limits bound what runs at once; they do not promise that a limit is reached
+      const most = /18 syncs; most at once: acme (\d+) \(its own limit 3\), globex (\d+) \(the definition's groupConcurrency 2\)/
+        .exec(output)
+      assert.isNotNull(most, output)
+      assert.isAtMost(Number(most![1]), 3)
+      assert.isAtMost(Number(most![2]), 2)
+      assert.match(output, /6 notifications for acme \(2 per second\) and 25 partner-api calls \(10 per second\) took/)
+      assert.include(output, "partner-api rate limit: 10 per 1s")
+      assert.strictEqual(output.match(/CHANNEL_UPDATE: /g)?.length, 3)
+      assert.strictEqual(output.match(/GROUP_UPDATE: acme/g)?.length, 1)
+    }))
+
   it.live("repeating: an interval job and a cron job run when due", () =>
     Effect.gen(function*() {
       const { code, output } = yield* runExample("repeating.ts")

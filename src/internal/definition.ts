@@ -4,6 +4,7 @@
 import { Cron, Effect, type Exit, Result, type Schema } from "effect"
 import { InvalidJobDefinition } from "../CuckmqError.js"
 import type * as JobStore from "../JobStore.js"
+import * as TimeOption from "./duration.js"
 
 export const TypeId = "~@cuckmq/effect/JobDefinition" as const
 export const InternalsId = "~@cuckmq/effect/JobDefinition/internals" as const
@@ -12,7 +13,9 @@ export const InternalsId = "~@cuckmq/effect/JobDefinition/internals" as const
 export const defaults = {
   channel: "_default",
   numAttempts: 1,
-  timeoutSecs: 60
+  timeoutSecs: 60,
+  priority: 0,
+  groupConcurrency: 1
 } as const
 
 /** What a definition carries besides its public fields. */
@@ -23,6 +26,8 @@ export interface Internals {
     readonly repeatSecsAndCronBoth: boolean
     /** Why the time options (`timeout`/`timeoutSecs`, `repeatEvery`/`repeatSecs`) cannot be used, if they cannot. */
     readonly timeProblem: string | undefined
+    /** `groupRateLimit` as the store takes it, resolved when the definition was made (or why it cannot be). */
+    readonly groupRateLimit: Result.Result<JobStore.RateLimit, string> | undefined
   }
 }
 
@@ -33,12 +38,15 @@ export interface DefinitionLike {
   readonly numAttempts: number
   readonly timeoutSecs: number
   readonly repeat: JobStore.Repeat | undefined
+  readonly priority: number
+  readonly groupConcurrency: number
 }
 
 export const internals = (definition: DefinitionLike): Internals[typeof InternalsId] =>
   (definition as unknown as Internals)[InternalsId]
 
-const maxNameLength = 200
+/** The longest definition or channel name. */
+export const maxNameLength = 200
 
 /** The longest job group name (a primary key: PostgreSQL's index entries are limited to about 2,700 bytes). */
 export const maxGroupLength = 500
@@ -66,6 +74,66 @@ export const checkName = (what: string, value: unknown, max: number): string | u
   return why === undefined ? undefined : `${what} ${why}`
 }
 
+/** The bounds of the flow-control settings (checked on both backends before the store is called). */
+export const bounds = {
+  /** Priorities are integers in [-1000, 1000]: higher is claimed first. */
+  minPriority: -1000,
+  maxPriority: 1000,
+  /** A group's concurrency: an integer in [1, 1,000,000]. */
+  maxConcurrency: 1_000_000,
+  /** A rate limit's `limit`: an integer in [1, 1,000,000,000]. */
+  maxRateLimit: 1_000_000_000,
+  /** A rate limit's period: at least 1 ms, at most 1 day (a window longer than that is a pause). */
+  minRatePeriodSecs: 0.001,
+  maxRatePeriodSecs: 24 * 60 * 60
+} as const
+
+const isIntegerIn = (value: unknown, min: number, max: number): value is number =>
+  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
+
+/** Checks a priority (`what` names the option in the message), or undefined when it is valid. */
+export const checkPriority = (what: string, value: unknown): string | undefined =>
+  isIntegerIn(value, bounds.minPriority, bounds.maxPriority)
+    ? undefined
+    : `${what} must be an integer in [${bounds.minPriority}, ${bounds.maxPriority}] (higher is claimed first), got ${
+      String(value)
+    }`
+
+/** Checks a group concurrency, or undefined when it is valid. */
+export const checkConcurrency = (what: string, value: unknown): string | undefined =>
+  isIntegerIn(value, 1, bounds.maxConcurrency)
+    ? undefined
+    : `${what} must be an integer in [1, ${bounds.maxConcurrency.toLocaleString("en-US")}], got ${String(value)}`
+
+/**
+ * Resolves a rate limit given as `{ limit, period }` (`period` a `Duration.Input`, read as the other time
+ * options are: see internal/duration.ts) into the store's `{ limit, periodSecs }`, or explains why it cannot be
+ * used. `what` names the option in the message (`"groupRateLimit"`, `"rateLimit"`).
+ */
+export const resolveRateLimit = (what: string, input: unknown): Result.Result<JobStore.RateLimit, string> => {
+  if (typeof input !== "object" || input === null) {
+    return Result.fail(`${what} must be { limit, period } (or null to remove it), got ${String(input)}`)
+  }
+  const { limit, period } = input as { readonly limit?: unknown; readonly period?: unknown }
+  if (!isIntegerIn(limit, 1, bounds.maxRateLimit)) {
+    return Result.fail(
+      `${what}.limit must be an integer in [1, ${bounds.maxRateLimit.toLocaleString("en-US")}], got ${String(limit)}`
+    )
+  }
+  if (period === undefined) {
+    return Result.fail(`${what}.period is required: a Duration.Input such as "1 second" or Duration.minutes(1)`)
+  }
+  const resolved = TimeOption.resolve(
+    { name: `${what}.period`, secsName: `${what}.periodSecs`, min: bounds.minRatePeriodSecs, max: bounds.maxRatePeriodSecs },
+    period,
+    undefined,
+    0
+  )
+  return Result.isSuccess(resolved)
+    ? Result.succeed({ limit, periodSecs: resolved.success.secs })
+    : Result.fail(resolved.failure)
+}
+
 /** Checks a definition's settings and turns them into the stored record. */
 export const validate = (
   definition: DefinitionLike
@@ -84,6 +152,11 @@ export const validate = (
   if (repeatSecsAndCronBoth) {
     return fail("give repeatEvery (or repeatSecs) or cron, not both")
   }
+  const flow = checkPriority("priority", definition.priority) ??
+    checkConcurrency("groupConcurrency", definition.groupConcurrency)
+  if (flow !== undefined) return fail(flow)
+  const groupRateLimit = internals(definition).groupRateLimit
+  if (groupRateLimit !== undefined && Result.isFailure(groupRateLimit)) return fail(groupRateLimit.failure)
   const repeat = definition.repeat
   if (repeat?._tag === "Cron") {
     const parsed = Cron.parse(repeat.expression, repeat.tz ?? "UTC")
@@ -96,7 +169,9 @@ export const validate = (
     channel: definition.channel,
     numAttempts: definition.numAttempts,
     timeoutSecs: definition.timeoutSecs,
-    repeat
+    repeat,
+    groupConcurrency: definition.groupConcurrency,
+    groupRateLimit: groupRateLimit === undefined ? undefined : groupRateLimit.success
   })
 }
 

@@ -54,6 +54,7 @@ export const metadata = (job: JobStore.ClaimedJob, workerId: string): JobMetadat
   maxAttempts: job.maxAttempts,
   channel: job.channel,
   jobGroup: job.jobGroup,
+  priority: job.priority,
   enqueuedAt: job.createdAt,
   runAt: job.runAt,
   scheduledFor: job.scheduledFor,

@@ -20,6 +20,8 @@ export const defaults = {
   sessionGraceSecs: 2.5,
   /** Jobs (and group slots) per rescue. */
   rescueLimit: 1000,
+  /** Groups looked at per promotion round. */
+  promoteLimit: 100,
   /** A rescue never takes longer than this (a slow one must not pile up behind itself). */
   rescueTimeoutSecs: 30
 } as const
@@ -97,12 +99,17 @@ export const forever = <E>(
   )
 }
 
-/** The rescue loop of one worker or orchestrator. */
+/**
+ * The rescue loop of one worker or orchestrator. Each round also promotes held jobs of groups that can take
+ * them (`promoteGroups`): rate windows that ended while no worker was waiting for them, and the safety net
+ * for a promotion lost with a process that died between an enqueue's commit and its promotion.
+ */
 export const rescueLoop = (cuckmq: Engine, everySecs: number): Effect.Effect<never> =>
   forever(
     "rescue",
     everySecs,
     rescue(cuckmq, everySecs / 2).pipe(
+      Effect.andThen(cuckmq.store.promoteGroups(defaults.promoteLimit)),
       Effect.asVoid,
       Effect.timeoutOrElse({
         duration: Duration.seconds(defaults.rescueTimeoutSecs),

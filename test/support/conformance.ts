@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { assert, type Vitest } from "@effect/vitest"
-import { Effect, Option, type Scope } from "effect"
+import { Clock, Effect, Option, type Scope } from "effect"
 import * as Definition from "../../src/internal/definition.js"
 import { JobStore } from "../../src/JobStore.js"
 import type * as Store from "../../src/JobStore.js"
@@ -21,12 +21,15 @@ const def = (name: string, extra: Partial<Store.DefinitionRecord> = {}): Store.D
   numAttempts: 1,
   timeoutSecs: 0.3,
   repeat: undefined,
+  groupConcurrency: 1,
+  groupRateLimit: undefined,
   ...extra
 })
 
 const newJob = (payload: unknown, extra: Partial<Store.NewJob> = {}): Store.NewJob => ({
   payloadJson: JSON.stringify(payload),
   delaySecs: 0,
+  priority: 0,
   jobGroup: undefined,
   traceId: undefined,
   spanId: undefined,
@@ -70,7 +73,7 @@ export const conformance = (
 ) => {
   const n = (name: string) => `${prefix}-${name}` // definitions are per-test, so tests share one store
   const claimOf = (workerId: string, channel: string, limit = 10, extra: Partial<Store.ClaimRequest> = {}) =>
-    Effect.flatMap(JobStore, (store) => store.claim({ workerId, channels: [channel], excludeNames: [], limit, ...extra }))
+    Effect.flatMap(JobStore, (store) => store.claim({ workerId, channels: [channel], excludeNames: [], limit, priorityAgingSecs: 60, ...extra }))
 
   it.effect("enqueue stores jobs with the definition's settings; an undeployed definition is refused", () =>
     Effect.gen(function*() {
@@ -111,7 +114,7 @@ export const conformance = (
       const first = yield* store.enqueue(n("order"), [newJob({ i: 1 }), newJob({ i: 2 }), newJob({ i: 3 })], noCommit)
       yield* store.enqueue(n("other"), [newJob({})], noCommit)
       yield* store.enqueue(n("skip"), [newJob({})], noCommit)
-      const request = { workerId: w.id, channels: [n("order")], excludeNames: [n("skip")], limit: 2 }
+      const request = { workerId: w.id, channels: [n("order")], excludeNames: [n("skip")], limit: 2, priorityAgingSecs: 60 }
       const a = (yield* store.claim(request)).jobs
       assert.deepStrictEqual(ids(a), first.slice(0, 2))
       assert.isTrue(a.every((j) => j.attempt === 1 && j.claim === 1 && j.crashes === 0))
@@ -139,7 +142,7 @@ export const conformance = (
         order.push(id!)
         yield* advance(0.002)
       }
-      const got = (yield* store.claim({ workerId: w.id, channels: [n("y"), n("x")], excludeNames: [], limit: 4 })).jobs
+      const got = (yield* store.claim({ workerId: w.id, channels: [n("y"), n("x")], excludeNames: [], limit: 4, priorityAgingSecs: 60 })).jobs
       assert.deepStrictEqual(ids(got), order.slice(0, 4))
       yield* store.deregisterWorker(w.id)
     }))
@@ -159,7 +162,7 @@ export const conformance = (
       yield* store.deregisterWorker(w.id)
     }))
 
-  it.effect("job groups: a full group's jobs are held, not claimed; a freed slot makes the oldest held job claimable", () =>
+  it.effect("job groups: a busy group's new jobs are held at enqueue; a freed slot makes the oldest held job claimable", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
       yield* store.deploy([def(n("grp"))], Definition.firstDue)
@@ -169,13 +172,14 @@ export const conformance = (
       for (let i = 0; i < 3; i++) g1.push(...yield* store.enqueue(n("grp"), [newJob({ i }, { jobGroup: `${prefix}-g1` })], noCommit))
       const g2 = yield* store.enqueue(n("grp"), [1, 2].map((i) => newJob({ i }, { jobGroup: `${prefix}-g2` })), noCommit)
       const free = yield* store.enqueue(n("grp"), [newJob({ free: true })], noCommit)
-      // g1's jobs came one by one (all claimable), g2's in one call (the second held at once)
-      assert.isFalse((yield* state(store, g1[1]!)).held)
+      // one by one or in one call: only a group's head is claimable (concurrency 1), the rest held at once
+      assert.isFalse((yield* state(store, g1[0]!)).held)
+      assert.isTrue((yield* state(store, g1[1]!)).held)
+      assert.isTrue((yield* state(store, g1[2]!)).held)
       assert.isTrue((yield* state(store, g2[1]!)).held)
       const a = yield* claimOf(w.id, n("grp"))
       assert.deepStrictEqual(ids(a.jobs).sort(), [g1[0], g2[0], free[0]].sort())
-      assert.strictEqual(a.held, 2, "g1's later jobs, met while g1 was full, are held")
-      assert.isTrue((yield* state(store, g1[1]!)).held)
+      assert.strictEqual(a.held, 0, "nothing left to hold: the backlogs were held at enqueue")
       assert.deepStrictEqual((yield* claimOf(w.id, n("grp"))).jobs, [])
       const other = worker()
       yield* store.registerWorker(other)
@@ -189,27 +193,24 @@ export const conformance = (
       yield* store.deregisterWorker(other.id)
     }))
 
-  it.effect("the claim window with a group backlog at its head: both backends return the same jobs", () =>
+  it.effect("a group backlog at the head of the queue costs a claim nothing: only the group's head is a candidate", () =>
     Effect.gen(function*() {
       const store = yield* JobStore
       yield* store.deploy([def(n("window"))], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
       const group = `${prefix}-head`
-      // a backlog written one job at a time (all claimable), ahead of three free jobs
+      // a backlog written one job at a time, ahead of three free jobs
       const backlog: Array<string> = []
       for (let i = 0; i < 5; i++) backlog.push(...yield* store.enqueue(n("window"), [newJob({ i }, { jobGroup: group })], noCommit))
       yield* advance(0.002)
       const free = yield* store.enqueue(n("window"), [newJob({}), newJob({}), newJob({})], noCommit)
       const first = yield* claimOf(w.id, n("window"), 3)
-      assert.deepStrictEqual(ids(first.jobs), [backlog[0]], "the window is the first 3 candidates: the group's head, two held")
-      assert.strictEqual(first.held, 2)
+      assert.deepStrictEqual(ids(first.jobs), [backlog[0], free[0], free[1]], "the window is full: the head and two free jobs")
+      assert.strictEqual(first.held, 0)
       const second = yield* claimOf(w.id, n("window"), 3)
-      assert.deepStrictEqual(ids(second.jobs), [free[0]], "two more of the backlog held, one free job claimed")
-      assert.strictEqual(second.held, 2)
-      const third = yield* claimOf(w.id, n("window"), 3)
-      assert.deepStrictEqual(ids(third.jobs), free.slice(1), "the backlog costs nothing any more")
-      assert.strictEqual(third.held, 0)
+      assert.deepStrictEqual(ids(second.jobs), [free[2]])
+      assert.strictEqual(second.held, 0)
       yield* store.deregisterWorker(w.id)
     }))
 
@@ -770,5 +771,478 @@ export const conformance = (
       assert.deepStrictEqual(later.scheduled.filter((s) => s.definitionName === every), [])
       assert.notInclude(later.orphans.map((o) => o.definitionName), gone)
       assert.notInclude(later.orphans.map((o) => o.definitionName), every)
+    }))
+
+  flowControlCases(it, advance, prefix)
+}
+
+/** Counts jobs per window of time: the most any `span` seconds saw, the bound fixed windows allow. */
+const windowBound = (limit: number, spanSecs: number, periodSecs: number) =>
+  // fixed windows of `periodSecs`: an interval of `spanSecs` meets at most ceil(span / period) + 1 of them
+  limit * (Math.ceil(spanSecs / periodSecs - 1e-9) + 1)
+
+/**
+ * Flow control (issue 12): priorities and aging, group concurrency and rate limits, fairness across groups,
+ * channel pause and rate limits. Exact window arithmetic only on the memory store (`exactClock`: TestClock,
+ * nothing moves unless the test moves it); on PostgreSQL time is real, so those cases count orders and bounds.
+ */
+const flowControlCases = (
+  it: { readonly effect: Tester },
+  advance: (secs: number) => Effect.Effect<void>,
+  prefix: string
+) => {
+  const n = (name: string) => `${prefix}-${name}`
+  const exactClock = prefix === "mem" // test/conformance-memory.test.ts: TestClock
+  const claimOf = (workerId: string, channel: string, limit = 10, extra: Partial<Store.ClaimRequest> = {}) =>
+    Effect.flatMap(JobStore, (store) => store.claim({ workerId, channels: [channel], excludeNames: [], limit, priorityAgingSecs: 60, ...extra }))
+  const now = Clock.currentTimeMillis
+  const heldOf = (store: JobStore["Service"], jobIds: ReadonlyArray<string>) =>
+    Effect.forEach(jobIds, (id) => Effect.map(state(store, id), (j) => j.held))
+
+  it.effect("priorities: higher is claimed first, ties by id; claimed jobs and job info carry the priority", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("prio"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const priorities = [0, 5, -3, 10, 5, -1000, 1000, 0]
+      const jobIds = yield* store.enqueue(n("prio"), priorities.map((priority, i) => newJob({ i }, { priority })), noCommit)
+      const expected = priorities.map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => jobIds[i])
+      const { jobs } = yield* claimOf(w.id, n("prio"), 20)
+      assert.deepStrictEqual(ids(jobs), expected)
+      assert.deepStrictEqual(jobs.map((j) => j.priority), [...priorities].sort((a, b) => b - a))
+      assert.strictEqual((yield* state(store, jobIds[3]!)).priority, 10)
+      yield* store.settle(w.id, settled(jobs))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("aging: a job of priority p is claimed as if it had waited p aging periods longer (the claim's aging)", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      // the same jobs, at the same times, on two channels: one claimed with a short aging, one with a long one
+      yield* store.deploy([def(n("age-short")), def(n("age-long"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const enqueue = (priority: number) =>
+        Effect.all([n("age-short"), n("age-long")].map((d) => Effect.map(store.enqueue(d, [newJob({ priority }, { priority })], noCommit), ([id]) => id!)))
+      const low = yield* enqueue(0)
+      yield* advance(0.35)
+      const high = yield* enqueue(2) // 2 x 0.1 s ahead: still behind the low job that waited 0.35 s longer
+      const top = yield* enqueue(10) // 10 x 0.1 s ahead: before it
+      const short = yield* claimOf(w.id, n("age-short"), 10, { priorityAgingSecs: 0.1 })
+      assert.deepStrictEqual(ids(short.jobs), [top[0], low[0], high[0]])
+      const long = yield* claimOf(w.id, n("age-long"), 10, { priorityAgingSecs: 60 })
+      assert.deepStrictEqual(ids(long.jobs), [top[1], high[1], low[1]])
+      yield* store.settle(w.id, settled([...short.jobs, ...long.jobs]))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("priorities never make a job due early: a delayed job of the highest priority waits for its run time", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("due"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const [delayed] = yield* store.enqueue(n("due"), [newJob({}, { priority: 1000, delaySecs: 0.3 })], noCommit)
+      const [plain] = yield* store.enqueue(n("due"), [newJob({}, { priority: -1000 })], noCommit)
+      const first = yield* claimOf(w.id, n("due"), 10, { priorityAgingSecs: 3600 })
+      assert.deepStrictEqual(ids(first.jobs), [plain])
+      assert.deepStrictEqual((yield* claimOf(w.id, n("due"), 10, { priorityAgingSecs: 3600 })).jobs, [])
+      yield* advance(0.35)
+      const second = yield* claimOf(w.id, n("due"), 10, { priorityAgingSecs: 3600 })
+      assert.deepStrictEqual(ids(second.jobs), [delayed])
+      assert.isAtLeast(second.jobs[0]!.sortAt.getTime(), second.jobs[0]!.runAt.getTime(), "sortAt is never before runAt")
+      yield* store.settle(w.id, settled([...first.jobs, ...second.jobs]))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("group concurrency from the definition: N slots; held at enqueue beyond N (by run time) and while N are active", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("conc"), { groupConcurrency: 2 })], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const group = `${prefix}-conc`
+      // ranked by run time, then input order: j1 and j2 are the first two; the delayed j0 is ranked last
+      const [j0, j1, j2, j3, j4] = yield* store.enqueue(n("conc"), [
+        newJob({ i: 0 }, { jobGroup: group, delaySecs: 0.3 }),
+        ...[1, 2, 3, 4].map((i) => newJob({ i }, { jobGroup: group }))
+      ], noCommit)
+      assert.deepStrictEqual(yield* heldOf(store, [j0!, j1!, j2!, j3!, j4!]), [true, false, false, true, true])
+      // two due jobs waiting already: a job enqueued on its own is held
+      const [j5] = yield* store.enqueue(n("conc"), [newJob({ i: 5 }, { jobGroup: group })], noCommit)
+      assert.isTrue((yield* state(store, j5!)).held)
+      const a = yield* claimOf(w.id, n("conc"))
+      assert.deepStrictEqual(ids(a.jobs), [j1, j2])
+      assert.strictEqual(a.held, 0)
+      assert.strictEqual((yield* store.getGroup(group)).running, 2)
+      assert.deepStrictEqual((yield* claimOf(w.id, n("conc"))).jobs, [])
+      // a freed slot promotes the held job with the earliest run time
+      yield* store.settle(w.id, settled([a.jobs[0]!]))
+      assert.strictEqual((yield* store.getGroup(group)).running, 1)
+      const b = yield* claimOf(w.id, n("conc"))
+      assert.deepStrictEqual(ids(b.jobs), [j3])
+      yield* store.settle(w.id, settled([a.jobs[1]!]))
+      yield* store.settle(w.id, settled(b.jobs))
+      const c = yield* claimOf(w.id, n("conc"))
+      assert.deepStrictEqual(ids(c.jobs).sort(), [j4, j5].sort(), "two slots freed: the next two by run time")
+      assert.isTrue((yield* state(store, j0!)).held)
+      yield* store.settle(w.id, settled(c.jobs))
+      yield* advance(0.35)
+      // j0 was promoted by the settlements (a free slot, nothing else due): claimable once due
+      const d = yield* claimOf(w.id, n("conc"))
+      assert.deepStrictEqual(ids(d.jobs), [j0])
+      yield* store.settle(w.id, settled(d.jobs))
+      assert.strictEqual((yield* store.getGroup(group)).running, 0)
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("group concurrency: an explicit setting wins over the definition's, null removes it; raising it promotes held jobs", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("explicit"), { groupConcurrency: 3 })], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const group = `${prefix}-explicit`
+      assert.deepStrictEqual(yield* store.setGroupLimits(group, { concurrency: 1 }), {
+        jobGroup: group,
+        concurrency: 1,
+        rateLimit: undefined,
+        running: 0
+      })
+      const jobIds = yield* store.enqueue(n("explicit"), [0, 1, 2, 3].map((i) => newJob({ i }, { jobGroup: group })), noCommit)
+      assert.deepStrictEqual(yield* heldOf(store, jobIds), [false, true, true, true], "the explicit 1, not the definition's 3")
+      const a = yield* claimOf(w.id, n("explicit"))
+      assert.deepStrictEqual(ids(a.jobs), [jobIds[0]])
+      // raising it makes as many held jobs claimable as the new limit allows
+      const raised = yield* store.setGroupLimits(group, { concurrency: 3 })
+      assert.deepInclude(raised, { concurrency: 3, running: 1 })
+      assert.deepStrictEqual(yield* heldOf(store, jobIds), [false, false, false, true])
+      const b = yield* claimOf(w.id, n("explicit"))
+      assert.deepStrictEqual(ids(b.jobs), jobIds.slice(1, 3))
+      // undefined keeps a field, null removes it
+      assert.deepInclude(yield* store.setGroupLimits(group, { rateLimit: { limit: 100, periodSecs: 60 } }), {
+        concurrency: 3,
+        rateLimit: { limit: 100, periodSecs: 60 },
+        running: 3
+      })
+      assert.deepInclude(yield* store.setGroupLimits(group, { rateLimit: null }), { concurrency: 3, rateLimit: undefined })
+      assert.deepInclude(yield* store.setGroupLimits(group, { concurrency: null }), { concurrency: undefined, running: 3 })
+      // the definition's 3 applies again: full
+      const [late] = yield* store.enqueue(n("explicit"), [newJob({ i: 4 }, { jobGroup: group })], noCommit)
+      assert.isTrue((yield* state(store, late!)).held)
+      yield* store.settle(w.id, settled([a.jobs[0]!]))
+      const c = yield* claimOf(w.id, n("explicit"))
+      assert.deepStrictEqual(ids(c.jobs), [jobIds[3]], "one slot freed, the oldest held job")
+      assert.isTrue((yield* state(store, late!)).held)
+      assert.deepStrictEqual(yield* store.getGroup(group), { jobGroup: group, concurrency: undefined, rateLimit: undefined, running: 3 })
+      yield* store.settle(w.id, settled([...b.jobs, ...c.jobs]))
+      yield* store.settle(w.id, settled((yield* claimOf(w.id, n("explicit"))).jobs))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("concurrent: 20 claimers never hold more slots of a group than its concurrency (definition's 3, explicit 2); every job runs once", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("conc-race"), { groupConcurrency: 3 })], Definition.firstDue)
+      const groups = [`${prefix}-cr-a`, `${prefix}-cr-b`, `${prefix}-cr-c`]
+      const limits: Record<string, number> = { [groups[0]!]: 3, [groups[1]!]: 3, [groups[2]!]: 2 }
+      yield* store.setGroupLimits(groups[2]!, { concurrency: 2 })
+      let total = 0
+      for (const group of groups) {
+        // a bulk backlog, then some one by one
+        total += (yield* store.enqueue(n("conc-race"), Array.from({ length: 12 }, (_, i) => newJob({ i }, { jobGroup: group })), noCommit)).length
+        for (let i = 0; i < 4; i++) total += (yield* store.enqueue(n("conc-race"), [newJob({ i }, { jobGroup: group })], noCommit)).length
+      }
+      const workers = Array.from({ length: 20 }, () => worker())
+      for (const w of workers) yield* store.registerWorker(w)
+      const holding = new Map<string, number>()
+      const maxHolding = new Map<string, number>()
+      const done: Array<string> = []
+      yield* Effect.forEach(workers, (w, k) =>
+        Effect.gen(function*() {
+          for (let round = 0; done.length < total && round < 3000; round++) {
+            const { jobs } = yield* claimOf(w.id, n("conc-race"), 1 + (k % 3))
+            if (jobs.length === 0) {
+              yield* Effect.yieldNow
+              continue
+            }
+            for (const j of jobs) {
+              const h = (holding.get(j.jobGroup!) ?? 0) + 1
+              holding.set(j.jobGroup!, h)
+              maxHolding.set(j.jobGroup!, Math.max(maxHolding.get(j.jobGroup!) ?? 0, h))
+            }
+            yield* Effect.yieldNow
+            for (const j of jobs) holding.set(j.jobGroup!, holding.get(j.jobGroup!)! - 1)
+            done.push(...ids(jobs))
+            yield* store.settle(w.id, settled(jobs))
+          }
+        }), { concurrency: "unbounded", discard: true })
+      for (const group of groups) {
+        assert.isAtMost(maxHolding.get(group) ?? 0, limits[group]!, `group ${group}`)
+        assert.isAtLeast(maxHolding.get(group) ?? 0, 1)
+      }
+      assert.strictEqual(done.length, total)
+      assert.strictEqual(new Set(done).size, total)
+      for (const group of groups) assert.strictEqual((yield* store.getGroup(group)).running, 0)
+      for (const w of workers) yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("fairness: another group's job is claimed within two claims of a big backlog, and groups take turns", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("fair"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const [A, B, C] = ["a", "b", "c"].map((g) => `${prefix}-fair-${g}`)
+      yield* store.enqueue(n("fair"), Array.from({ length: 500 }, (_, i) => newJob({ i }, { jobGroup: A })), noCommit)
+      for (let i = 0; i < 20; i++) yield* store.enqueue(n("fair"), [newJob({ i }, { jobGroup: A })], noCommit)
+      yield* advance(0.002)
+      yield* store.enqueue(n("fair"), Array.from({ length: 5 }, (_, i) => newJob({ i }, { jobGroup: B })), noCommit)
+      yield* advance(0.002)
+      const [single] = yield* store.enqueue(n("fair"), [newJob({ single: true }, { jobGroup: C })], noCommit)
+      const order: Array<string> = []
+      const claimedIds: Array<string> = []
+      for (let round = 0; round < 9; round++) {
+        yield* advance(0.002)
+        const { jobs } = yield* claimOf(w.id, n("fair"), 1)
+        assert.strictEqual(jobs.length, 1)
+        order.push(jobs[0]!.jobGroup!)
+        claimedIds.push(jobs[0]!.id)
+        yield* store.settle(w.id, settled(jobs))
+      }
+      assert.isAtMost(claimedIds.indexOf(single!), 2, "C's single job within the first claims")
+      // a promoted job goes behind the jobs already waiting: round-robin across the ready groups
+      assert.deepStrictEqual(order, [A, B, C, A, B, A, B, A, B])
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("channel pause: no job to any claim while paused (other channels of the claim still served); resume gives them again", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("pause")
+      yield* store.deploy([def(channel), def(n("pause-other"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      assert.deepStrictEqual(yield* store.getChannel(channel), { channel, paused: false, rateLimit: undefined })
+      assert.deepStrictEqual(yield* store.setChannel(channel, { paused: true }), { channel, paused: true, rateLimit: undefined })
+      const jobIds = yield* store.enqueue(channel, [newJob({}), newJob({})], noCommit)
+      const [other] = yield* store.enqueue(n("pause-other"), [newJob({})], noCommit)
+      assert.deepStrictEqual((yield* claimOf(w.id, channel)).jobs, [])
+      const both = yield* store.claim({
+        workerId: w.id,
+        channels: [channel, n("pause-other")],
+        excludeNames: [],
+        limit: 10,
+        priorityAgingSecs: 60
+      })
+      assert.deepStrictEqual(ids(both.jobs), [other])
+      assert.isTrue((yield* store.getChannel(channel)).paused)
+      // a rate limit set while paused keeps the pause (undefined = keep), and the other way round
+      assert.deepStrictEqual(yield* store.setChannel(channel, { rateLimit: { limit: 10, periodSecs: 60 } }), {
+        channel,
+        paused: true,
+        rateLimit: { limit: 10, periodSecs: 60 }
+      })
+      assert.deepStrictEqual((yield* claimOf(w.id, channel)).jobs, [])
+      assert.deepStrictEqual(yield* store.setChannel(channel, { paused: false }), {
+        channel,
+        paused: false,
+        rateLimit: { limit: 10, periodSecs: 60 }
+      })
+      const resumed = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(ids(resumed.jobs), jobIds)
+      assert.deepStrictEqual(yield* store.setChannel(channel, { rateLimit: null }), { channel, paused: false, rateLimit: undefined })
+      yield* store.settle(w.id, settled([...both.jobs, ...resumed.jobs]))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("channel rate limit: at most `limit` claims per window, only claimed jobs spend it, refillAt is the window's end", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("rate")
+      const period = 0.5
+      yield* store.deploy([def(channel)], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      yield* store.setChannel(channel, { rateLimit: { limit: 3, periodSecs: period } })
+      yield* store.enqueue(channel, [newJob({}), newJob({})], noCommit)
+      const windowStart = yield* now
+      const a = yield* claimOf(w.id, channel)
+      assert.strictEqual(a.jobs.length, 2)
+      assert.isUndefined(a.refillAt, "one claim of the budget left: nothing refused")
+      yield* store.enqueue(channel, [1, 2, 3, 4, 5].map((i) => newJob({ i })), noCommit)
+      const b = yield* claimOf(w.id, channel)
+      assert.strictEqual(b.jobs.length, 1, "the window's third and last claim")
+      assert.isDefined(b.refillAt)
+      // the window started at (or after) the first claim, after the jobs' run time
+      assert.isAtLeast(b.refillAt!.getTime(), a.jobs[0]!.runAt.getTime() + period * 1000)
+      if (exactClock) assert.strictEqual(b.refillAt!.getTime(), windowStart + period * 1000)
+      const c = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(c.jobs, [])
+      // PostgreSQL reports the time left in the window, made a local Date on arrival: equal up to that
+      // conversion (a later window would end a whole period later)
+      const slack = exactClock ? 0 : period * 100
+      assert.approximately(c.refillAt!.getTime(), b.refillAt!.getTime(), slack, "the same window")
+      yield* advance(period + 0.05)
+      const d = yield* claimOf(w.id, channel)
+      assert.strictEqual(d.jobs.length, 3, "a new window, a full budget")
+      assert.isAtLeast(d.refillAt!.getTime(), b.refillAt!.getTime() + period * 1000 - slack)
+      assert.deepStrictEqual((yield* claimOf(w.id, channel)).jobs, [])
+      // removing the limit: the rest at once
+      yield* store.setChannel(channel, { rateLimit: null })
+      const e = yield* claimOf(w.id, channel)
+      assert.strictEqual(e.jobs.length, 1)
+      assert.isUndefined(e.refillAt)
+      yield* store.settle(w.id, settled([...a.jobs, ...b.jobs, ...d.jobs, ...e.jobs]))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("channel rate limit: jobs held by their group in a claim spend no budget", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("rate-held")
+      yield* store.deploy([def(channel, { groupConcurrency: 3 })], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const group = `${prefix}-rate-held`
+      const grouped = yield* store.enqueue(channel, [0, 1, 2].map((i) => newJob({ i }, { jobGroup: group })), noCommit)
+      yield* advance(0.002)
+      const free = yield* store.enqueue(channel, [0, 1, 2].map((i) => newJob({ i })), noCommit)
+      yield* store.setGroupLimits(group, { concurrency: 1 }) // lowered after they were claimable: the claim holds
+      yield* store.setChannel(channel, { rateLimit: { limit: 3, periodSecs: 3600 } })
+      const a = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(ids(a.jobs), [grouped[0]], "the 3 candidates are the group's; 1 slot")
+      assert.strictEqual(a.held, 2)
+      assert.isUndefined(a.refillAt, "the budget is not spent: 2 left")
+      const b = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(ids(b.jobs), free.slice(0, 2), "the 2 claims left of the window")
+      assert.isDefined(b.refillAt)
+      assert.deepStrictEqual((yield* claimOf(w.id, channel)).jobs, [])
+      yield* store.setChannel(channel, { rateLimit: null })
+      yield* store.settle(w.id, settled([...a.jobs, ...b.jobs]))
+      yield* store.settle(w.id, settled((yield* claimOf(w.id, channel, 10)).jobs))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("group rate limit: candidates beyond the budget are held and the group blocked; promoteGroups after the window frees them", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("grate")
+      const period = 0.5
+      yield* store.deploy([def(channel, { groupConcurrency: 10, groupRateLimit: { limit: 2, periodSecs: period } })], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const group = `${prefix}-grate`
+      const explicit = `${prefix}-grate-explicit`
+      yield* store.setGroupLimits(explicit, { rateLimit: { limit: 1, periodSecs: 3600 } })
+      const jobIds = yield* store.enqueue(channel, [0, 1, 2, 3, 4].map((i) => newJob({ i }, { jobGroup: group })), noCommit)
+      assert.deepStrictEqual(yield* heldOf(store, jobIds), [false, false, false, false, false], "concurrency 10: none held at enqueue")
+      const start = yield* now
+      const a = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(ids(a.jobs), jobIds.slice(0, 2))
+      assert.strictEqual(a.held, 3)
+      assert.isDefined(a.refillAt, "blocked until the window ends")
+      if (exactClock) assert.strictEqual(a.refillAt!.getTime(), start + period * 1000)
+      assert.deepStrictEqual(yield* heldOf(store, jobIds.slice(2)), [true, true, true])
+      assert.deepStrictEqual((yield* claimOf(w.id, channel)).jobs, [])
+      // freed slots do not lift a rate limit
+      yield* store.settle(w.id, settled(a.jobs))
+      yield* store.promoteGroups(1000)
+      assert.deepStrictEqual(yield* heldOf(store, jobIds.slice(2)), [true, true, true])
+      assert.deepStrictEqual((yield* claimOf(w.id, channel)).jobs, [])
+      yield* advance(period + 0.05)
+      assert.isAtLeast(yield* store.promoteGroups(1000), 1)
+      assert.deepStrictEqual(yield* heldOf(store, jobIds.slice(2)), [false, false, true], "a new window's budget: 2")
+      const b = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(ids(b.jobs), jobIds.slice(2, 4))
+      yield* store.settle(w.id, settled(b.jobs))
+      // an explicit group rate limit wins over the definition's
+      const ex = yield* store.enqueue(channel, [0, 1, 2].map((i) => newJob({ i }, { jobGroup: explicit })), noCommit)
+      const c = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(ids(c.jobs), [ex[0]], "the explicit 1 per hour, not the definition's 2")
+      yield* store.settle(w.id, settled(c.jobs))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("explicit group settings survive deleteUnreferencedGroups; unknown channels and groups read as unlimited", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("keep-group"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const kept = `${prefix}-kept-limits`
+      const used = `${prefix}-used-limits`
+      yield* store.setGroupLimits(kept, { concurrency: 2 })
+      yield* store.setGroupLimits(used, { rateLimit: { limit: 5, periodSecs: 10 } })
+      yield* store.enqueue(n("keep-group"), [newJob({}, { jobGroup: used })], noCommit)
+      yield* store.settle(w.id, settled((yield* claimOf(w.id, n("keep-group"))).jobs))
+      const deleted = yield* store.deleteUnreferencedGroups(100_000)
+      assert.notInclude(deleted, kept)
+      assert.notInclude(deleted, used)
+      assert.deepStrictEqual(yield* store.getGroup(kept), { jobGroup: kept, concurrency: 2, rateLimit: undefined, running: 0 })
+      assert.deepStrictEqual(yield* store.getGroup(used), {
+        jobGroup: used,
+        concurrency: undefined,
+        rateLimit: { limit: 5, periodSecs: 10 },
+        running: 0
+      })
+      const unknown = `${prefix}-never-${randomUUID()}`
+      assert.deepStrictEqual(yield* store.getGroup(unknown), { jobGroup: unknown, concurrency: undefined, rateLimit: undefined, running: 0 })
+      assert.deepStrictEqual(yield* store.getChannel(unknown), { channel: unknown, paused: false, rateLimit: undefined })
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("concurrent: 20 claimers on a rate-limited channel and a rate-limited group never exceed a window's budget", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("rate-race")
+      const groupChannel = n("grate-race")
+      const period = 0.4
+      const limit = 5
+      yield* store.deploy([
+        def(channel),
+        def(groupChannel, { groupConcurrency: 1000, groupRateLimit: { limit: 4, periodSecs: period } })
+      ], Definition.firstDue)
+      yield* store.setChannel(channel, { rateLimit: { limit, periodSecs: period } })
+      yield* store.enqueue(channel, Array.from({ length: 200 }, (_, i) => newJob({ i })), noCommit)
+      const group = `${prefix}-grate-race`
+      yield* store.enqueue(groupChannel, Array.from({ length: 200 }, (_, i) => newJob({ i }, { jobGroup: group })), noCommit)
+      const workers = Array.from({ length: 20 }, () => worker())
+      for (const w of workers) yield* store.registerWorker(w)
+      const rounds: Array<{ channel: number; group: number; secs: number }> = []
+      const first = yield* now
+      for (let round = 0; round < 6; round++) {
+        if (round > 0) yield* advance(period / 2)
+        yield* store.promoteGroups(1000)
+        const start = yield* now
+        let onChannel = 0
+        let onGroup = 0
+        yield* Effect.forEach(workers, (w, k) =>
+          Effect.gen(function*() {
+            const c = yield* claimOf(w.id, k % 2 === 0 ? channel : groupChannel, 3)
+            if (k % 2 === 0) onChannel += c.jobs.length
+            else onGroup += c.jobs.length
+            yield* store.settle(w.id, settled(c.jobs))
+          }), { concurrency: "unbounded", discard: true })
+        rounds.push({ channel: onChannel, group: onGroup, secs: ((yield* now) - start) / 1000 })
+      }
+      const span = ((yield* now) - first) / 1000
+      for (const r of rounds) {
+        assert.isAtMost(r.channel, windowBound(limit, r.secs, period), JSON.stringify(rounds))
+        assert.isAtMost(r.group, windowBound(4, r.secs, period), JSON.stringify(rounds))
+      }
+      const totalChannel = rounds.reduce((s, r) => s + r.channel, 0)
+      const totalGroup = rounds.reduce((s, r) => s + r.group, 0)
+      assert.isAtMost(totalChannel, windowBound(limit, span, period))
+      assert.isAtMost(totalGroup, windowBound(4, span, period))
+      assert.isAtLeast(totalChannel, limit)
+      assert.isAtLeast(totalGroup, 4)
+      if (exactClock) {
+        // windows start at rounds 0, 2 and 4 (each lasts two rounds), and every window's budget is used
+        assert.deepStrictEqual(rounds.map((r) => r.channel), [limit, 0, limit, 0, limit, 0])
+        assert.deepStrictEqual(rounds.map((r) => r.group), [4, 0, 4, 0, 4, 0])
+      }
+      for (const w of workers) yield* store.deregisterWorker(w.id)
     }))
 }

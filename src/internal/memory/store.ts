@@ -1,12 +1,29 @@
 /**
  * An in-memory implementation of the JobStore contract, for tests of users' job code: the same semantics
- * as PostgreSQL (claim order, claim tokens, recorded starts, group slots and held backlogs, leases, liveness
- * sessions, rescue, repeating jobs, retention), with every time taken from Effect's `Clock`, so `TestClock`
- * drives delays, retries and repeats. The conformance suite (test/support/conformance.ts) runs the same
+ * as PostgreSQL (claim order with priorities, claim tokens, recorded starts, group slots and held backlogs,
+ * flow control: group and channel rate limits, channel pauses; leases, liveness sessions, rescue, repeating
+ * jobs, retention), with every time taken from Effect's `Clock`, so `TestClock` drives delays, retries,
+ * repeats, aging and rate-limit windows. The conformance suite (test/support/conformance.ts) runs the same
  * checks, concurrent ones included, against both backends.
  *
  * Every operation is one synchronous step, so operations from concurrent fibers interleave like
  * serializable statements. It is not transactional: `onCommit` runs right after the insert.
+ *
+ * Rules the flow-control spec leaves open, chosen here as the PostgreSQL backend does them:
+ * - A rate window `[start, start + periodSecs)` has ended at `now >= start + periodSecs`, with the period the
+ *   limit has now. A changed limit keeps the current window and its count (claims made in it count against
+ *   the new limit: changing a limit never admits a burst); a group's change also lifts its block.
+ * - A claim that takes a slot of a group, or is blocked by its rate budget, writes the group row (creating
+ *   it): the defaults it computed from the candidates' definitions (promotions use these: concurrency 1 and
+ *   no rate limit before), the window, and `blockedUntil` (set, or cleared when not blocked). A job whose
+ *   definition is no longer deployed counts as concurrency 1, no rate limit.
+ * - A promotion gives each of its groups a row, clears a block that has ended and skips a group still blocked.
+ * - `promoteGroups(limit)` promotes the groups whose block ended (oldest first, at most `limit`) and the
+ *   groups with held jobs named after a cursor (at most `limit`, by name, wrapping around).
+ * - `deleteUnreferencedGroups` also keeps a group whose rate window has not ended (deleting it would forget
+ *   the claims spent in it and let a new job exceed the limit).
+ * - A promotion after an enqueue that held jobs wakes every worker (`Any`) when it promoted something.
+ * - Repeating jobs (`scheduleDue`) have priority 0: a definition record carries no priority.
  */
 import { Clock, Deferred, Effect, Exit, Option, PubSub, Stream } from "effect"
 import { JobDefinitionInUse, JobDefinitionNotDeployed } from "../../CuckmqError.js"
@@ -23,6 +40,7 @@ interface Job {
   readonly channel: string
   readonly jobGroup: string | undefined
   readonly payload: unknown
+  readonly priority: number
   runAt: number
   sortAt: number
   attempts: number
@@ -50,15 +68,42 @@ interface Finalized {
   readonly lastError: unknown
 }
 
+/** A fixed rate window: `used` claims since `start` (undefined: no window yet). */
+interface Window {
+  start: number | undefined
+  used: number
+}
+
 interface Group {
   running: number
-  readonly concurrency: number
+  /** Explicit settings (`setGroupLimits`): they win over the definitions' defaults. */
+  concurrency: number | undefined
+  rateLimit: JobStore.RateLimit | undefined
+  /** The definitions' defaults the last claim that met the group computed (promotions use them). */
+  defaultConcurrency: number | undefined
+  defaultRateLimit: JobStore.RateLimit | undefined
+  readonly window: Window
+  /** The rate budget held candidates back until then (`promoteGroups` finds the group by it). */
+  blockedUntil: number | undefined
+}
+
+interface Channel {
+  paused: boolean
+  rateLimit: JobStore.RateLimit | undefined
+  readonly window: Window
 }
 
 interface Worker {
   expiresAt: number
   readonly sessionKey: number | undefined
   suspectedAt: number | undefined
+}
+
+/** A channel a claim takes jobs from: its settings, its rate budget and its ready jobs. */
+interface OpenChannel {
+  readonly state: Channel | undefined
+  readonly budget: number
+  readonly pool: Array<Job>
 }
 
 /** A snapshot of the store's contents, for assertions in tests. */
@@ -68,22 +113,96 @@ export interface MemorySnapshot {
   readonly finalized: ReadonlyArray<JobStore.JobInfo>
 }
 
+/** A group row, for assertions. */
+export interface MemoryGroup {
+  /** Slots taken. */
+  readonly running: number
+  /** The concurrency a promotion applies: the explicit one, else the definitions' default last recorded, else 1. */
+  readonly concurrency: number
+  /** The rate limit a promotion applies (explicit, else the definitions' last recorded). */
+  readonly rateLimit: JobStore.RateLimit | undefined
+  /** The explicit settings only (`setGroupLimits`). */
+  readonly explicit: { readonly concurrency: number | undefined; readonly rateLimit: JobStore.RateLimit | undefined }
+  /** The current (or last) rate window: its start and the claims spent in it. */
+  readonly windowStart: Date | undefined
+  readonly windowUsed: number
+  readonly blockedUntil: Date | undefined
+}
+
 /** The memory store plus test-only inspection and fault injection. */
 type StoreService = JobStore.JobStore["Service"]
 export interface MemoryStore extends StoreService {
   readonly snapshot: Effect.Effect<MemorySnapshot>
-  /** The group rows, for assertions: slots taken and concurrency. */
-  readonly groups: Effect.Effect<ReadonlyMap<string, { readonly running: number; readonly concurrency: number }>>
+  /** The group rows, for assertions: slots taken, limits and rate window. */
+  readonly groups: Effect.Effect<ReadonlyMap<string, MemoryGroup>>
   /** Simulates the process's liveness session dying (its connection closed for good). */
   readonly killSession: Effect.Effect<void>
 }
 
 const json = (value: unknown): unknown => value === undefined ? undefined : JSON.parse(JSON.stringify(value))
 
-const byClaimOrder = (a: Job, b: Job) => a.sortAt - b.sortAt || a.id - b.id
 const byRunAt = (a: Job, b: Job) => a.runAt - b.runAt || a.id - b.id
 
+/** The window of a group with no row yet (never written). */
+const noWindow: Window = { start: undefined, used: 0 }
+
+/** The end of a window under `rate` (undefined: no window started, or no limit). */
+const windowEnd = (w: Window, rate: JobStore.RateLimit | undefined) =>
+  w.start === undefined || rate === undefined ? undefined : w.start + rate.periodSecs * 1000
+
+/** The window is still open at `now` (it ends at `start + periodSecs`, exclusive). */
+const windowOpen = (w: Window, rate: JobStore.RateLimit | undefined, now: number) => {
+  const end = windowEnd(w, rate)
+  return end !== undefined && now < end
+}
+
+/** Claims left in the current window (`limit` once it ended; infinite with no limit). */
+const budgetOf = (w: Window, rate: JobStore.RateLimit | undefined, now: number) =>
+  rate === undefined ? Number.POSITIVE_INFINITY : Math.max(0, rate.limit - (windowOpen(w, rate, now) ? w.used : 0))
+
+/** Spends `n` claims: the first claim after a window ended starts the next one. */
+const spend = (w: Window, rate: JobStore.RateLimit | undefined, n: number, now: number) => {
+  if (rate === undefined || n === 0) return
+  if (windowOpen(w, rate, now)) w.used += n
+  else {
+    w.start = now
+    w.used = n
+  }
+}
+
+/** The most restrictive of several definitions' group rate limits: the smallest limit, the largest period. */
+const strictest = (limits: ReadonlyArray<JobStore.RateLimit | undefined>): JobStore.RateLimit | undefined => {
+  let out: JobStore.RateLimit | undefined
+  for (const r of limits) {
+    if (r === undefined) continue
+    out = out === undefined
+      ? r
+      : { limit: Math.min(out.limit, r.limit), periodSecs: Math.max(out.periodSecs, r.periodSecs) }
+  }
+  return out
+}
+
+/**
+ * A record as stored: tolerates records built without the flow-control fields (by hand, in older tests),
+ * so that `deploy`'s "changed" comparison and the defaults see one shape.
+ */
+const normalise = (record: JobStore.DefinitionRecord): JobStore.DefinitionRecord => ({
+  ...record,
+  groupConcurrency: record.groupConcurrency ?? 1,
+  groupRateLimit: record.groupRateLimit ?? undefined
+})
+
 const died = { message: "the worker running this job died" }
+
+/** A repeating job as `scheduleDue` writes it (priority 0: a definition record carries no priority). */
+const scheduledJob: JobStore.NewJob = {
+  payloadJson: "{}",
+  delaySecs: 0,
+  priority: 0,
+  jobGroup: undefined,
+  traceId: undefined,
+  spanId: undefined
+}
 
 export const make = (options: { readonly keepFinalized: boolean }): Effect.Effect<MemoryStore> =>
   Effect.gen(function*() {
@@ -91,12 +210,15 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
     const jobs = new Map<number, Job>()
     const finalized = new Map<number, Finalized>()
     const groups = new Map<string, Group>()
+    const channels = new Map<string, Channel>()
     const workers = new Map<string, Worker>()
     const liveSessions = new Set<number>()
     let session: { key: number; lost: Deferred.Deferred<void> } | undefined
     let nextId = 1
     let nextSessionKey = 1
     let lastRescueAt = Number.NEGATIVE_INFINITY
+    // promoteGroups' safety net: the last group name it scanned (it resumes after it)
+    let promoteCursor = ""
     const hub = yield* PubSub.unbounded<JobStore.Wakeup>()
     const wake = (w: JobStore.Wakeup) => PubSub.publishUnsafe(hub, w)
     const wakeAll = () => wake({ _tag: "Any" })
@@ -113,6 +235,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       claims: job.claims,
       crashes: job.crashes,
       held: fin ? false : job.held,
+      priority: job.priority,
       runAt: fin ? undefined : new Date(job.runAt),
       lastError: fin ? fin.lastError : job.lastError,
       workerId: fin ? undefined : job.workerId,
@@ -132,6 +255,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       maxAttempts: job.maxAttempts,
       timeoutSecs: job.timeoutSecs,
       crashes: job.crashes,
+      priority: job.priority,
       runAt: new Date(job.runAt),
       sortAt: new Date(job.sortAt),
       createdAt: new Date(job.createdAt),
@@ -166,31 +290,92 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       return slot
     }
 
-    /** free_slots_v2: frees slots, then makes the oldest held jobs claimable again, per channel. */
-    const freeSlots = (freed: ReadonlyArray<string>, now: number, unhold: ReadonlyArray<string> = []) => {
-      const counts = new Map<string, number>()
-      for (const g of unhold) counts.set(g, 0)
-      for (const g of freed) counts.set(g, (counts.get(g) ?? 0) + 1)
-      for (const [name, n] of counts) {
-        const group = groups.get(name)
-        if (group === undefined) continue
-        group.running = Math.max(group.running - n, 0)
-        const k = group.concurrency - group.running
-        if (k <= 0) continue
-        const heldByChannel = new Map<string, Array<Job>>()
-        for (const job of jobs.values()) {
-          if (job.jobGroup !== name || !job.held) continue
-          const list = heldByChannel.get(job.channel)
-          if (list === undefined) heldByChannel.set(job.channel, [job])
+    /** The concurrency and rate limit a promotion applies: explicit, else the defaults a claim recorded. */
+    const concurrencyOf = (g: Group | undefined) => g?.concurrency ?? g?.defaultConcurrency ?? 1
+    const rateOf = (g: Group | undefined) => g?.rateLimit ?? g?.defaultRateLimit
+
+    /** A job due, unheld and waiting: a claim could take it now. */
+    const ready = (job: Job, now: number) => job.workerId === undefined && !job.held && job.sortAt <= now
+
+    /** Per group of `names`: its due unheld waiting jobs (a count) and its held jobs per channel (one scan). */
+    const survey = (names: ReadonlySet<string>, now: number) => {
+      const out = new Map<string, { due: number; held: Map<string, Array<Job>> }>()
+      for (const name of names) out.set(name, { due: 0, held: new Map() })
+      for (const job of jobs.values()) {
+        const s = job.jobGroup === undefined ? undefined : out.get(job.jobGroup)
+        if (s === undefined) continue
+        if (job.held) {
+          const list = s.held.get(job.channel)
+          if (list === undefined) s.held.set(job.channel, [job])
           else list.push(job)
-        }
-        for (const list of heldByChannel.values()) {
+        } else if (ready(job, now)) s.due++
+      }
+      return out
+    }
+
+    /**
+     * Promotes the groups `names` (giving each its row, as PostgreSQL's `free_slots_v3` does): a block whose
+     * window ended is cleared, a group still blocked is skipped, and per channel the k held jobs with the
+     * earliest run time become claimable, behind the jobs already waiting (`sortAt` = now), where
+     * k = min(concurrency - running - due unheld waiting, budget). Returns the groups that had jobs promoted.
+     */
+    const promote = (names: ReadonlySet<string>, now: number): Array<string> => {
+      for (const name of names) {
+        const g = groupRow(name)
+        if (g.blockedUntil !== undefined && g.blockedUntil <= now) g.blockedUntil = undefined
+      }
+      const promoted: Array<string> = []
+      for (const [name, s] of survey(names, now)) {
+        const g = groups.get(name)!
+        if (s.held.size === 0 || g.blockedUntil !== undefined) continue
+        const k = Math.min(concurrencyOf(g) - g.running - s.due, budgetOf(g.window, rateOf(g), now))
+        if (k <= 0) continue
+        for (const list of s.held.values()) {
           for (const job of list.sort(byRunAt).slice(0, k)) {
             job.held = false
             job.sortAt = Math.max(job.runAt, now)
           }
         }
+        promoted.push(name)
       }
+      return promoted
+    }
+
+    /** free_slots: frees slots (one per entry of `freed`), then promotes those groups and `unhold`. */
+    const freeSlots = (freed: ReadonlyArray<string>, now: number, unhold: ReadonlyArray<string> = []) => {
+      for (const name of freed) {
+        const group = groups.get(name)
+        if (group !== undefined) group.running = Math.max(group.running - 1, 0)
+      }
+      promote(new Set([...freed, ...unhold]), now)
+    }
+
+    /** A group's row, created on first use with no explicit setting and nothing recorded. */
+    const groupRow = (name: string): Group => {
+      let g = groups.get(name)
+      if (g === undefined) {
+        g = {
+          running: 0,
+          concurrency: undefined,
+          rateLimit: undefined,
+          defaultConcurrency: undefined,
+          defaultRateLimit: undefined,
+          window: { start: undefined, used: 0 },
+          blockedUntil: undefined
+        }
+        groups.set(name, g)
+      }
+      return g
+    }
+
+    const groupState = (name: string): JobStore.GroupState => {
+      const g = groups.get(name)
+      return { jobGroup: name, concurrency: g?.concurrency, rateLimit: g?.rateLimit, running: g?.running ?? 0 }
+    }
+
+    const channelState = (name: string): JobStore.ChannelState => {
+      const c = channels.get(name)
+      return { channel: name, paused: c?.paused ?? false, rateLimit: c?.rateLimit }
     }
 
     /** Gives back what `workerId` holds except `keep`; returns how many went back. */
@@ -220,6 +405,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
         channel: definition.record.channel,
         jobGroup: j.jobGroup,
         payload: JSON.parse(j.payloadJson),
+        priority: j.priority ?? 0, // (jobs built by hand without one)
         runAt,
         sortAt: runAt,
         attempts: 0,
@@ -244,7 +430,8 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
     const store: MemoryStore = {
       deploy: (records, firstDue) =>
         Effect.map(Clock.currentTimeMillis, (now) =>
-          records.map((record) => {
+          records.map((given) => {
+            const record = normalise(given)
             const existing = definitions.get(record.name)
             const due = record.repeat === undefined ? undefined : firstDue(record.repeat, new Date(now))
             if (existing === undefined) {
@@ -303,30 +490,40 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             })
           }
           const now = yield* Clock.currentTimeMillis
-          // the in-process fast path, as with PostgreSQL (no transactions here)
-          const single = newJobs.length === 1 && newJobs[0]!.delaySecs === 0 && newJobs[0]!.jobGroup === undefined
+          // the in-process fast path, as with PostgreSQL (no transactions here); never for a channel that is
+          // paused or rate limited: the claim is where those are enforced
+          const channel = channels.get(definition.record.channel)
+          const single = newJobs.length === 1 && newJobs[0]!.delaySecs === 0 && newJobs[0]!.jobGroup === undefined &&
+            channel?.paused !== true && channel?.rateLimit === undefined
           const reservation = single && local !== undefined ? local.reserve(definitionName) : undefined
           const claimHere = reservation !== undefined && reservation.channels.includes(definition.record.channel) &&
             isLive(reservation.workerId, now)
           if (reservation !== undefined && !claimHere) reservation.cancel(false)
-          // of several jobs of one group, only the first `concurrency` (by run time, then order) are claimable
+          // a grouped job is held when activeDue(G) + rank > concurrency: activeDue = slots taken + due unheld
+          // waiting jobs before this call, rank = its place among this call's jobs of G by (run time, order)
           const rank = new Map<number, number>()
-          if (newJobs.length > 1) {
-            const byGroup = new Map<string, Array<number>>()
-            newJobs.forEach((j, i) => {
-              if (j.jobGroup === undefined) return
-              const list = byGroup.get(j.jobGroup)
-              if (list === undefined) byGroup.set(j.jobGroup, [i])
-              else list.push(i)
-            })
-            for (const list of byGroup.values()) {
-              list.sort((a, b) => newJobs[a]!.delaySecs - newJobs[b]!.delaySecs || a - b)
-              list.forEach((i, r) => rank.set(i, r + 1))
-            }
+          const byGroup = new Map<string, Array<number>>()
+          newJobs.forEach((j, i) => {
+            if (j.jobGroup === undefined) return
+            const list = byGroup.get(j.jobGroup)
+            if (list === undefined) byGroup.set(j.jobGroup, [i])
+            else list.push(i)
+          })
+          for (const list of byGroup.values()) {
+            list.sort((a, b) => newJobs[a]!.delaySecs - newJobs[b]!.delaySecs || a - b)
+            list.forEach((i, r) => rank.set(i, r + 1))
           }
+          const before = survey(new Set(byGroup.keys()), now)
+          const heldGroups = new Set<string>()
           const ids = newJobs.map((j, i) => {
-            const concurrency = j.jobGroup === undefined ? 1 : (groups.get(j.jobGroup)?.concurrency ?? 1)
-            const job = newJob(definition, j, now, (rank.get(i) ?? 1) > concurrency)
+            let held = false
+            if (j.jobGroup !== undefined) {
+              const g = groups.get(j.jobGroup)
+              const activeDue = (g?.running ?? 0) + before.get(j.jobGroup)!.due
+              held = activeDue + rank.get(i)! > (g?.concurrency ?? definition.record.groupConcurrency)
+              if (held) heldGroups.add(j.jobGroup)
+            }
+            const job = newJob(definition, j, now, held)
             jobs.set(job.id, job)
             return String(job.id)
           })
@@ -340,7 +537,12 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             reservation!.deliver(claimedOf(job))
             return ids
           }
+          // what PostgreSQL does after the commit, to close the race with a settlement that committed meanwhile
+          // (here nothing ran in between, but the group's recorded concurrency may differ from this
+          // definition's); done before `onCommit` yields, so that the enqueue stays one step
+          const promoted = heldGroups.size > 0 && promote(heldGroups, now).length > 0
           wake({ _tag: "Channel", channel: definition.record.channel })
+          if (promoted) wakeAll()
           yield* onCommit(ids, definition.record.channel)
           return ids
         }),
@@ -383,42 +585,92 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
 
       claim: (request) =>
         Effect.map(Clock.currentTimeMillis, (now): JobStore.ClaimResult => {
-          if (!isLive(request.workerId, now)) return { jobs: [], held: 0 }
-          const channels = new Set(request.channels)
+          if (!isLive(request.workerId, now)) return { jobs: [], held: 0, refillAt: undefined }
+          // 2. the channels to claim from (not paused), each with its rate budget
+          const open = new Map<string, OpenChannel>()
+          for (const name of request.channels) {
+            const state = channels.get(name)
+            if (state?.paused === true || open.has(name)) continue
+            const budget = state === undefined ? Number.POSITIVE_INFINITY : budgetOf(state.window, state.rateLimit, now)
+            open.set(name, { state, budget, pool: [] })
+          }
+          // 3. candidates: per channel the due ready jobs with the smallest keys, at most min(limit, budget),
+          // merged by key, at most `limit`; key = sortAt - priority x aging, then id
+          const agingMs = request.priorityAgingSecs * 1000
+          const key = (j: Job) => j.priority === 0 ? j.sortAt : j.sortAt - j.priority * agingMs
+          const byKey = (a: Job, b: Job) => key(a) - key(b) || a.id - b.id
           const excluded = new Set(request.excludeNames)
-          const candidates = Array.from(jobs.values())
-            .filter((j) =>
-              j.workerId === undefined && !j.held && j.sortAt <= now && channels.has(j.channel) && !excluded.has(j.name)
-            )
-            .sort(byClaimOrder)
+          for (const job of jobs.values()) {
+            if (ready(job, now) && !excluded.has(job.name)) open.get(job.channel)?.pool.push(job)
+          }
+          const candidates = Array.from(open.values())
+            .flatMap((c) => c.pool.sort(byKey).slice(0, Math.min(request.limit, c.budget)))
+            .sort(byKey)
             .slice(0, request.limit)
-          const rank = new Map<string, number>()
-          const claimed: Array<JobStore.ClaimedJob> = []
-          let held = 0
+          // 4. groups: per group, the first `free` candidates are claimed, the rest held
+          const byGroup = new Map<string, Array<Job>>()
           for (const job of candidates) {
-            if (job.jobGroup !== undefined) {
-              const r = (rank.get(job.jobGroup) ?? 0) + 1
-              rank.set(job.jobGroup, r)
-              const group = groups.get(job.jobGroup)
-              // free slots as the claim found them (a group with no row yet: all of its one slot)
-              const free = group === undefined ? 1 : group.concurrency - (group.running - (r - 1))
-              if (r > free || free <= 0) {
-                job.held = true
-                held++
-                continue
-              }
-              if (group === undefined) groups.set(job.jobGroup, { running: 1, concurrency: 1 })
-              else group.running++
-              job.groupSlot = true
+            if (job.jobGroup === undefined) continue
+            const list = byGroup.get(job.jobGroup)
+            if (list === undefined) byGroup.set(job.jobGroup, [job])
+            else list.push(job)
+          }
+          let held = 0
+          let refillAt: number | undefined
+          const refill = (at: number | undefined) => {
+            if (at !== undefined && (refillAt === undefined || at < refillAt)) refillAt = at
+          }
+          for (const [name, list] of byGroup) {
+            // the candidates' definitions' defaults: the smallest concurrency, the strictest rate limit
+            const records = list.map((j) => definitions.get(j.name)?.record)
+            const defaultConcurrency = Math.min(...records.map((r) => r?.groupConcurrency ?? 1))
+            const defaultRateLimit = strictest(records.map((r) => r?.groupRateLimit))
+            const found = groups.get(name)
+            const rate = found?.rateLimit ?? defaultRateLimit
+            const slots = Math.max(0, (found?.concurrency ?? defaultConcurrency) - (found?.running ?? 0))
+            const budget = budgetOf(found?.window ?? noWindow, rate, now)
+            const free = Math.min(slots, budget)
+            const taken = Math.min(free, list.length)
+            // the rate budget, not the slots, held candidates back: blocked until the window ends
+            const blocked = list.length > free && budget < slots
+            for (const job of list.slice(free)) {
+              job.held = true
+              held++
             }
+            // as PostgreSQL, the row is written (defaults recorded, window spent, block set or cleared) only
+            // when the claim took a slot or was blocked
+            if (taken === 0 && !blocked) continue
+            const g = groupRow(name)
+            g.defaultConcurrency = defaultConcurrency
+            g.defaultRateLimit = defaultRateLimit
+            g.running += taken
+            for (const job of list.slice(0, taken)) job.groupSlot = true
+            spend(g.window, rate, taken, now)
+            g.blockedUntil = blocked ? windowEnd(g.window, rate) : undefined
+            refill(g.blockedUntil)
+          }
+          // 5. the claimed jobs, in claim order
+          const claimed: Array<JobStore.ClaimedJob> = []
+          const perChannel = new Map<string, number>()
+          for (const job of candidates) {
+            if (job.held) continue
             job.workerId = request.workerId
             job.claims++
             job.started = false
             job.claimedAt = now
             job.lockedUntil = now + job.timeoutSecs * 1000
+            perChannel.set(job.channel, (perChannel.get(job.channel) ?? 0) + 1)
             claimed.push(claimedOf(job))
           }
-          return { jobs: claimed, held }
+          // 6. channel budgets spent by what was claimed; a channel left with none refills at its window's end
+          for (const [name, c] of open) {
+            if (c.state?.rateLimit === undefined) continue
+            spend(c.state.window, c.state.rateLimit, perChannel.get(name) ?? 0, now)
+            if (budgetOf(c.state.window, c.state.rateLimit, now) === 0) {
+              refill(windowEnd(c.state.window, c.state.rateLimit))
+            }
+          }
+          return { jobs: claimed, held, refillAt: refillAt === undefined ? undefined : new Date(refillAt) }
         }),
 
       releaseUnowned: (workerId, owned) => Effect.map(Clock.currentTimeMillis, (now) => release(workerId, new Set(owned), now)),
@@ -477,7 +729,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           const due = allDue.filter((d) => known.has(d.record.name) && d.record.repeat !== undefined).slice(0, limit)
           for (const d of due) {
             const dueAt = d.nextRunAt!
-            const job: Job = { ...newJob(d, { payloadJson: "{}", delaySecs: 0, jobGroup: undefined, traceId: undefined, spanId: undefined }, now, false), scheduledFor: dueAt }
+            const job: Job = { ...newJob(d, scheduledJob, now, false), scheduledFor: dueAt }
             jobs.set(job.id, job)
             d.nextRunAt = advance(d.record.repeat!, new Date(dueAt), new Date(now)).getTime()
             scheduled.push({ definitionName: d.record.name, jobId: String(job.id), scheduledFor: new Date(dueAt) })
@@ -503,12 +755,15 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
         }),
 
       deleteUnreferencedGroups: (limit) =>
-        Effect.sync(() => {
+        Effect.map(Clock.currentTimeMillis, (now) => {
           const referenced = new Set(Array.from(jobs.values(), (j) => j.jobGroup))
           const deleted: Array<string> = []
           for (const [name, group] of groups) {
             if (deleted.length >= limit) break
-            if (group.running === 0 && !referenced.has(name)) {
+            // explicit settings outlive the group's jobs; an open rate window must not be forgotten
+            const kept = group.concurrency !== undefined || group.rateLimit !== undefined ||
+              windowOpen(group.window, rateOf(group), now)
+            if (group.running === 0 && !referenced.has(name) && !kept) {
               groups.delete(name)
               deleted.push(name)
             }
@@ -591,6 +846,62 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           return fin ? Option.some(info(fin.job, fin)) : Option.none()
         }),
 
+      setChannel: (name, update) =>
+        Effect.sync(() => {
+          let c = channels.get(name)
+          if (c === undefined) {
+            c = { paused: false, rateLimit: undefined, window: { start: undefined, used: 0 } }
+            channels.set(name, c)
+          }
+          if (update.paused !== undefined) c.paused = update.paused
+          if (update.rateLimit !== undefined) {
+            // a changed limit keeps the current window and its count (as on PostgreSQL): claims already made
+            // count against the new limit, so changing a limit never admits a burst
+            c.rateLimit = update.rateLimit ?? undefined
+          }
+          wakeAll()
+          return channelState(name)
+        }),
+
+      getChannel: (name) => Effect.sync(() => channelState(name)),
+
+      setGroupLimits: (name, update) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const g = groupRow(name)
+          if (update.concurrency !== undefined) g.concurrency = update.concurrency ?? undefined
+          if (update.rateLimit !== undefined) {
+            // a changed limit keeps the window's count (claims made count against the new limit until the
+            // window ends) and lifts the block: the promotion below applies the new budget
+            g.rateLimit = update.rateLimit ?? undefined
+            g.blockedUntil = undefined
+          }
+          promote(new Set([name]), now)
+          wakeAll()
+          return groupState(name)
+        }),
+
+      getGroup: (name) => Effect.sync(() => groupState(name)),
+
+      promoteGroups: (limit) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          // groups whose block ended (oldest first), and (the safety net) groups with held jobs by name after
+          // the cursor, wrapping around: at most `limit` of each, as PostgreSQL's promoteGroupsSql
+          const blocked = Array.from(groups)
+            .filter(([, g]) => g.blockedUntil !== undefined && g.blockedUntil <= now)
+            .sort(([a, x], [b, y]) => x.blockedUntil! - y.blockedUntil! || (a < b ? -1 : a > b ? 1 : 0))
+            .slice(0, limit)
+            .map(([name]) => name)
+          const withHeld = new Set<string>()
+          for (const job of jobs.values()) {
+            if (job.held && job.jobGroup !== undefined && job.jobGroup > promoteCursor) withHeld.add(job.jobGroup)
+          }
+          const scanned = Array.from(withHeld).sort().slice(0, limit)
+          promoteCursor = scanned.length < limit ? "" : scanned[scanned.length - 1]!
+          const promoted = promote(new Set([...blocked, ...scanned]), now).length
+          if (promoted > 0) wakeAll()
+          return promoted
+        }),
+
       snapshot: Effect.sync(() => {
         const live = Array.from(jobs.values()).sort((a, b) => a.id - b.id)
         return {
@@ -600,7 +911,17 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
         }
       }),
 
-      groups: Effect.sync(() => new Map(Array.from(groups, ([name, g]) => [name, { running: g.running, concurrency: g.concurrency }])))
+      groups: Effect.sync(() =>
+        new Map(Array.from(groups, ([name, g]): [string, MemoryGroup] => [name, {
+          running: g.running,
+          concurrency: concurrencyOf(g),
+          rateLimit: rateOf(g),
+          explicit: { concurrency: g.concurrency, rateLimit: g.rateLimit },
+          windowStart: g.window.start === undefined ? undefined : new Date(g.window.start),
+          windowUsed: g.window.used,
+          blockedUntil: g.blockedUntil === undefined ? undefined : new Date(g.blockedUntil)
+        }]))
+      )
     }
     return store
   })

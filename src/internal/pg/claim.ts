@@ -29,9 +29,11 @@ import type * as JobStore from "../../JobStore.js"
 import { type Names, optionalDate, optionalString, type Row, storageError } from "./sql.js"
 
 /** Columns returned for a claimed job. */
-export const claimedColumns = (alias: string) =>
-  ["id", "claims", "name", "channel", "job_group", "payload", "attempts", "max_attempts", "timeout_secs", "crashes",
-    "run_at", "sort_at", "created_at", "scheduled_for", "trace_id", "span_id"].map((c) => `${alias}.${c}`).join(", ")
+const claimedColumnNames = ["id", "claims", "name", "channel", "job_group", "payload", "attempts", "max_attempts",
+  "timeout_secs", "crashes", "priority", "run_at", "sort_at", "created_at", "scheduled_for", "trace_id", "span_id"]
+
+/** Columns returned for a claimed job. */
+export const claimedColumns = (alias: string) => claimedColumnNames.map((c) => `${alias}.${c}`).join(", ")
 
 export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
   id: String(row.id),
@@ -44,6 +46,7 @@ export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
   maxAttempts: Number(row.max_attempts),
   timeoutSecs: Number(row.timeout_secs),
   crashes: Number(row.crashes),
+  priority: Number(row.priority),
   runAt: row.run_at as Date,
   sortAt: row.sort_at as Date,
   createdAt: row.created_at as Date,
@@ -53,106 +56,227 @@ export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
 })
 
 /**
- * The claim, in four shapes so that each is planned well once and then reused (prepared, generic plan): one
- * channel (a plain range scan) or several (one range per channel, merged), with or without excluded
- * definition names. Parameters: $1 worker id, $2 channel (or channels), $3 limit, $4 excluded names.
+ * The claim, in two shapes (with or without excluded definition names), each planned once and reused
+ * (prepared, generic plan). Parameters: $1 worker id, $2 channels, $3 limit, $4 priority aging (seconds),
+ * $5 excluded names.
+ *
+ * - `chan`: the flow control of the claim's channels. Only channels that are paused or rate limited have a
+ *   row that matches, and those are locked (`FOR UPDATE`: their latest committed window), so claims of a
+ *   rate-limited channel take turns on its row while plain channels cost one index probe and no lock.
+ * - `lv`: per channel, its priority levels with ready rows (a skip scan of the ready index, one probe per
+ *   level) and the channel's budget. `cand0`: per level, the first due rows in run order (`FOR UPDATE SKIP
+ *   LOCKED`); `cand`: merged by `sort_at - priority x aging`, at most the budget per channel, at most $3.
+ * - Groups, as before, with limits: a group's concurrency and rate limit are its explicit settings, else the
+ *   candidates' definitions' (the smallest). `free = min(concurrency - running, budget)`; the first `free`
+ *   candidates of a group are claimed, the rest held; a group whose rate budget is what held them is
+ *   blocked until its window ends. Slots and windows are taken with an upsert that re-checks them against
+ *   the row's latest state (a row created by a concurrent claim after this statement's snapshot).
+ * - Channel budgets are spent by the jobs claimed. The rows returned are the claimed and held jobs, plus one
+ *   row without a job when a limit refused jobs: `refill_in`, the seconds until claiming again can find more
+ *   (returned as a time on the worker's clock).
  */
-export const claimSql = (n: Names, multiChannel: boolean, exclude: boolean) => {
+export const claimSql = (n: Names, exclude: boolean) => {
   const isHeld = "(j.job_group IS NOT NULL AND j.id = ANY(ARRAY(SELECT id FROM ranked WHERE r > free)))"
-  const excluded = exclude ? "AND w.name <> ALL($4::text[])" : ""
-  const waiting = `w.worker_id IS NULL AND NOT w.held AND w.sort_at <= now() ${excluded}`
-  const candidates = multiChannel
-    ? `
-  SELECT j.id, j.job_group, j.sort_at
-  FROM unnest($2::text[]) AS c(channel)
-  CROSS JOIN LATERAL (
-    SELECT w.id, w.job_group, w.sort_at FROM ${n.job} w
-    WHERE w.channel = c.channel AND ${waiting}
-    ORDER BY w.sort_at, w.id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-  ) j
-  WHERE EXISTS (SELECT 1 FROM live)
-  ORDER BY j.sort_at, j.id
-  LIMIT $3`
-    : `
-  SELECT w.id, w.job_group, w.sort_at FROM ${n.job} w
-  WHERE w.channel = $2::text AND ${waiting} AND EXISTS (SELECT 1 FROM live)
-  ORDER BY w.sort_at, w.id
-  LIMIT $3
-  FOR UPDATE OF w SKIP LOCKED`
+  const excluded = exclude ? "AND w.name <> ALL($5::text[])" : ""
+  const ready = "w.worker_id IS NULL AND NOT w.held"
+  const current = (t: string, period: string) =>
+    `(${t}.window_start IS NOT NULL AND ${t}.window_start + make_interval(secs => ${period}) > now())`
   return `
 WITH live AS (
   SELECT 1 FROM ${n.worker} WHERE id = $1::uuid AND expires_at > now()
 ),
-cand AS (${candidates}
+chan AS (
+  SELECT c.name, c.paused, c.rate_limit, c.rate_period_secs,
+    CASE WHEN ${current("c", "c.rate_period_secs")} THEN c.window_used ELSE 0 END AS used,
+    CASE WHEN ${current("c", "c.rate_period_secs")} THEN c.window_start ELSE now() END AS wstart
+  FROM ${n.channel} c
+  WHERE c.name = ANY($2::text[]) AND (c.paused OR c.rate_limit IS NOT NULL)
+  ORDER BY c.name
+  FOR UPDATE
+),
+lv AS (
+  SELECT c.channel, l.priority,
+    CASE WHEN ch.rate_limit IS NULL THEN $3::int ELSE LEAST($3::int, GREATEST(ch.rate_limit - ch.used, 0)) END AS lim
+  FROM unnest($2::text[]) AS c(channel)
+  LEFT JOIN chan ch ON ch.name = c.channel
+  CROSS JOIN LATERAL (
+    WITH RECURSIVE r(p) AS (
+      (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} ORDER BY w.priority DESC LIMIT 1)
+      UNION ALL
+      SELECT (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} AND w.priority < r.p
+              ORDER BY w.priority DESC LIMIT 1)
+      FROM r WHERE r.p IS NOT NULL
+    )
+    SELECT r.p AS priority FROM r WHERE r.p IS NOT NULL
+  ) l
+  WHERE ch.paused IS NOT TRUE AND EXISTS (SELECT 1 FROM live)
+),
+cand0 AS (
+  SELECT j.id, j.name, j.channel, j.job_group, j.key, lv.lim FROM lv CROSS JOIN LATERAL (
+    SELECT w.id, w.name, w.channel, w.job_group, w.sort_at - make_interval(secs => w.priority * $4::float8) AS key
+    FROM ${n.job} w
+    WHERE w.channel = lv.channel AND w.priority = lv.priority AND ${ready} AND w.sort_at <= now() ${excluded}
+    ORDER BY w.sort_at, w.id
+    LIMIT lv.lim
+    FOR UPDATE SKIP LOCKED
+  ) j
+  WHERE lv.lim > 0
+),
+cand AS (
+  SELECT x.id, x.name, x.channel, x.job_group, x.key FROM (
+    SELECT c.*, row_number() OVER (PARTITION BY c.channel ORDER BY c.key, c.id) AS cr FROM cand0 c
+  ) x
+  WHERE x.cr <= x.lim
+  ORDER BY x.key, x.id
+  LIMIT $3
 ),
 -- grouped candidates only: a claim of ungrouped jobs does no group work at all
 gcand AS (
-  SELECT id, job_group, sort_at FROM cand WHERE job_group IS NOT NULL
+  SELECT c.id, c.job_group, c.key, COALESCE(d.group_concurrency, 1) AS dc,
+    d.group_rate_limit AS drl, d.group_rate_period_secs AS drp
+  FROM cand c LEFT JOIN ${n.definition} d ON d.name = c.name
+  WHERE c.job_group IS NOT NULL
+),
+gdef AS (
+  SELECT job_group, min(dc) AS dc, min(drl) AS drl, max(drp) AS drp FROM gcand GROUP BY job_group
 ),
 gstate AS (
-  SELECT g.name, g.concurrency - g.running AS free FROM ${n.group} g
-  WHERE g.name = ANY(ARRAY(SELECT DISTINCT job_group FROM gcand))
+  SELECT g.name, g.running, g.concurrency, g.rate_limit, g.rate_period_secs, g.window_start, g.window_used
+  FROM ${n.group} g
+  WHERE g.name = ANY(ARRAY(SELECT job_group FROM gdef))
   ORDER BY g.name
   FOR UPDATE
 ),
+glim AS (
+  SELECT d.job_group, d.dc, d.drl, d.drp,
+    COALESCE(s.concurrency, d.dc) AS conc,
+    COALESCE(s.running, 0) AS running,
+    CASE WHEN s.rate_limit IS NOT NULL THEN s.rate_limit ELSE d.drl END AS rl,
+    CASE WHEN s.rate_limit IS NOT NULL THEN s.rate_period_secs ELSE d.drp END AS rp,
+    s.window_start, COALESCE(s.window_used, 0) AS window_used
+  FROM gdef d LEFT JOIN gstate s ON s.name = d.job_group
+),
+gbud AS (
+  SELECT l.job_group, l.dc, l.drl, l.drp, l.rl, l.rp,
+    GREATEST(l.conc - l.running, 0) AS slots,
+    CASE WHEN l.rl IS NULL THEN 2147483647
+      WHEN ${current("l", "l.rp")} THEN GREATEST(l.rl - l.window_used, 0) ELSE l.rl END AS budget,
+    CASE WHEN ${current("l", "l.rp")} THEN l.window_start ELSE now() END AS wstart
+  FROM glim l
+),
 ranked AS (
   SELECT c.id, c.job_group,
-    row_number() OVER (PARTITION BY c.job_group ORDER BY c.sort_at, c.id) AS r,
-    -- a group without a row yet has all of its slots free (the column default: 1)
-    COALESCE(s.free, 1) AS free
-  FROM gcand c LEFT JOIN gstate s ON s.name = c.job_group
+    row_number() OVER (PARTITION BY c.job_group ORDER BY c.key, c.id) AS r,
+    LEAST(b.slots, b.budget) AS free
+  FROM gcand c JOIN gbud b ON b.job_group = c.job_group
 ),
 want AS (
-  SELECT job_group, count(*)::int AS n FROM ranked WHERE r <= free GROUP BY job_group
+  SELECT b.job_group, b.dc, b.drl, b.drp, b.rl, b.rp, b.wstart,
+    count(*) FILTER (WHERE r.r <= LEAST(b.slots, b.budget))::int AS n,
+    -- the rate budget, not the slots, held candidates back: blocked until the window ends
+    bool_or(r.r > LEAST(b.slots, b.budget)) AND b.budget < b.slots AS blocked
+  FROM gbud b JOIN ranked r ON r.job_group = b.job_group
+  GROUP BY b.job_group, b.dc, b.drl, b.drp, b.rl, b.rp, b.wstart, b.slots, b.budget
 ),
 granted AS (
-  INSERT INTO ${n.group} AS g (name, running)
-  SELECT job_group, n FROM want ORDER BY job_group
-  ON CONFLICT (name) DO UPDATE SET running = g.running + EXCLUDED.running
-  WHERE g.running + EXCLUDED.running <= g.concurrency
-  RETURNING g.name
-)
--- One UPDATE, the statement itself (its rows stream back, no CTE holds them): the claimed rows, and the
--- rows held back (full groups), told apart by worker_id. "= ANY(ARRAY(...))" rather than a join: always
--- primary-key lookups, never a hash join over the table. Only grouped rows can be held, so ungrouped ones
--- never test the (small) held list.
-UPDATE ${n.job} j SET
-  held = ${isHeld},
-  worker_id = CASE WHEN ${isHeld} THEN NULL ELSE $1::uuid END,
-  claims = CASE WHEN ${isHeld} THEN j.claims ELSE j.claims + 1 END,
-  started = false,
-  claimed_at = CASE WHEN ${isHeld} THEN NULL ELSE now() END,
-  group_slot = j.job_group IS NOT NULL AND NOT ${isHeld}
-WHERE j.id = ANY(ARRAY(
-  SELECT id FROM cand WHERE job_group IS NULL
+  INSERT INTO ${n.group} AS g (name, running, def_concurrency, def_rate_limit, def_rate_period_secs,
+    window_start, window_used, blocked_until)
+  SELECT job_group, n, dc, drl, drp,
+    CASE WHEN rl IS NOT NULL THEN now() END, CASE WHEN rl IS NOT NULL THEN n ELSE 0 END,
+    CASE WHEN blocked THEN wstart + make_interval(secs => rp) END
+  FROM want WHERE n > 0 OR blocked
+  ORDER BY job_group
+  ON CONFLICT (name) DO UPDATE SET
+    running = g.running + EXCLUDED.running,
+    def_concurrency = EXCLUDED.def_concurrency,
+    def_rate_limit = EXCLUDED.def_rate_limit,
+    def_rate_period_secs = EXCLUDED.def_rate_period_secs,
+    window_start = CASE WHEN COALESCE(g.rate_limit, EXCLUDED.def_rate_limit) IS NULL OR EXCLUDED.running = 0 THEN g.window_start
+      WHEN ${current("g", "CASE WHEN g.rate_limit IS NOT NULL THEN g.rate_period_secs ELSE EXCLUDED.def_rate_period_secs END")}
+      THEN g.window_start ELSE now() END,
+    window_used = CASE WHEN COALESCE(g.rate_limit, EXCLUDED.def_rate_limit) IS NULL OR EXCLUDED.running = 0 THEN g.window_used
+      WHEN ${current("g", "CASE WHEN g.rate_limit IS NOT NULL THEN g.rate_period_secs ELSE EXCLUDED.def_rate_period_secs END")}
+      THEN g.window_used + EXCLUDED.running ELSE EXCLUDED.running END,
+    blocked_until = EXCLUDED.blocked_until
+  -- the row's latest state (it may have been created after this statement's snapshot)
+  WHERE g.running + EXCLUDED.running <= COALESCE(g.concurrency, EXCLUDED.def_concurrency)
+    AND (COALESCE(g.rate_limit, EXCLUDED.def_rate_limit) IS NULL OR EXCLUDED.running = 0
+      OR (CASE WHEN ${current("g", "CASE WHEN g.rate_limit IS NOT NULL THEN g.rate_period_secs ELSE EXCLUDED.def_rate_period_secs END")}
+          THEN g.window_used ELSE 0 END) + EXCLUDED.running <= COALESCE(g.rate_limit, EXCLUDED.def_rate_limit))
+  RETURNING g.name, g.blocked_until
+),
+admitted AS (
+  SELECT id, channel FROM cand WHERE job_group IS NULL
   UNION ALL
-  SELECT id FROM ranked WHERE (r <= free AND job_group IN (SELECT name FROM granted)) OR r > free))
-RETURNING ${claimedColumns("j")}, j.worker_id IS NOT NULL AS claimed`
+  SELECT r.id, c.channel FROM ranked r JOIN cand c ON c.id = r.id
+  WHERE r.r <= r.free AND r.job_group IN (SELECT name FROM granted)
+),
+spend AS (
+  UPDATE ${n.channel} c SET
+    window_start = CASE WHEN ${current("c", "c.rate_period_secs")} THEN c.window_start ELSE now() END,
+    window_used = CASE WHEN ${current("c", "c.rate_period_secs")} THEN c.window_used + x.n ELSE x.n END
+  FROM (SELECT channel, count(*)::int AS n FROM admitted GROUP BY channel) x
+  WHERE c.name = x.channel AND c.rate_limit IS NOT NULL
+  RETURNING c.name, c.window_start + make_interval(secs => c.rate_period_secs) AS ends, c.window_used >= c.rate_limit AS spent
+),
+refill AS (
+  SELECT min(t) AS at FROM (
+    SELECT ends AS t FROM spend WHERE spent
+    UNION ALL
+    -- channels whose budget was spent before this claim (nothing taken, nothing to spend)
+    SELECT ch.wstart + make_interval(secs => ch.rate_period_secs) FROM chan ch
+    WHERE ch.rate_limit IS NOT NULL AND NOT ch.paused AND ch.used >= ch.rate_limit
+    UNION ALL
+    SELECT blocked_until FROM granted WHERE blocked_until IS NOT NULL
+  ) t
+),
+upd AS (
+  UPDATE ${n.job} j SET
+    held = ${isHeld},
+    worker_id = CASE WHEN ${isHeld} THEN NULL ELSE $1::uuid END,
+    claims = CASE WHEN ${isHeld} THEN j.claims ELSE j.claims + 1 END,
+    started = false,
+    claimed_at = CASE WHEN ${isHeld} THEN NULL ELSE now() END,
+    group_slot = j.job_group IS NOT NULL AND NOT ${isHeld}
+  WHERE j.id = ANY(ARRAY(
+    SELECT id FROM admitted
+    UNION ALL
+    SELECT id FROM ranked WHERE r > free))
+  RETURNING ${claimedColumns("j")}, j.worker_id IS NOT NULL AS claimed
+)
+SELECT upd.*, NULL::float8 AS refill_in FROM upd
+UNION ALL
+SELECT ${claimedColumnNames.map(() => "NULL").join(", ")}, NULL,
+  -- seconds from now: the worker waits by its own clock, which may differ from the database's
+  GREATEST(extract(epoch FROM refill.at - now())::float8, 0)
+FROM refill WHERE refill.at IS NOT NULL`
 }
 
-/** Claim order: `sortAt`, then id (compared as integers). */
-export const byClaimOrder = (a: JobStore.ClaimedJob, b: JobStore.ClaimedJob): number =>
-  a.sortAt.getTime() - b.sortAt.getTime() || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+/** Claim order: `sortAt - priority x aging`, then id (compared as integers). */
+export const byClaimOrder = (agingSecs: number) => (a: JobStore.ClaimedJob, b: JobStore.ClaimedJob): number =>
+  (a.sortAt.getTime() - a.priority * agingSecs * 1000) - (b.sortAt.getTime() - b.priority * agingSecs * 1000) ||
+  a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
 export const claim = (sql: PgClient.PgClient, n: Names) => {
-  const texts = [claimSql(n, false, false), claimSql(n, false, true), claimSql(n, true, false), claimSql(n, true, true)]
+  const texts = [claimSql(n, false), claimSql(n, true)]
   return (r: JobStore.ClaimRequest): Effect.Effect<JobStore.ClaimResult, import("../../CuckmqError.js").StorageError> => {
-    const multi = r.channels.length > 1
     const exclude = r.excludeNames.length > 0
-    const params: Array<unknown> = [r.workerId, multi ? [...r.channels] : r.channels[0], r.limit]
+    const params: Array<unknown> = [r.workerId, [...r.channels], r.limit, r.priorityAgingSecs]
     if (exclude) params.push([...r.excludeNames])
-    return sql.unsafe<Row>(texts[(multi ? 2 : 0) + (exclude ? 1 : 0)]!, params).pipe(
+    return sql.unsafe<Row>(texts[exclude ? 1 : 0]!, params).pipe(
       Effect.map((rows) => {
         let held = 0
+        let refillAt: Date | undefined
         const jobs: Array<JobStore.ClaimedJob> = []
         for (const row of rows) {
           if (row.claimed === true) jobs.push(toClaimedJob(row))
-          else held++
+          else if (row.claimed === false) held++
+          else if (row.refill_in !== null && row.refill_in !== undefined) {
+            refillAt = new Date(Date.now() + Number(row.refill_in) * 1000)
+          }
         }
-        jobs.sort(byClaimOrder)
-        return { jobs, held }
+        jobs.sort(byClaimOrder(r.priorityAgingSecs))
+        return { jobs, held, refillAt }
       }),
       Effect.catchTag("SqlError", storageError("claim"))
     )

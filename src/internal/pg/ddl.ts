@@ -16,7 +16,7 @@
  */
 import { Statement } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { freeSlotsFunction } from "./groups.js"
+import { freeSlotsFunction, freeSlotsV2Delegate, freeSlotsV3Function } from "./groups.js"
 import { rescueFunction } from "./rescue.js"
 import { settleFunction } from "./settle.js"
 import { ident, names } from "./sql.js"
@@ -208,13 +208,65 @@ FROM ${n.job}`,
   ]
 }
 
+/**
+ * Version 3: flow control. Priorities (`job.priority`, in the ready index: one range per channel and
+ * level), group limits from definitions (`job_definition.group_*`) or set per group (`job_group.concurrency`
+ * and `rate_limit` become explicit settings, NULL when unset), fixed-window rate limits for groups and
+ * channels (`window_start`, `window_used`, `blocked_until`), pausable channels (`job_channel`), and an index
+ * of each group's waiting, unheld jobs (what promotion and enqueue count). Additive: rows keep their meaning.
+ */
+export const v3 = (schema: string): ReadonlyArray<string> => {
+  const n = names(schema)
+  const idx = (name: string) => ident(name)
+  const qualified = (name: string) => ident(`${schema}.${name}`)
+  return [
+    `ALTER TABLE ${n.job} ADD COLUMN priority smallint NOT NULL DEFAULT 0`,
+    `DROP INDEX ${qualified("job_ready_idx")}`,
+    // The ready index: claimable rows only, per channel and priority level, in run order.
+    `CREATE INDEX ${idx("job_ready_idx")} ON ${n.job} (channel, priority, sort_at, id) WHERE worker_id IS NULL AND NOT held`,
+    // Each group's waiting, unheld jobs by due time: how many a group has ready (enqueue, promotion).
+    `CREATE INDEX ${idx("job_group_ready_idx")} ON ${n.job} (job_group, sort_at)
+  WHERE job_group IS NOT NULL AND worker_id IS NULL AND NOT held`,
+    `ALTER TABLE ${n.definition}
+  ADD COLUMN group_concurrency integer NOT NULL DEFAULT 1 CHECK (group_concurrency >= 1),
+  ADD COLUMN group_rate_limit integer NULL CHECK (group_rate_limit >= 1),
+  ADD COLUMN group_rate_period_secs double precision NULL CHECK (group_rate_period_secs > 0)`,
+    // `concurrency` was only ever the default (1): it becomes the explicit setting, unset.
+    `ALTER TABLE ${n.group} ALTER COLUMN concurrency DROP NOT NULL, ALTER COLUMN concurrency DROP DEFAULT`,
+    `UPDATE ${n.group} SET concurrency = NULL`,
+    `ALTER TABLE ${n.group}
+  ADD COLUMN def_concurrency integer NOT NULL DEFAULT 1,
+  ADD COLUMN rate_limit integer NULL CHECK (rate_limit >= 1),
+  ADD COLUMN rate_period_secs double precision NULL CHECK (rate_period_secs > 0),
+  ADD COLUMN def_rate_limit integer NULL,
+  ADD COLUMN def_rate_period_secs double precision NULL,
+  ADD COLUMN window_start timestamptz NULL,
+  ADD COLUMN window_used integer NOT NULL DEFAULT 0,
+  ADD COLUMN blocked_until timestamptz NULL`,
+    `CREATE INDEX ${idx("job_group_blocked_idx")} ON ${n.group} (blocked_until) WHERE blocked_until IS NOT NULL`,
+    `CREATE TABLE ${n.channel} (
+  name text PRIMARY KEY,
+  paused boolean NOT NULL DEFAULT false,
+  rate_limit integer NULL CHECK (rate_limit >= 1),
+  rate_period_secs double precision NULL CHECK (rate_period_secs > 0),
+  window_start timestamptz NULL,
+  window_used integer NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL DEFAULT statement_timestamp()
+)`,
+    freeSlotsV3Function(n),
+    // the functions of version 2 free slots through version 3's promotion
+    freeSlotsV2Delegate(n)
+  ]
+}
+
 /** One migration: `[id, name, statements]`, each statement SQL text. */
 export type Migration = readonly [number, string, ReadonlyArray<string>]
 
 /** The migrations, in order. Later versions append here; never edit a shipped one. */
 export const migrations = (schema: string): ReadonlyArray<Migration> => [
   [1, "init", compile(v1(schema))],
-  [2, "claims_starts_slots_sessions", v2(schema)]
+  [2, "claims_starts_slots_sessions", v2(schema)],
+  [3, "flow_control", v3(schema)]
 ]
 
 /** Compiles fragments to SQL text with the PostgreSQL compiler (no connection needed). */

@@ -22,9 +22,11 @@
  *   (checked against the worker's lease in the same statement) and handed to it: one round trip from enqueue
  *   to handler instead of two. The reservation is given back if the insert did not claim it, and the worker
  *   reconciles what it holds if the outcome is unknown.
- * - Of several jobs of one group in one statement, only the first `concurrency` (by run time) are claimable
- *   at once; the rest are inserted held behind them (they commit together, so whoever settles the first
- *   sees the rest). That keeps a bulk backlog of one group out of every claim's way.
+ * - Only a group's head is claimable: a grouped job is inserted held when its group's slots taken, its due
+ *   ready jobs and the job's rank in the statement (by run time) exceed the group's concurrency. Whoever
+ *   frees a slot later promotes held jobs; a settlement running concurrently with the insert cannot see
+ *   them, so after the commit the store promotes in the groups that got held jobs (`promote`). That keeps a
+ *   group's backlog out of every claim's way and makes claims round-robin across groups.
  */
 import { Cause, Deferred, Effect, Option, type Scope } from "effect"
 import type { SqlError } from "effect/sql"
@@ -34,25 +36,46 @@ import type * as JobStore from "../../JobStore.js"
 import { claimedColumns, toClaimedJob } from "./claim.js"
 import { type Names, type Row, storageError, toStorageError } from "./sql.js"
 
-/** One job, waiting: $1 definition, $2 group, $3 payload, $4 delay, $5 trace id, $6 span id. */
-const oneSql = (n: Names) => `
+/**
+ * The load of group `grp` (an SQL expression; the definition is `d`), as lateral columns `a.conc` (its
+ * concurrency: explicit, else the definition's) and `a.active` (slots taken plus due ready jobs, counted up
+ * to the concurrency on job_group_ready_idx). A job of the group is held when `active + rank > conc`.
+ */
+const groupLoadSql = (n: Names, grp: string) => `LEFT JOIN LATERAL (
+  SELECT c.conc, COALESCE(c.running, 0) + (
+    SELECT count(*) FROM (
+      SELECT 1 FROM ${n.job} u
+      WHERE u.job_group = ${grp} AND u.worker_id IS NULL AND NOT u.held AND u.sort_at <= statement_timestamp()
+      LIMIT c.conc
+    ) r)::int AS active
+  FROM (
+    SELECT COALESCE(g.concurrency, d.group_concurrency) AS conc, g.running
+    FROM (SELECT 1) one LEFT JOIN ${n.group} g ON g.name = ${grp}
+  ) c
+) a ON ${grp} IS NOT NULL`
+
+/** One job, waiting: $1 definition, $2 group, $3 payload, $4 delay, $5 trace id, $6 span id, $7 priority. */
+export const oneSql = (n: Names) => `
 INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
-  trace_id, span_id)
-SELECT d.name, d.channel, $2, $3::jsonb, t.run_at, t.run_at, t.now, d.num_attempts, d.timeout_secs, $5, $6
-FROM ${n.definition} d,
-  (SELECT statement_timestamp() AS now, statement_timestamp() + make_interval(secs => $4::float8) AS run_at) t
+  trace_id, span_id, priority, held)
+SELECT d.name, d.channel, $2, $3::jsonb, t.run_at, t.run_at, t.now, d.num_attempts, d.timeout_secs, $5, $6, $7::int,
+  COALESCE(a.active + 1 > a.conc, false)
+FROM ${n.definition} d
+CROSS JOIN (SELECT statement_timestamp() AS now, statement_timestamp() + make_interval(secs => $4::float8) AS run_at) t
+${groupLoadSql(n, "$2::text")}
 WHERE d.name = $1
-RETURNING id, channel`
+RETURNING id, channel, CASE WHEN held THEN job_group END AS held_group`
 
 /**
  * One job, claimed in its insert by the local worker $3 when the deployed channel is one of its channels ($6)
- * and its lease is live; otherwise inserted waiting. Only outside a transaction (the claim commits with the
- * job). $1 definition, $2 payload, $4 trace id, $5 span id.
+ * and its lease is live and the channel is neither paused nor rate limited; otherwise inserted waiting. Only
+ * outside a transaction (the claim commits with the job). $1 definition, $2 payload, $4 trace id, $5 span id,
+ * $7 priority.
  */
-const claimedSql = (n: Names) => `
+export const claimedSql = (n: Names) => `
 INSERT INTO ${n.job} AS j (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
-  trace_id, span_id, worker_id, claims, claimed_at)
-SELECT d.name, d.channel, $2::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, $4, $5,
+  trace_id, span_id, priority, worker_id, claims, claimed_at)
+SELECT d.name, d.channel, $2::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, $4, $5, $7::int,
   CASE WHEN o.ok THEN $3::uuid END,
   CASE WHEN o.ok THEN 1 ELSE 0 END,
   CASE WHEN o.ok THEN t.now END
@@ -60,47 +83,62 @@ FROM ${n.definition} d
 CROSS JOIN (SELECT statement_timestamp() AS now) t
 CROSS JOIN LATERAL (
   SELECT d.channel = ANY($6::text[])
-    AND EXISTS (SELECT 1 FROM ${n.worker} w WHERE w.id = $3::uuid AND w.expires_at > now()) AS ok
+    AND EXISTS (SELECT 1 FROM ${n.worker} w WHERE w.id = $3::uuid AND w.expires_at > now())
+    -- a paused or rate-limited channel takes its jobs through the claim only
+    AND NOT EXISTS (SELECT 1 FROM ${n.channel} c WHERE c.name = d.channel AND (c.paused OR c.rate_limit IS NOT NULL)) AS ok
 ) o
 WHERE d.name = $1
 RETURNING ${claimedColumns("j")}, j.worker_id`
 
 /**
- * Many jobs with options: the payloads as one JSON array ($2), delays, groups and trace ids as parallel
- * arrays ($3-$6). Jobs of one group beyond its concurrency (by run time, then input order) are held. One row
- * back: the ids in order and the channel.
+ * Many jobs with options: the payloads as one JSON array ($2), delays, groups, trace ids and priorities as
+ * parallel arrays ($3-$7). A grouped job is held when its group's slots taken, due ready jobs and its rank
+ * in the call (by run time, then input order) exceed the group's concurrency. One row back: the ids in
+ * order, the channel, and the groups that got held jobs.
  */
-const manySql = (n: Names) => `
+export const manySql = (n: Names) => `
 WITH t AS (SELECT statement_timestamp() AS now),
 src AS (
   SELECT i.payload, t.now + make_interval(secs => i.delay) AS run_at, NULLIF(i.job_group, '') AS job_group,
-    NULLIF(i.trace_id, '') AS trace_id, NULLIF(i.span_id, '') AS span_id, i.ord
-  FROM t, ROWS FROM (jsonb_array_elements($2::jsonb), unnest($3::text[]::float8[], $4::text[], $5::text[], $6::text[]))
-    WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, ord)
+    NULLIF(i.trace_id, '') AS trace_id, NULLIF(i.span_id, '') AS span_id, i.priority, i.ord
+  FROM t, ROWS FROM (jsonb_array_elements($2::jsonb), unnest($3::text[]::float8[], $4::text[], $5::text[], $6::text[],
+    $7::int[])) WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, priority, ord)
+),
+gact AS (
+  SELECT x.job_group, a.active, a.conc
+  FROM (SELECT DISTINCT job_group FROM src WHERE job_group IS NOT NULL) x
+  CROSS JOIN ${n.definition} d
+  ${groupLoadSql(n, "x.job_group")}
+  WHERE d.name = $1
 ),
 ranked AS (
   SELECT src.*, src.job_group IS NOT NULL AND
-    row_number() OVER (PARTITION BY src.job_group ORDER BY src.run_at, src.ord) > COALESCE(g.concurrency, 1) AS held
-  FROM src LEFT JOIN ${n.group} g ON g.name = src.job_group
+    row_number() OVER (PARTITION BY src.job_group ORDER BY src.run_at, src.ord) + a.active > a.conc AS held
+  FROM src LEFT JOIN gact a ON a.job_group = src.job_group
 ),
 ins AS (
   INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, held, max_attempts,
-    timeout_secs, trace_id, span_id)
+    timeout_secs, trace_id, span_id, priority)
   SELECT d.name, d.channel, r.job_group, r.payload, r.run_at, r.run_at, t.now, r.held, d.num_attempts,
-    d.timeout_secs, r.trace_id, r.span_id
+    d.timeout_secs, r.trace_id, r.span_id, r.priority
   FROM ${n.definition} d, ranked r, t
   WHERE d.name = $1
   ORDER BY r.ord
-  RETURNING id, channel
+  RETURNING id, channel, held, job_group
 )
-SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel FROM ins`
+SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel,
+  array_agg(DISTINCT job_group) FILTER (WHERE held) AS held_groups
+FROM ins`
 
-/** Many jobs that are payloads only (no delay, group or trace), as one JSON array: the common bulk case. */
-const payloadsSql = (n: Names) => `
+/**
+ * Many jobs that are payloads only (no delay, group or trace; one priority, $3), as one JSON array: the
+ * common bulk case.
+ */
+export const payloadsSql = (n: Names) => `
 WITH t AS (SELECT statement_timestamp() AS now),
 ins AS (
-  INSERT INTO ${n.job} (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs)
-  SELECT d.name, d.channel, i.payload, t.now, t.now, t.now, d.num_attempts, d.timeout_secs
+  INSERT INTO ${n.job} (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs, priority)
+  SELECT d.name, d.channel, i.payload, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, $3::int
   FROM ${n.definition} d, t, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS i(payload, ord)
   WHERE d.name = $1
   ORDER BY i.ord
@@ -108,10 +146,11 @@ ins AS (
 )
 SELECT array_agg(id ORDER BY id)::text[] AS ids, min(channel) AS channel FROM ins`
 
-/** What an insert wrote: the ids in order, and the definition's channel. */
+/** What an insert wrote: the ids in order, the definition's channel, and the groups that got held jobs. */
 interface Inserted {
   readonly ids: ReadonlyArray<string>
   readonly channel: string
+  readonly heldGroups: ReadonlyArray<string>
 }
 
 type OnCommit = (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
@@ -129,6 +168,11 @@ export interface Context {
   readonly scope: Scope.Scope
   /** Wakes this process's workers now and, coalesced, every other process. */
   readonly wake: (channel: string) => Effect.Effect<void>
+  /**
+   * After the commit of jobs held in these groups: promotes what the groups can take now (a slot freed by a
+   * settlement that ran concurrently with the insert could not see the held jobs). Never fails.
+   */
+  readonly promote: (groups: ReadonlyArray<string>) => Effect.Effect<void>
 }
 
 const maxInsertsInFlight = 2
@@ -166,43 +210,57 @@ export const make = (ctx: Context) =>
           job.payloadJson,
           job.delaySecs,
           job.traceId ?? null,
-          job.spanId ?? null
+          job.spanId ?? null,
+          job.priority
         ]),
         (rows): Inserted | undefined =>
-          rows.length === 0 ? undefined : { ids: [String(rows[0]!.id)], channel: rows[0]!.channel as string }
+          rows.length === 0 ? undefined : {
+            ids: [String(rows[0]!.id)],
+            channel: rows[0]!.channel as string,
+            heldGroups: rows[0]!.held_group === null ? [] : [rows[0]!.held_group as string]
+          }
       )
 
     const insertMany = (client: PgClient.PgClient, definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>) =>
       Effect.suspend(() => {
         const payloads = `[${jobs.map((j) => j.payloadJson).join(",")}]`
+        const priority = jobs[0]!.priority
         const plain = jobs.every((j) =>
-          j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined
+          j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined &&
+          j.priority === priority
         )
         const insert = plain
-          ? client.unsafe<Row>(texts.payloads, [definitionName, payloads])
+          ? client.unsafe<Row>(texts.payloads, [definitionName, payloads, priority])
           : client.unsafe<Row>(texts.many, [
             definitionName,
             payloads,
             jobs.map((j) => String(j.delaySecs)),
             jobs.map((j) => j.jobGroup ?? ""),
             jobs.map((j) => j.traceId ?? ""),
-            jobs.map((j) => j.spanId ?? "")
+            jobs.map((j) => j.spanId ?? ""),
+            jobs.map((j) => j.priority)
           ])
         return Effect.map(insert, (rows): Inserted | undefined => {
           // ids come from an identity column in insertion order, sorted (numerically) by the statement
           const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
           return ids === null || ids === undefined || ids.length === 0
             ? undefined
-            : { ids, channel: rows[0]!.channel as string }
+            : {
+              ids,
+              channel: rows[0]!.channel as string,
+              heldGroups: (rows[0]!.held_groups as ReadonlyArray<string> | null | undefined) ?? []
+            }
         })
       })
 
     const insert = (definitionName: string, jobs: ReadonlyArray<JobStore.NewJob>, client = sql) =>
       jobs.length === 1 ? insertOne(client, definitionName, jobs[0]!) : insertMany(client, definitionName, jobs)
 
-    /** After a commit: wake workers, then the caller's `onCommit`. */
+    /** After a commit: wake workers, then the caller's `onCommit`, then promote in groups that got held jobs. */
     const announce = (inserted: Inserted, onCommit: OnCommit) =>
-      Effect.andThen(ctx.wake(inserted.channel), onCommit(inserted.ids, inserted.channel))
+      Effect.andThen(ctx.wake(inserted.channel), onCommit(inserted.ids, inserted.channel)).pipe(
+        Effect.andThen(inserted.heldGroups.length === 0 ? Effect.void : ctx.promote(inserted.heldGroups))
+      )
 
     /**
      * Runs `effect` in a fiber of the store and waits for its result: interrupting the caller only stops the
@@ -267,7 +325,7 @@ export const make = (ctx: Context) =>
                 item.onCommit([inserted.ids[i]!], inserted.channel),
                 Effect.sync(() => Deferred.doneUnsafe(item.deferred, Effect.succeed(inserted.ids[i]!)))
               ), { discard: true })
-          )
+          ).pipe(Effect.andThen(inserted.heldGroups.length === 0 ? Effect.void : ctx.promote(inserted.heldGroups)))
         }
         const error = Cause.findErrorOption(exit.cause)
         if (items.length > 1 && Option.isSome(error) && isDataError(error.value)) {
@@ -366,7 +424,8 @@ export const make = (ctx: Context) =>
           reservation.workerId,
           job.traceId ?? null,
           job.spanId ?? null,
-          [...reservation.channels]
+          [...reservation.channels],
+          job.priority
         ]).pipe(
           // failed or interrupted mid-statement: it may have committed, claimed, so the worker reconciles
           Effect.onExit((exit) => exit._tag === "Failure" ? Effect.sync(() => reservation.cancel(true)) : Effect.void),
@@ -378,7 +437,7 @@ export const make = (ctx: Context) =>
             reservation.cancel(false)
             return Effect.fail(notDeployed(definitionName))
           }
-          const inserted: Inserted = { ids: [String(row.id)], channel: row.channel as string }
+          const inserted: Inserted = { ids: [String(row.id)], channel: row.channel as string, heldGroups: [] }
           if (row.worker_id === null) {
             // not the worker's channel, or its lease lapsed: a plain waiting job
             reservation.cancel(false)

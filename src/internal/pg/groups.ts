@@ -61,6 +61,124 @@ BEGIN
 END
 $fn$`
 
+/** A group's effective concurrency: its explicit setting, else the definitions' default its claims recorded. */
+export const groupConcurrencySql = (g: string) => `COALESCE(${g}.concurrency, ${g}.def_concurrency)`
+
+/**
+ * A group's claim budget in its current rate window (SQL, for group row `g`): unlimited (2^31-1) without a
+ * rate limit; the limit when the window ended (the next claim starts a new one); else what is left.
+ */
+export const groupBudgetSql = (g: string) => `CASE
+    WHEN COALESCE(${g}.rate_limit, ${g}.def_rate_limit) IS NULL THEN 2147483647
+    WHEN ${g}.window_start IS NOT NULL AND ${g}.window_start + make_interval(secs =>
+      CASE WHEN ${g}.rate_limit IS NOT NULL THEN ${g}.rate_period_secs ELSE ${g}.def_rate_period_secs END) > statement_timestamp()
+    THEN GREATEST(COALESCE(${g}.rate_limit, ${g}.def_rate_limit) - ${g}.window_used, 0)
+    ELSE COALESCE(${g}.rate_limit, ${g}.def_rate_limit) END`
+
+/**
+ * `free_slots_v3(groups, counts)`: frees `counts[i]` slots of `groups[i]` (0: only promote), clears a
+ * block whose window ended, and then, in a second statement with a fresh snapshot, makes held jobs
+ * claimable again: per group, `k = min(concurrency - running - ready, budget)` where `ready` counts its
+ * waiting, unheld, due jobs (so promotions never outnumber what the group can run), the oldest `k` held
+ * jobs per channel by run time, behind the jobs already waiting (`sort_at` = now): claims go round-robin
+ * across busy groups. Returns how many groups had jobs promoted. Part of migration 3.
+ */
+export const freeSlotsV3Function = (n: Names) => `
+CREATE OR REPLACE FUNCTION ${n.fn("free_slots_v3")}(p_groups text[], p_counts integer[])
+RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_promoted integer;
+BEGIN
+  -- a promotion alone (count 0) may concern a group that no claim has taken a slot of yet: give it its row
+  INSERT INTO ${n.group} (name)
+  SELECT x.name FROM unnest(p_groups, p_counts) AS x(name, n) WHERE x.n = 0 ORDER BY x.name
+  ON CONFLICT (name) DO NOTHING;
+  PERFORM 1 FROM ${n.group} WHERE name = ANY(p_groups) ORDER BY name FOR UPDATE;
+  UPDATE ${n.group} g SET running = GREATEST(g.running - x.n, 0),
+    blocked_until = CASE WHEN g.blocked_until <= statement_timestamp() THEN NULL ELSE g.blocked_until END
+  FROM unnest(p_groups, p_counts) AS x(name, n)
+  WHERE g.name = x.name AND (x.n > 0 OR g.blocked_until <= statement_timestamp());
+  -- a new statement: its snapshot sees every hold committed before we took the group locks
+  WITH free AS (
+    SELECT g.name, LEAST(
+      ${groupConcurrencySql("g")} - g.running - (
+        SELECT count(*) FROM (
+          SELECT 1 FROM ${n.job} u
+          WHERE u.job_group = g.name AND u.worker_id IS NULL AND NOT u.held AND u.sort_at <= statement_timestamp()
+          LIMIT ${groupConcurrencySql("g")}
+        ) r),
+      ${groupBudgetSql("g")}) AS k
+    FROM ${n.group} g
+    WHERE g.name = ANY(p_groups) AND g.running < ${groupConcurrencySql("g")}
+      AND (g.blocked_until IS NULL OR g.blocked_until <= statement_timestamp())
+  ),
+  chans AS (
+    -- the channels of each group's held jobs: a skip scan of the held index, one probe per channel
+    SELECT free.name, free.k, c.channel FROM free CROSS JOIN LATERAL (
+      WITH RECURSIVE r(channel) AS (
+        (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held ORDER BY h.channel LIMIT 1)
+        UNION ALL
+        SELECT (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held AND h.channel > r.channel
+                ORDER BY h.channel LIMIT 1)
+        FROM r WHERE r.channel IS NOT NULL
+      )
+      SELECT r.channel FROM r WHERE r.channel IS NOT NULL
+    ) c
+    WHERE free.k > 0
+  ),
+  pick AS (
+    SELECT chans.name, p.id FROM chans CROSS JOIN LATERAL (
+      SELECT h.id FROM ${n.job} h
+      WHERE h.job_group = chans.name AND h.channel = chans.channel AND h.held
+      ORDER BY h.run_at, h.id
+      LIMIT chans.k
+    ) p
+  ),
+  promoted AS (
+    UPDATE ${n.job} j SET held = false, sort_at = GREATEST(j.run_at, statement_timestamp())
+    WHERE j.id = ANY(ARRAY(SELECT id FROM pick)) AND j.held
+    RETURNING j.job_group
+  )
+  SELECT count(DISTINCT job_group)::int INTO v_promoted FROM promoted;
+  RETURN v_promoted;
+END
+$fn$`
+
+/** Version 2's `free_slots_v2` (called by settle_v2, release_v2 and rescue_v2), now version 3's promotion. */
+export const freeSlotsV2Delegate = (n: Names) => `
+CREATE OR REPLACE FUNCTION ${n.fn("free_slots_v2")}(p_groups text[], p_counts integer[])
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM ${n.fn("free_slots_v3")}(p_groups, p_counts);
+END
+$fn$`
+
+/**
+ * The groups `promoteGroups` looks at: those whose rate window ended while they were blocked (oldest
+ * first), then (a safety net) groups with held jobs, by name after the cursor $2 (a skip scan of the held
+ * index), at most $1 of each. Promotes them with `free_slots_v3`. Returns the groups seen by the scan (to
+ * move the cursor) and how many had jobs promoted.
+ */
+export const promoteGroupsSql = (n: Names) => `
+WITH blocked AS (
+  SELECT g.name FROM ${n.group} g WHERE g.blocked_until <= statement_timestamp() ORDER BY g.blocked_until LIMIT $1
+),
+scanned AS (
+  WITH RECURSIVE r(name) AS (
+    (SELECT h.job_group FROM ${n.job} h WHERE h.held AND h.job_group > $2::text ORDER BY h.job_group LIMIT 1)
+    UNION ALL
+    SELECT (SELECT h.job_group FROM ${n.job} h WHERE h.held AND h.job_group > r.name ORDER BY h.job_group LIMIT 1)
+    FROM r WHERE r.name IS NOT NULL
+  )
+  SELECT r.name FROM r WHERE r.name IS NOT NULL LIMIT $1
+),
+todo AS (SELECT name FROM blocked UNION SELECT name FROM scanned)
+SELECT (SELECT max(name) FROM scanned) AS last, (SELECT count(*) FROM scanned)::int AS seen,
+  CASE WHEN EXISTS (SELECT 1 FROM todo)
+    THEN ${n.fn("free_slots_v3")}(ARRAY(SELECT name FROM todo ORDER BY name),
+      array_fill(0, ARRAY[(SELECT count(*) FROM todo)::int]))
+    ELSE 0 END AS promoted`
+
 /** Tallies the group of each job that gave up a slot: `[groups, counts]` in name order, or undefined if none. */
 export const tally = (groups: ReadonlyArray<string>): readonly [Array<string>, Array<number>] | undefined => {
   if (groups.length === 0) return undefined
@@ -70,11 +188,17 @@ export const tally = (groups: ReadonlyArray<string>): readonly [Array<string>, A
   return [names, names.map((g) => counts.get(g)!)]
 }
 
-/** Deletes up to `$1` groups with no slot taken that no live job refers to. */
+/**
+ * Deletes up to `$1` groups with no slot taken, no explicit setting and no open rate window that no live job
+ * refers to.
+ */
 export const deleteGroupsSql = (n: Names) => `
 DELETE FROM ${n.group} WHERE name IN (
   SELECT g.name FROM ${n.group} g
-  WHERE g.running = 0 AND NOT EXISTS (SELECT 1 FROM ${n.job} j WHERE j.job_group = g.name)
+  WHERE g.running = 0 AND g.concurrency IS NULL AND g.rate_limit IS NULL
+    -- a rate window still open keeps its count: deleting it would let the group's next jobs past the limit
+    AND (g.window_start IS NULL OR g.window_start + make_interval(secs => COALESCE(g.def_rate_period_secs, 0)) <= now())
+    AND NOT EXISTS (SELECT 1 FROM ${n.job} j WHERE j.job_group = g.name)
   LIMIT $1
   FOR UPDATE SKIP LOCKED
 ) AND running = 0

@@ -8,11 +8,11 @@ export const getJobSql = (n: Names) => `
 SELECT id, name, channel, job_group, payload,
   CASE WHEN worker_id IS NULL THEN 'waiting' ELSE 'running' END AS state,
   attempts, max_attempts, claims, crashes, held, run_at, last_error, worker_id, created_at,
-  NULL::timestamptz AS finalized_at, scheduled_for
+  NULL::timestamptz AS finalized_at, scheduled_for, priority
 FROM ${n.job} WHERE id = $1::bigint
 UNION ALL
 SELECT id, name, channel, job_group, payload, CASE WHEN succeeded THEN 'succeeded' ELSE 'failed' END,
-  attempts, max_attempts, claims, crashes, false, NULL, last_error, NULL, created_at, finalized_at, scheduled_for
+  attempts, max_attempts, claims, crashes, false, NULL, last_error, NULL, created_at, finalized_at, scheduled_for, NULL
 FROM ${n.finalized} WHERE id = $1::bigint`
 
 export const toJobInfo = (r: Row): JobStore.JobInfo => ({
@@ -27,6 +27,7 @@ export const toJobInfo = (r: Row): JobStore.JobInfo => ({
   claims: Number(r.claims),
   crashes: Number(r.crashes),
   held: r.held === true,
+  priority: r.priority === null || r.priority === undefined ? undefined : Number(r.priority),
   runAt: optionalDate(r.run_at),
   lastError: r.last_error ?? undefined,
   workerId: optionalString(r.worker_id),

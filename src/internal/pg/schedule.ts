@@ -18,20 +18,25 @@ import { type Names, optionalString, type Row, storageError } from "./sql.js"
 
 export const make = (sql: PgClient.PgClient, n: Names, wake: (channel: string) => Effect.Effect<void>) => {
   const deploySql = `
-INSERT INTO ${n.definition} AS d (name, channel, num_attempts, timeout_secs, repeat_secs, cron, cron_tz, next_run_at)
-VALUES ($1, $2, $3, $4::float8, $5::float8, $6, $7, $8::timestamptz)
+INSERT INTO ${n.definition} AS d (name, channel, num_attempts, timeout_secs, repeat_secs, cron, cron_tz, next_run_at,
+  group_concurrency, group_rate_limit, group_rate_period_secs)
+VALUES ($1, $2, $3, $4::float8, $5::float8, $6, $7, $8::timestamptz, $10::int, $11::int, $12::float8)
 ON CONFLICT (name) DO UPDATE SET
   channel = EXCLUDED.channel, num_attempts = EXCLUDED.num_attempts, timeout_secs = EXCLUDED.timeout_secs,
   repeat_secs = EXCLUDED.repeat_secs, cron = EXCLUDED.cron, cron_tz = EXCLUDED.cron_tz,
+  group_concurrency = EXCLUDED.group_concurrency, group_rate_limit = EXCLUDED.group_rate_limit,
+  group_rate_period_secs = EXCLUDED.group_rate_period_secs,
   next_run_at = CASE
     WHEN (d.repeat_secs, d.cron, d.cron_tz) IS NOT DISTINCT FROM (EXCLUDED.repeat_secs, EXCLUDED.cron, EXCLUDED.cron_tz)
     THEN d.next_run_at
     WHEN EXCLUDED.next_run_at IS NULL THEN NULL
     ELSE LEAST(COALESCE(d.next_run_at, $9::timestamptz), $9::timestamptz) END,
   updated_at = now()
-WHERE (d.channel, d.num_attempts, d.timeout_secs, d.repeat_secs, d.cron, d.cron_tz)
+WHERE (d.channel, d.num_attempts, d.timeout_secs, d.repeat_secs, d.cron, d.cron_tz, d.group_concurrency,
+    d.group_rate_limit, d.group_rate_period_secs)
   IS DISTINCT FROM (EXCLUDED.channel, EXCLUDED.num_attempts, EXCLUDED.timeout_secs, EXCLUDED.repeat_secs,
-    EXCLUDED.cron, EXCLUDED.cron_tz)
+    EXCLUDED.cron, EXCLUDED.cron_tz, EXCLUDED.group_concurrency, EXCLUDED.group_rate_limit,
+    EXCLUDED.group_rate_period_secs)
 RETURNING name`
 
   const deploy = (definitions: ReadonlyArray<JobStore.DefinitionRecord>, firstDue: JobStore.FirstDue) =>
@@ -51,7 +56,10 @@ RETURNING name`
             d.repeat?._tag === "Cron" ? d.repeat.expression : null,
             d.repeat?._tag === "Cron" ? (d.repeat.tz ?? null) : null,
             due?.fresh ?? null,
-            due?.changed ?? null
+            due?.changed ?? null,
+            d.groupConcurrency,
+            d.groupRateLimit?.limit ?? null,
+            d.groupRateLimit?.periodSecs ?? null
           ]),
           (rows) => ({ name: d.name, changed: rows.length > 0 })
         )
@@ -139,7 +147,7 @@ FROM ${n.job} WHERE name = $1`
   const deleteWaitingSql = `DELETE FROM ${n.job} WHERE name = $1 AND worker_id IS NULL RETURNING job_group`
   // A deleted waiting job may have been the one a group's held jobs queued behind: with no slot taken by it,
   // free_slots_v2 with nothing to free makes them claimable again where the group has room.
-  const unholdSql = `SELECT ${n.fn("free_slots_v2")}($1::text[], $2::integer[])`
+  const unholdSql = `SELECT ${n.fn("free_slots_v3")}($1::text[], $2::integer[])`
 
   const undeploy = (definitionName: string, waiting: JobStore.UndeployWaiting) =>
     sql.withTransaction(Effect.gen(function*() {

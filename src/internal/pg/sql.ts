@@ -30,6 +30,7 @@ export const names = (schema: string) => ({
   definition: ident(`${schema}.job_definition`),
   worker: ident(`${schema}.worker`),
   maintenance: ident(`${schema}.maintenance`),
+  channel: ident(`${schema}.job_channel`),
   /** A function of the schema. */
   fn: (name: string) => ident(`${schema}.${name}`)
 })

@@ -10,6 +10,7 @@ import { PgClient } from "@effect/sql-pg"
 import * as JobStore from "../../JobStore.js"
 import { claim } from "./claim.js"
 import * as Enqueue from "./enqueue.js"
+import * as Flow from "./flow.js"
 import { deleteUnreferencedGroups } from "./groups.js"
 import { getJob } from "./jobs.js"
 import { rescue } from "./rescue.js"
@@ -56,14 +57,23 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     const namespace = lockNamespace(options.schema)
 
     const session = yield* Session.make(sql, { schema: options.schema, lockNamespace: namespace, liveness: options.liveness ?? true })
-    const { enqueue } = yield* Enqueue.make({ sql, app, names: n, schema: options.schema, scope, wake: session.wake })
+    /** Wakes every worker (a group slot freed, a job went back): `*` = any channel. */
+    const wakeAll = session.wake("*")
+    const flow = Flow.make(sql, n, wakeAll)
+    const { enqueue } = yield* Enqueue.make({
+      sql,
+      app,
+      names: n,
+      schema: options.schema,
+      scope,
+      wake: session.wake,
+      promote: flow.promoteAfterEnqueue
+    })
     const workers = Workers.make(sql, n)
     const schedules = Schedule.make(sql, n, session.wake)
     const claimJobs = claim(sql, n)
     const settleJobs = settle(sql, n, options.keepFinalized)
     const rescueJobs = rescue(sql, n, namespace, options.keepFinalized)
-    /** Wakes every worker (a group slot freed, a job went back): `*` = any channel. */
-    const wakeAll = session.wake("*")
 
     return JobStore.JobStore.of({
       deploy: schedules.deploy,
@@ -87,7 +97,12 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       deleteUnreferencedGroups: deleteUnreferencedGroups(sql, n),
       rescue: (o) =>
         Effect.tap(rescueJobs(o), (r) => r.jobs.length > 0 || r.groups.length > 0 ? wakeAll : Effect.void),
-      getJob: getJob(sql, n)
+      getJob: getJob(sql, n),
+      setChannel: flow.setChannel,
+      getChannel: flow.getChannel,
+      setGroupLimits: flow.setGroupLimits,
+      getGroup: flow.getGroup,
+      promoteGroups: flow.promoteGroups
     })
   })
 

@@ -24,6 +24,9 @@ import { backoffMs, buffered, type Env } from "./state.js"
 /** How often a worker reconciles what it holds with what the store says it holds. */
 const reconcileEveryMs = 60_000
 
+/** Groups promoted per call when a rate window ends. */
+const promoteLimit = 100
+
 export const make = (env: Env, executor: Executor, lease: Lease) => {
   const { config, state, store } = env
   const channelSet = new Set(config.channels)
@@ -37,7 +40,13 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
   const claimTask = (limit: number, claimedBy: string) =>
     Effect.suspend(() => {
       const sentAt = env.now()
-      return store.claim({ workerId: claimedBy, channels: config.channels, excludeNames: Array.from(state.excludeNames), limit })
+      return store.claim({
+        workerId: claimedBy,
+        channels: config.channels,
+        excludeNames: Array.from(state.excludeNames),
+        limit,
+        priorityAgingSecs: config.priorityAgingSecs
+      })
         .pipe(
           Effect.matchEffect({
             onFailure: (error) => {
@@ -48,10 +57,15 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
               state.retryAt = env.now() + backoff
               return Effect.logWarning(`cuckmq: claim failed; retrying in ${backoff} ms`, error.message)
             },
-            onSuccess: ({ held, jobs }) =>
+            onSuccess: ({ held, jobs, refillAt }) =>
               Effect.sync(() => {
                 state.claimFailures = 0
                 state.moreLikely = jobs.length === limit || held > 0
+                // a rate limit refused jobs: claim again (and promote blocked groups) once its window ends
+                if (refillAt !== undefined) {
+                  const at = refillAt.getTime()
+                  if (state.refillAt === 0 || at < state.refillAt) state.refillAt = at
+                }
                 if (jobs.length > 0) executor.accept(jobs.map((job) => ({ job, claimedBy, claimedAt: sentAt })))
               })
           }),
@@ -114,8 +128,19 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
         lastReconcile = env.now()
         state.needsReconcile = true
       }
+      if (state.refillAt !== 0 && env.now() >= state.refillAt) {
+        // a rate window that refused jobs ended: its blocked groups' held jobs become claimable, and claims
+        // of its channel find budget again (woken by the window, not by polling hot)
+        state.refillAt = 0
+        state.rung = true
+        yield* Effect.ignore(store.promoteGroups(promoteLimit))
+        continue
+      }
       if (yield* step) continue
-      const woke = yield* Queue.take(env.doorbell).pipe(Effect.timeoutOption(Duration.seconds(config.pollIntervalSecs)))
+      const waitMs = state.refillAt === 0
+        ? config.pollIntervalSecs * 1000
+        : Math.min(config.pollIntervalSecs * 1000, Math.max(1, state.refillAt - env.now()))
+      const woke = yield* Queue.take(env.doorbell).pipe(Effect.timeoutOption(Duration.millis(waitMs)))
       if (Option.isNone(woke)) state.rung = true // poll: delayed and retried jobs become due without a notification
     }
   })

@@ -29,6 +29,8 @@ export interface Config {
   readonly gracePeriodSecs: number
   readonly heartbeatSecs: number
   readonly leaseSecs: number
+  /** One priority level is worth this many seconds of waiting in the claim order (the claims' `priorityAgingSecs`). */
+  readonly priorityAgingSecs: number
 }
 
 /** A job as its worker holds it. */
@@ -74,6 +76,8 @@ export interface State {
   reserved: number
   claimFailures: number
   retryAt: number
+  /** The end of the earliest rate window that refused a claim jobs (local clock), 0 for none. */
+  refillAt: number
   /** The store may hold jobs for this worker that it does not know of: release them before claiming. */
   needsReconcile: boolean
   /**
@@ -110,6 +114,7 @@ export const makeState = (workerId: string): State => ({
   reserved: 0,
   claimFailures: 0,
   retryAt: 0,
+  refillAt: 0,
   needsReconcile: false,
   reconciling: false,
   buffer: [],
