@@ -222,7 +222,7 @@ export type MakeOptions<S extends Schema.Top, E, R> = {
   /**
    * The priority of the definition's jobs, an integer in [-1000, 1000]: higher is claimed first (with aging:
    * see the worker's `priorityAging`). An enqueue may give its own; repeating jobs (enqueued by the
-   * Orchestrator) have priority 0. Defaults to 0.
+   * Orchestrator) have it too. Defaults to 0.
    */
   readonly priority?: number | undefined
   /**

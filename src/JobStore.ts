@@ -65,6 +65,8 @@ export interface DefinitionRecord {
   readonly numAttempts: number
   readonly timeoutSecs: number
   readonly repeat: Repeat | undefined
+  /** The priority of the jobs the orchestrator enqueues for the repeat (enqueues give their own). */
+  readonly priority: number
   /** The concurrency of the groups of this definition's jobs, unless a group has its own (default 1). */
   readonly groupConcurrency: number
   /** The rate limit of each group of this definition's jobs, unless a group has its own. */

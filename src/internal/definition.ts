@@ -170,6 +170,7 @@ export const validate = (
     numAttempts: definition.numAttempts,
     timeoutSecs: definition.timeoutSecs,
     repeat,
+    priority: definition.priority,
     groupConcurrency: definition.groupConcurrency,
     groupRateLimit: groupRateLimit === undefined ? undefined : groupRateLimit.success
   })

@@ -20,6 +20,7 @@ const def = (name: string, extra: Partial<Store.DefinitionRecord> = {}): Store.D
   channel: name,
   numAttempts: 1,
   timeoutSecs: 0.3,
+  priority: 0,
   repeat: undefined,
   groupConcurrency: 1,
   groupRateLimit: undefined,

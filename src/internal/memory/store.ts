@@ -23,7 +23,6 @@
  * - `deleteUnreferencedGroups` also keeps a group whose rate window has not ended (deleting it would forget
  *   the claims spent in it and let a new job exceed the limit).
  * - A promotion after an enqueue that held jobs wakes every worker (`Any`) when it promoted something.
- * - Repeating jobs (`scheduleDue`) have priority 0: a definition record carries no priority.
  */
 import { Clock, Deferred, Effect, Exit, Option, PubSub, Stream } from "effect"
 import { JobDefinitionInUse, JobDefinitionNotDeployed } from "../../CuckmqError.js"
@@ -188,13 +187,14 @@ const strictest = (limits: ReadonlyArray<JobStore.RateLimit | undefined>): JobSt
  */
 const normalise = (record: JobStore.DefinitionRecord): JobStore.DefinitionRecord => ({
   ...record,
+  priority: record.priority ?? 0,
   groupConcurrency: record.groupConcurrency ?? 1,
   groupRateLimit: record.groupRateLimit ?? undefined
 })
 
 const died = { message: "the worker running this job died" }
 
-/** A repeating job as `scheduleDue` writes it (priority 0: a definition record carries no priority). */
+/** A repeating job as `scheduleDue` writes it (with its definition's priority). */
 const scheduledJob: JobStore.NewJob = {
   payloadJson: "{}",
   delaySecs: 0,
@@ -729,7 +729,10 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           const due = allDue.filter((d) => known.has(d.record.name) && d.record.repeat !== undefined).slice(0, limit)
           for (const d of due) {
             const dueAt = d.nextRunAt!
-            const job: Job = { ...newJob(d, scheduledJob, now, false), scheduledFor: dueAt }
+            const job: Job = {
+              ...newJob(d, { ...scheduledJob, priority: d.record.priority }, now, false),
+              scheduledFor: dueAt
+            }
             jobs.set(job.id, job)
             d.nextRunAt = advance(d.record.repeat!, new Date(dueAt), new Date(now)).getTime()
             scheduled.push({ definitionName: d.record.name, jobId: String(job.id), scheduledFor: new Date(dueAt) })

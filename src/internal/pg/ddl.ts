@@ -228,6 +228,7 @@ export const v3 = (schema: string): ReadonlyArray<string> => {
     `CREATE INDEX ${idx("job_group_ready_idx")} ON ${n.job} (job_group, sort_at)
   WHERE job_group IS NOT NULL AND worker_id IS NULL AND NOT held`,
     `ALTER TABLE ${n.definition}
+  ADD COLUMN priority smallint NOT NULL DEFAULT 0,
   ADD COLUMN group_concurrency integer NOT NULL DEFAULT 1 CHECK (group_concurrency >= 1),
   ADD COLUMN group_rate_limit integer NULL CHECK (group_rate_limit >= 1),
   ADD COLUMN group_rate_period_secs double precision NULL CHECK (group_rate_period_secs > 0)`,

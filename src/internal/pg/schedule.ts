@@ -19,13 +19,13 @@ import { type Names, optionalString, type Row, storageError } from "./sql.js"
 export const make = (sql: PgClient.PgClient, n: Names, wake: (channel: string) => Effect.Effect<void>) => {
   const deploySql = `
 INSERT INTO ${n.definition} AS d (name, channel, num_attempts, timeout_secs, repeat_secs, cron, cron_tz, next_run_at,
-  group_concurrency, group_rate_limit, group_rate_period_secs)
-VALUES ($1, $2, $3, $4::float8, $5::float8, $6, $7, $8::timestamptz, $10::int, $11::int, $12::float8)
+  group_concurrency, group_rate_limit, group_rate_period_secs, priority)
+VALUES ($1, $2, $3, $4::float8, $5::float8, $6, $7, $8::timestamptz, $10::int, $11::int, $12::float8, $13::int)
 ON CONFLICT (name) DO UPDATE SET
   channel = EXCLUDED.channel, num_attempts = EXCLUDED.num_attempts, timeout_secs = EXCLUDED.timeout_secs,
   repeat_secs = EXCLUDED.repeat_secs, cron = EXCLUDED.cron, cron_tz = EXCLUDED.cron_tz,
   group_concurrency = EXCLUDED.group_concurrency, group_rate_limit = EXCLUDED.group_rate_limit,
-  group_rate_period_secs = EXCLUDED.group_rate_period_secs,
+  group_rate_period_secs = EXCLUDED.group_rate_period_secs, priority = EXCLUDED.priority,
   next_run_at = CASE
     WHEN (d.repeat_secs, d.cron, d.cron_tz) IS NOT DISTINCT FROM (EXCLUDED.repeat_secs, EXCLUDED.cron, EXCLUDED.cron_tz)
     THEN d.next_run_at
@@ -33,10 +33,10 @@ ON CONFLICT (name) DO UPDATE SET
     ELSE LEAST(COALESCE(d.next_run_at, $9::timestamptz), $9::timestamptz) END,
   updated_at = now()
 WHERE (d.channel, d.num_attempts, d.timeout_secs, d.repeat_secs, d.cron, d.cron_tz, d.group_concurrency,
-    d.group_rate_limit, d.group_rate_period_secs)
+    d.group_rate_limit, d.group_rate_period_secs, d.priority)
   IS DISTINCT FROM (EXCLUDED.channel, EXCLUDED.num_attempts, EXCLUDED.timeout_secs, EXCLUDED.repeat_secs,
     EXCLUDED.cron, EXCLUDED.cron_tz, EXCLUDED.group_concurrency, EXCLUDED.group_rate_limit,
-    EXCLUDED.group_rate_period_secs)
+    EXCLUDED.group_rate_period_secs, EXCLUDED.priority)
 RETURNING name`
 
   const deploy = (definitions: ReadonlyArray<JobStore.DefinitionRecord>, firstDue: JobStore.FirstDue) =>
@@ -59,7 +59,8 @@ RETURNING name`
             due?.changed ?? null,
             d.groupConcurrency,
             d.groupRateLimit?.limit ?? null,
-            d.groupRateLimit?.periodSecs ?? null
+            d.groupRateLimit?.periodSecs ?? null,
+            d.priority
           ]),
           (rows) => ({ name: d.name, changed: rows.length > 0 })
         )
@@ -84,8 +85,9 @@ LIMIT 100`
 
   /** Runs in the scheduling transaction, which holds the definition's row lock. */
   const scheduleJobSql = `
-INSERT INTO ${n.job} (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs, scheduled_for)
-SELECT d.name, d.channel, '{}'::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, d.next_run_at
+INSERT INTO ${n.job} (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs, scheduled_for,
+  priority)
+SELECT d.name, d.channel, '{}'::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, d.next_run_at, d.priority
 FROM ${n.definition} d, (SELECT statement_timestamp() AS now) t WHERE d.name = $1
 RETURNING id, channel, scheduled_for`
 
