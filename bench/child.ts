@@ -12,7 +12,18 @@ import { type CpuProbe, postgresProbe, redisProbe } from "./serverCpu.js"
 import { byName } from "./systems/index.js"
 import type { Adapter, SystemContext, Workers } from "./systems/types.js"
 import { adminQuery } from "./systems/util.js"
-import { drain, drainProcesses, enqueueBulk, enqueueSingle, type Env, latency, Tally } from "./workloads.js"
+import {
+  drain,
+  drainProcesses,
+  enqueueBulk,
+  enqueueSingle,
+  type Env,
+  groupBacklog,
+  groupsLimit,
+  latency,
+  rateLimited,
+  Tally
+} from "./workloads.js"
 
 const config = JSON.parse(process.argv[2] ?? "null") as ChildConfig | null
 if (!config) {
@@ -71,7 +82,10 @@ const runSystem = async (cfg: Extract<ChildConfig, { role: "system" }>): Promise
     "drain-c50": () => drain(env, s.jobs, 50, false),
     "drain-backlog": () => drain(env, s.backlogJobs, 10, false),
     "drain-2proc": () => drainProcesses(env),
-    latency: () => latency(env)
+    latency: () => latency(env),
+    "groups-limit2": () => groupsLimit(env),
+    "group-backlog": () => groupBacklog(env),
+    "rate-limited": () => rateLimited(env)
   }
   const result: Partial<Record<WorkloadName, Outcome>> = {}
   for (const name of cfg.workloads) {

@@ -9,7 +9,10 @@ export const workloadNames = [
   "drain-c50",
   "drain-backlog",
   "drain-2proc",
-  "latency"
+  "latency",
+  "groups-limit2",
+  "group-backlog",
+  "rate-limited"
 ] as const
 export type WorkloadName = typeof workloadNames[number]
 
@@ -37,6 +40,20 @@ export interface Sizes {
   readonly timeoutSecs: number
   /** After a drain reaches its count, workers keep running this long so that late duplicates are seen. */
   readonly settleMs: number
+  /** Groups of the groups-limit2 drain (its `jobs` jobs are spread evenly over them). */
+  readonly groups: number
+  /** The per-group concurrency limit of the groups-limit2 drain. */
+  readonly groupLimit: number
+  /** Worker concurrency of the groups-limit2 drain and of the rate-limited workload. */
+  readonly flowConcurrency: number
+  /** How long the handler of the flow-control workloads takes (a sleep), so that overlapping jobs are seen. */
+  readonly flowHoldMs: number
+  /** Jobs waiting in the one group of the group-backlog workload, and the jobs per bulk call that insert them. */
+  readonly groupBacklogJobs: number
+  readonly groupBacklogBatch: number
+  /** The rate-limited workload: at most `rateLimit` job starts per second, observed for `rateSecs` seconds. */
+  readonly rateLimit: number
+  readonly rateSecs: number
 }
 
 /** The command line of a child process (one JSON argument). */
@@ -89,6 +106,38 @@ export type Outcome =
     readonly p95: number
     readonly p99: number
     readonly max: number
+    readonly check: Check
+    /** What else the workload saw (group-backlog: the backlog's insert time, its jobs run meanwhile). */
+    readonly note?: string | undefined
+  }
+  | {
+    /** A drain of grouped jobs under a per-group concurrency limit. */
+    readonly kind: "groups"
+    readonly jobs: number
+    readonly seconds: number
+    readonly perSec: number
+    /** The limit asked for, and the limit the system ran with (graphile-worker: 1). */
+    readonly requestedLimit: number
+    readonly limit: number
+    /** The most handlers of one group seen running at once. */
+    readonly maxPerGroup: number
+    readonly check: Check
+  }
+  | {
+    /** Jobs of a rate-limited queue: starts observed for `seconds` from the first one. */
+    readonly kind: "rate"
+    /** The limit: at most `limit` starts per `periodSecs`. */
+    readonly limit: number
+    readonly periodSecs: number
+    readonly seconds: number
+    /** Handler starts in the observed span, and per second. */
+    readonly started: number
+    readonly perSec: number
+    /** What the limit allows in the span with fixed windows: `limit` per period, plus one period's worth. */
+    readonly bound: number
+    /** The most starts in any span of one period (sliding), over the observed span. */
+    readonly maxPerPeriod: number
+    /** Duplicates only: the backlog is bigger than the span, so most jobs are left unrun on purpose. */
     readonly check: Check
   }
   | { readonly kind: "na"; readonly reason: string }

@@ -5,7 +5,9 @@
  *   npm run bench -- --quick               1 run, 2,000 jobs (smoke test)
  *   npm run bench -- --only=cuckmq,pg-boss a subset of the systems (cuckmq is the ratio baseline when present)
  *
- * Further flags: --runs=N, --jobs=N, --c1-jobs=N (cap the c=1 drain), --backlog-jobs=N (the backlog drain, 200,000), --workloads=a,b (a subset of the
+ * Further flags: --runs=N, --jobs=N, --c1-jobs=N (cap the c=1 drain), --backlog-jobs=N (the backlog drain, 200,000),
+ * --group-backlog-jobs=N (the one group's backlog of the group-backlog workload, 1,000,000), --rate-limit=N and
+ * --rate-secs=N (the rate-limited workload: N starts/s, observed for N s; 500 and 10), --workloads=a,b (a subset of the
  * workloads), --baseline=<git ref> (adds the system `cuckmq-baseline`: this repository's library at that commit,
  * checked out into a temporary worktree, run beside the current one to measure what a change costs). Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
  * database is created on that server per system and run, and dropped afterwards), BENCH_REDIS_URL (default
@@ -45,7 +47,19 @@ const flag = (name: string): string | undefined => {
   if (hit === undefined) return undefined
   return hit.includes("=") ? hit.slice(hit.indexOf("=") + 1) : ""
 }
-const known = ["quick", "only", "runs", "jobs", "c1-jobs", "backlog-jobs", "workloads", "baseline"]
+const known = [
+  "quick",
+  "only",
+  "runs",
+  "jobs",
+  "c1-jobs",
+  "backlog-jobs",
+  "group-backlog-jobs",
+  "rate-limit",
+  "rate-secs",
+  "workloads",
+  "baseline"
+]
 for (const a of args) {
   const name = a.replace(/^--/, "").split("=")[0]!
   if (!a.startsWith("--") || !known.includes(name)) {
@@ -81,7 +95,15 @@ const sizes: Sizes = {
   processes: 2,
   processConcurrency: 10,
   timeoutSecs: quick ? 60 : 300,
-  settleMs: 250
+  settleMs: 250,
+  groups: quick ? 100 : 1_000,
+  groupLimit: 2,
+  flowConcurrency: 50,
+  flowHoldMs: 1,
+  groupBacklogJobs: intFlag("group-backlog-jobs", quick ? 10_000 : 1_000_000),
+  groupBacklogBatch: 10_000,
+  rateLimit: intFlag("rate-limit", 500),
+  rateSecs: intFlag("rate-secs", quick ? 3 : 10)
 }
 const poolSize = 20
 
@@ -311,7 +333,15 @@ const describe = (o: Outcome): string => {
           : ""
       }${check}`
     case "latency":
-      return `p50 ${fmtMs(o.p50)}, p95 ${fmtMs(o.p95)}, p99 ${fmtMs(o.p99)}, max ${fmtMs(o.max)}${check}`
+      return `p50 ${fmtMs(o.p50)}, p95 ${fmtMs(o.p95)}, p99 ${fmtMs(o.p99)}, max ${fmtMs(o.max)}${check}${o.note ? `; ${o.note}` : ""}`
+    case "groups":
+      return `${fmtInt(o.perSec)}/s (${o.jobs} jobs in ${o.seconds.toFixed(2)} s), limit ${o.limit}${
+        o.limit !== o.requestedLimit ? ` (asked ${o.requestedLimit})` : ""
+      }, at most ${o.maxPerGroup} of one group at once${o.maxPerGroup > o.limit ? " (LIMIT EXCEEDED)" : ""}${check}`
+    case "rate":
+      return `${fmtInt(o.perSec)}/s against a limit of ${fmtInt(o.limit)} per ${o.periodSecs} s (${o.started} starts in ${o.seconds} s, bound ${o.bound}${
+        o.started > o.bound ? ", BOUND EXCEEDED" : ""
+      }), at most ${o.maxPerPeriod} in any ${o.periodSecs} s${check}`
     case "na":
       return `n/a (${o.reason})`
     case "error":
@@ -329,7 +359,8 @@ const checkText = (c: Check): string =>
 const duration = (secs: number) =>
   secs < 120 ? `${Math.round(secs)} s` : `${Math.floor(secs / 60)} min ${Math.round(secs % 60)} s`
 const fmtInt = (x: number) => Math.round(x).toLocaleString("en-US")
-const fmtMs = (x: number) => (x < 10 ? `${x.toFixed(2)} ms` : x < 100 ? `${x.toFixed(1)} ms` : `${Math.round(x)} ms`)
+const fmtMs = (x: number) =>
+  x < 10 ? `${x.toFixed(2)} ms` : x < 100 ? `${x.toFixed(1)} ms` : x < 10_000 ? `${Math.round(x)} ms` : `${(x / 1000).toFixed(1)} s`
 const fmtSecs = (x: number) => `${x >= 1 ? x.toFixed(2) : x.toPrecision(3)} s`
 
 const median = (xs: ReadonlyArray<number>): number => {
@@ -343,9 +374,14 @@ interface Row {
   readonly workload: WorkloadName
   readonly value: (o: Outcome) => number | undefined
   readonly format: (x: number) => string
+  /** No ratio to cuckmq: the figure is judged against a limit, not against another system. */
+  readonly noRatio?: boolean
+  /** A remark for a system's cell, from its first outcome (the limit it ran with when it is not the one asked). */
+  readonly remark?: (o: Outcome) => string | undefined
 }
 
 const perSec = (o: Outcome) => (o.kind === "throughput" ? o.perSec : undefined)
+const limitRemark = (o: Outcome) => (o.kind === "groups" && o.limit !== o.requestedLimit ? `limit ${o.limit}` : undefined)
 
 const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
   { label: "enqueue-single, 20 callers (jobs/s ↑)", workload: "enqueue-single", value: perSec, format: (x) => `${fmtInt(x)}/s` },
@@ -363,6 +399,47 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
   { label: "latency p50 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p50 : undefined), format: fmtMs },
   { label: "latency p95 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p95 : undefined), format: fmtMs },
   { label: "latency p99 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p99 : undefined), format: fmtMs },
+  {
+    label: `groups-limit2: drain of ${fmtInt(sizes.jobs)} jobs in ${fmtInt(sizes.groups)} groups, limit ${sizes.groupLimit} per group, c=${sizes.flowConcurrency} (jobs/s ↑)`,
+    workload: "groups-limit2",
+    value: (o) => (o.kind === "groups" ? o.perSec : undefined),
+    format: (x) => `${fmtInt(x)}/s`,
+    remark: limitRemark
+  },
+  {
+    label: `groups-limit2: most jobs of one group running at once (limit ${sizes.groupLimit})`,
+    workload: "groups-limit2",
+    value: (o) => (o.kind === "groups" ? o.maxPerGroup : undefined),
+    format: fmtInt,
+    noRatio: true,
+    remark: limitRemark
+  },
+  {
+    label: `group-backlog: latency p50 of other jobs beside a ${fmtInt(sizes.groupBacklogJobs)}-job backlog in one group (ms ↓)`,
+    workload: "group-backlog",
+    value: (o) => (o.kind === "latency" ? o.p50 : undefined),
+    format: fmtMs
+  },
+  {
+    label: "group-backlog: latency p99 of the other jobs (ms ↓)",
+    workload: "group-backlog",
+    value: (o) => (o.kind === "latency" ? o.p99 : undefined),
+    format: fmtMs
+  },
+  {
+    label: `rate-limited: achieved rate, limit ${fmtInt(sizes.rateLimit)}/s, over ${sizes.rateSecs} s (jobs/s, = limit)`,
+    workload: "rate-limited",
+    value: (o) => (o.kind === "rate" ? o.perSec : undefined),
+    format: (x) => `${fmtInt(x)}/s (${(x / sizes.rateLimit).toFixed(2)}× the limit)`,
+    noRatio: true
+  },
+  {
+    label: `rate-limited: most starts in any 1 s (fixed windows allow up to ${fmtInt(2 * sizes.rateLimit)})`,
+    workload: "rate-limited",
+    value: (o) => (o.kind === "rate" ? o.maxPerPeriod : undefined),
+    format: fmtInt,
+    noRatio: true
+  },
   {
     label: "Node CPU per 1,000 jobs, c=10 drain (s ↓)",
     workload: "drain-c10",
@@ -423,9 +500,11 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
       if (v === "na") return "n/a"
       if (v === "error") return "error"
       if (v === "none") return "–"
-      const ratio = typeof base === "object" && base.median > 0 ? ` (${(v.median / base.median).toFixed(2)}×)` : ""
+      const ratio = !row.noRatio && typeof base === "object" && base.median > 0 ? ` (${(v.median / base.median).toFixed(2)}×)` : ""
       const partial = v.n < runs ? ` [${v.n}/${runs} runs]` : ""
-      return `${row.format(v.median)}${ratio}${partial}`
+      const first = outcomesOf(results, s.name, row.workload).find((o) => o !== undefined)
+      const remark = first && row.remark ? row.remark(first) : undefined
+      return `${row.format(v.median)}${ratio}${partial}${remark ? ` [${remark}]` : ""}`
     })
     lines.push(`| ${row.label} | ${cells.join(" | ")} |`)
   }
@@ -450,7 +529,7 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
       ? "ok"
       : `**${duplicates} dup, ${missing} missing${unexpected ? `, ${unexpected} unexpected` : ""}**`
   })
-  lines.push(`| every job run exactly once (drains, latency; all runs) | ${correctness.join(" | ")} |`)
+  lines.push(`| every job run exactly once (drains, latency; rate-limited: no duplicates; all runs) | ${correctness.join(" | ")} |`)
   lines.push("")
   lines.push(
     "Throughput ratios above 1× are faster than cuckmq; latency and CPU ratios above 1× are slower or costlier. " +
@@ -477,9 +556,37 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
         else if ("check" in o && o.check && o.check.duplicates + o.check.missing + o.check.unexpected > 0) {
           problems.push(`- run ${r + 1}, ${s.label}, ${w}: ${checkText(o.check).slice(2)}`)
         }
+        if (o.kind === "groups" && o.maxPerGroup > o.limit) {
+          problems.push(`- run ${r + 1}, ${s.label}, ${w}: LIMIT EXCEEDED: ${o.maxPerGroup} jobs of one group ran at once, limit ${o.limit}`)
+        }
+        if (o.kind === "rate" && o.started > o.bound) {
+          problems.push(`- run ${r + 1}, ${s.label}, ${w}: BOUND EXCEEDED: ${o.started} starts in ${o.seconds} s, the limit allows ${o.bound}`)
+        }
+        if (o.kind === "latency" && o.note?.includes("EXCEEDED")) problems.push(`- run ${r + 1}, ${s.label}, ${w}: ${o.note}`)
       }
     }
   })
+  const notes: Array<string> = []
+  for (const s of systems) {
+    for (const w of workloads) {
+      const outcomes = outcomesOf(results, s.name, w)
+      const na = outcomes.find((o) => o?.kind === "na")
+      if (na?.kind === "na") notes.push(`- ${s.label}, ${w}: n/a: ${na.reason}`)
+      const limited = outcomes.find((o) => o?.kind === "groups" && o.limit !== o.requestedLimit)
+      if (limited?.kind === "groups") {
+        notes.push(`- ${s.label}, ${w}: ran at limit ${limited.limit} (its only per-group limit), not ${limited.requestedLimit}: not comparable with the others`)
+      }
+      outcomes.forEach((o, r) => {
+        if (o?.kind === "latency" && o.note) notes.push(`- ${s.label}, ${w}, run ${r + 1}: ${o.note}`)
+      })
+    }
+  }
+  if (notes.length > 0) {
+    lines.push("")
+    lines.push("Notes on the flow-control workloads:")
+    lines.push("")
+    lines.push(notes.join("\n"))
+  }
   lines.push("")
   lines.push("## Errors and correctness")
   lines.push("")
@@ -498,6 +605,9 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
       `- **drain of a backlog**: as the c=10 drain, with ${fmtInt(sizes.backlogJobs)} jobs pre-enqueued (\`--backlog-jobs\`): the cost of a claim as the table grows.`,
       `- **drain 2 processes**: ${fmtInt(sizes.jobs)} pre-enqueued jobs; ${sizes.processes} child processes each connect and start workers at concurrency ${sizes.processConcurrency} on a “go” message; they report their handler-call counts every 10 ms over IPC; timed from “go” until the counts sum to ${fmtInt(sizes.jobs)}.`,
       `- **latency**: workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s, then ${fmtInt(sizes.latencyJobs)} jobs enqueued one at a time at ${sizes.latencyRate}/s from the same process; latency = enqueue-call start to handler start; percentiles per run (nearest rank), then the median over runs.`,
+      `- **groups-limit2**: ${fmtInt(sizes.jobs)} jobs in ${fmtInt(sizes.groups)} groups (${fmtInt(Math.ceil(sizes.jobs / sizes.groups))} per group, each group's jobs enqueued one after the other, so that a claim in queue order meets many jobs of one group), a concurrency limit of ${sizes.groupLimit} per group (a system with another fixed limit runs with it, marked), pre-enqueued with the bulk API; workers at concurrency ${sizes.flowConcurrency} in the same process; the handler sleeps ${sizes.flowHoldMs} ms and counts the jobs of its group running at once (the most seen is reported: above the limit is a violation); timed from the call that starts the workers until the ${fmtInt(sizes.jobs)}th handler call.`,
+      `- **group-backlog**: ${fmtInt(sizes.groupBacklogJobs)} jobs waiting in one group (limit 1), inserted with the bulk API, ${fmtInt(sizes.groupBacklogBatch)} per call (untimed; the time is in the notes), then workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s while the backlog's group runs one job at a time, then ${fmtInt(sizes.latencyJobs)} other jobs, each in a group of its own, enqueued one at a time at ${sizes.latencyRate}/s: their latency, enqueue-call start to handler start (percentiles as in **latency**). Handler as in groups-limit2.`,
+      `- **rate-limited**: a queue limited to ${fmtInt(sizes.rateLimit)} job starts per second by the system (cuckmq \`setChannelRateLimit\`, BullMQ's worker \`limiter\`), ${fmtInt(2 * sizes.rateLimit * sizes.rateSecs)} jobs waiting (twice what the span allows); workers at concurrency ${sizes.flowConcurrency}; handler start times recorded for ${sizes.rateSecs} s from the first start: the achieved rate (starts / ${sizes.rateSecs} s; the bound with fixed windows is the limit times ${sizes.rateSecs}, plus one period's worth) and the most starts in any 1 s span (sliding; fixed windows allow up to twice the limit across a window boundary). Checked for duplicates only (most jobs are left unrun on purpose).`,
       `- **cost**: during the c=10 drain, CPU seconds (user + system) of the Node process (\`process.cpuUsage\`) and of the database server: for PostgreSQL the postmaster of the server in \`BENCH_DATABASE_URL\` and all its children (backends, checkpointer, walwriter, autovacuum), for BullMQ on Redis the redis-server process; utime + stime + cutime + cstime from /proc/<pid>/stat, before and after, per 1,000 jobs. Other databases on the same server are idle; other PostgreSQL servers on the machine are not counted.`,
       `- Before each timed part: the queue is purged (see each system's settings), and for PostgreSQL systems \`VACUUM ANALYZE\` and \`CHECKPOINT\` run on the system's database (equally for all).`,
       `- Each system runs in its own child process (Node ${machine.node}, \`--expose-gc\`, a GC before each timed part), in a fresh database (\`CREATE DATABASE\` per system and run on the server in \`BENCH_DATABASE_URL\`, dropped afterwards); BullMQ on Redis uses a unique key prefix per run, its keys deleted afterwards. Runs are interleaved: run 1 of every system, then run 2 of every system, and so on.`,

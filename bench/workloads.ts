@@ -9,7 +9,7 @@ import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import type { ChildConfig, Check, Cost, Outcome, Sizes, WorkerCommand, WorkerMessage } from "./protocol.js"
 import type { CpuProbe } from "./serverCpu.js"
-import type { Adapter, SystemContext, SystemDefinition } from "./systems/types.js"
+import type { Adapter, FlowHandler, SystemContext, SystemDefinition } from "./systems/types.js"
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -344,6 +344,246 @@ export const latency = async (env: Env): Promise<Outcome> => {
     p95: percentile(sorted, 95),
     p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1] ?? NaN,
+    check
+  }
+}
+
+// ---------------------------------------------------------------- flow control
+
+/** Counts the handlers of each group running at once, and the most seen. */
+class GroupCounter {
+  private readonly running = new Map<string, number>()
+  private readonly most = new Map<string, number>()
+  /** The most handlers of any one group seen running at once. */
+  max = 0
+
+  enter(group: string): void {
+    const n = (this.running.get(group) ?? 0) + 1
+    this.running.set(group, n)
+    if (n > (this.most.get(group) ?? 0)) this.most.set(group, n)
+    if (n > this.max) this.max = n
+  }
+
+  leave(group: string): void {
+    this.running.set(group, this.running.get(group)! - 1)
+  }
+
+  /** The most handlers of `group` seen running at once. */
+  maxOf(group: string): number {
+    return this.most.get(group) ?? 0
+  }
+}
+
+/**
+ * The handler of the flow-control workloads: `onStart(i)` as the job starts, then a sleep of `holdMs` during
+ * which the job counts as running in its group (a no-op handler would never overlap another one).
+ */
+const flowHandler = (
+  holdMs: number,
+  groupOf: (i: number) => string | undefined,
+  counter: GroupCounter,
+  onStart: (i: number) => void
+): FlowHandler =>
+async (i) => {
+  onStart(i)
+  const group = groupOf(i)
+  if (group !== undefined) counter.enter(group)
+  try {
+    await sleep(holdMs)
+  } finally {
+    if (group !== undefined) counter.leave(group)
+  }
+}
+
+/** Enqueues jobs from..to-1 with the bulk API of `enqueue`, `batch` per call, one call at a time. */
+const insertInBatches = async (
+  from: number,
+  to: number,
+  batch: number,
+  enqueue: (is: ReadonlyArray<number>) => Promise<void>
+): Promise<void> => {
+  for (let k = from; k < to; k += batch) await enqueue(range(k, Math.min(to, k + batch)))
+}
+
+/**
+ * groups-limit2: `jobs` jobs in `groups` groups, each group's jobs enqueued one after the other (the shape
+ * that makes a limit bind: a claim in queue order meets many jobs of one group), a limit of `groupLimit` per
+ * group; workers at `flowConcurrency` in this process, timed until the last handler started. The handler
+ * counts the jobs of each group running at once, so a violated limit shows.
+ */
+export const groupsLimit = async (env: Env): Promise<Outcome> => {
+  const groups = env.adapter.groups
+  if ("unsupported" in groups) return { kind: "na", reason: groups.unsupported }
+  const n = env.sizes.jobs
+  const perGroup = Math.ceil(n / env.sizes.groups)
+  const requestedLimit = env.sizes.groupLimit
+  const limit = groups.effectiveLimit(requestedLimit)
+  const groupOf = (i: number) => (i >= 0 && i < n ? `g${Math.floor(i / perGroup)}` : undefined)
+  await env.prepare("purge")
+  await insertInBatches(0, n, env.sizes.bulkBatch, (is) => groups.enqueueBulk(is.map((i) => ({ i, group: groupOf(i) })), limit))
+  await env.prepare("tidy")
+  gc()
+  const tally = new Tally(n)
+  const done = tally.until(n)
+  const counter = new GroupCounter()
+  const t0 = performance.now()
+  const workers = await groups.startWorkers(
+    env.sizes.flowConcurrency,
+    limit,
+    flowHandler(env.sizes.flowHoldMs, groupOf, counter, tally.onJob)
+  )
+  const finished = await within(done, env.sizes.timeoutSecs * 1000)
+  const ms = performance.now() - t0
+  await sleep(env.sizes.settleMs)
+  await workers.stop()
+  const check = tally.check()
+  if (!finished) {
+    const message = `timed out after ${env.sizes.timeoutSecs} s with ${tally.total} of ${n} handler calls (${
+      Math.round(tally.total / (ms / 1000))
+    }/s), at most ${counter.max} of one group at once${counter.max > limit ? ` (LIMIT ${limit} EXCEEDED)` : ""}`
+    return { kind: "error", message, check }
+  }
+  return { kind: "groups", jobs: n, seconds: ms / 1000, perSec: n / (ms / 1000), requestedLimit, limit, maxPerGroup: counter.max, check }
+}
+
+/**
+ * group-backlog: `groupBacklogJobs` jobs waiting in one group (limit 1), inserted with the bulk API
+ * (untimed, but reported); workers (concurrency `latencyConcurrency`) started and idle for 1 s; then
+ * `latencyJobs` other jobs, each in a group of its own, enqueued one at a time at `latencyRate`/s: their
+ * latency (enqueue-call start to handler start). The backlog's group runs one job at a time meanwhile.
+ */
+export const groupBacklog = async (env: Env): Promise<Outcome> => {
+  const groups = env.adapter.groups
+  if ("unsupported" in groups) return { kind: "na", reason: groups.unsupported }
+  const b = env.sizes.groupBacklogJobs
+  const m = env.sizes.latencyJobs
+  const n = b + m
+  const limit = groups.effectiveLimit(1)
+  const groupOf = (i: number) => (i >= 0 && i < b ? "backlog" : i >= b && i < n ? `other-${i - b}` : undefined)
+  await env.prepare("purge")
+  const tInsert = performance.now()
+  await insertInBatches(0, b, env.sizes.groupBacklogBatch, (is) => groups.enqueueBulk(is.map((i) => ({ i, group: "backlog" })), limit))
+  const insertSecs = (performance.now() - tInsert) / 1000
+  await env.prepare("tidy")
+  const starts = new Float64Array(m)
+  const latencies = new Float64Array(m).fill(NaN)
+  const tally = new Tally(n)
+  const counter = new GroupCounter()
+  let trickleStarted = 0
+  let trickleDone: (() => void) | undefined
+  const allStarted = new Promise<void>((resolve) => {
+    trickleDone = resolve
+  })
+  const onStart = (i: number) => {
+    if (i >= b && i < n && tally.counts[i] === 0) {
+      latencies[i - b] = performance.now() - starts[i - b]!
+      if (++trickleStarted === m) trickleDone?.()
+    }
+    tally.onJob(i)
+  }
+  const workers = await groups.startWorkers(
+    env.sizes.latencyConcurrency,
+    limit,
+    flowHandler(env.sizes.flowHoldMs, groupOf, counter, onStart)
+  )
+  await sleep(1000) // idle (the backlog's group runs meanwhile)
+  gc()
+  const interval = 1000 / env.sizes.latencyRate
+  const t0 = performance.now()
+  for (let k = 0; k < m; k++) {
+    const wait = t0 + k * interval - performance.now()
+    if (wait > 0) await sleep(wait)
+    starts[k] = performance.now()
+    await groups.enqueue({ i: b + k, group: groupOf(b + k) }, limit)
+  }
+  const finished = await within(allStarted, env.sizes.timeoutSecs * 1000)
+  await sleep(env.sizes.settleMs)
+  await workers.stop()
+  // missing counts only the trickle: most of the backlog is left waiting on purpose
+  const all = tally.check()
+  let missing = 0
+  let backlogRan = 0
+  for (let i = 0; i < n; i++) {
+    if (tally.counts[i] === 0 && i >= b) missing++
+    if (tally.counts[i]! > 0 && i < b) backlogRan++
+  }
+  const check: Check = { duplicates: all.duplicates, missing, unexpected: all.unexpected }
+  const backlogMax = counter.maxOf("backlog")
+  const note = `backlog of ${b.toLocaleString("en-US")} jobs in one group inserted in ${insertSecs.toFixed(1)} s; ${backlogRan.toLocaleString("en-US")} of them ran meanwhile, at most ${backlogMax} at once${backlogMax > limit ? ` (LIMIT ${limit} EXCEEDED)` : ""}`
+  const sorted = Array.from(latencies).filter((x) => Number.isFinite(x)).sort((a, c) => a - c)
+  if (!finished) {
+    const startedOnes = sorted.length > 0
+      ? `; latency of those started: p50 ${Math.round(percentile(sorted, 50))} ms, p99 ${Math.round(percentile(sorted, 99))} ms`
+      : ""
+    return {
+      kind: "error",
+      message: `timed out after ${env.sizes.timeoutSecs} s with ${trickleStarted} of ${m} other jobs started${startedOnes} (${note})`,
+      check
+    }
+  }
+  return {
+    kind: "latency",
+    jobs: m,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    check,
+    note
+  }
+}
+
+/**
+ * rate-limited: a queue limited to `rateLimit` job starts per second, with a backlog of twice what the
+ * observed span allows; workers at `flowConcurrency` in this process; handler start times recorded for
+ * `rateSecs` seconds from the first start: the achieved rate, and the most starts in any one-second span.
+ */
+export const rateLimited = async (env: Env): Promise<Outcome> => {
+  const rated = env.adapter.rateLimited
+  if ("unsupported" in rated) return { kind: "na", reason: rated.unsupported }
+  const limit = env.sizes.rateLimit
+  const periodMs = 1000
+  const spanMs = env.sizes.rateSecs * 1000
+  const n = 2 * limit * env.sizes.rateSecs
+  await env.prepare("purge")
+  await insertInBatches(0, n, env.sizes.bulkBatch, rated.enqueueBulk)
+  await env.prepare("tidy")
+  gc()
+  const startTimes: Array<number> = []
+  const tally = new Tally(n)
+  const first = tally.until(1)
+  const onStart = (i: number) => {
+    startTimes.push(performance.now())
+    tally.onJob(i)
+  }
+  const workers = await rated.startWorkers(
+    env.sizes.flowConcurrency,
+    { max: limit, periodMs },
+    flowHandler(env.sizes.flowHoldMs, () => undefined, new GroupCounter(), onStart)
+  )
+  const started = await within(first, 60_000)
+  if (started) await sleep(startTimes[0]! + spanMs - performance.now() + env.sizes.settleMs)
+  await workers.stop()
+  const all = tally.check()
+  const check: Check = { duplicates: all.duplicates, missing: 0, unexpected: all.unexpected }
+  if (!started) return { kind: "error", message: "no job started within 60 s", check }
+  const t0 = startTimes[0]!
+  const inSpan = startTimes.filter((t) => t < t0 + spanMs)
+  // the most starts in any one-period span: two pointers over the (ascending) start times
+  let maxPerPeriod = 0
+  for (let lo = 0, hi = 0; hi < inSpan.length; hi++) {
+    while (inSpan[hi]! - inSpan[lo]! >= periodMs) lo++
+    maxPerPeriod = Math.max(maxPerPeriod, hi - lo + 1)
+  }
+  return {
+    kind: "rate",
+    limit,
+    periodSecs: periodMs / 1000,
+    seconds: spanMs / 1000,
+    started: inSpan.length,
+    perSec: inSpan.length / (spanMs / 1000),
+    bound: limit * (spanMs / periodMs + 1),
+    maxPerPeriod,
     check
   }
 }

@@ -116,6 +116,8 @@ export const system: SystemDefinition = {
           }
         }
       },
+      groups: { unsupported: "a reference loop: no job groups" },
+      rateLimited: { unsupported: "a reference loop: no rate limit" },
       purge: async () => {
         await pool.query("TRUNCATE bare_job")
       },

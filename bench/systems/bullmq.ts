@@ -4,6 +4,8 @@ import type { Adapter, SystemDefinition } from "./types.js"
 import { indexOf, installedVersion } from "./util.js"
 
 const QUEUE = "bench"
+/** The rate-limited queue of the rate-limited workload. */
+const RATED_QUEUE = "rated"
 
 export const system: SystemDefinition = {
   name: "bullmq",
@@ -14,13 +16,24 @@ export const system: SystemDefinition = {
     "`new Queue(\"bench\", { connection: { host, port }, prefix })` and `new Worker(\"bench\", processor, { connection: { host, port }, prefix, concurrency })`: BullMQ creates its own ioredis connections; all other options default (completed jobs kept, no rate limit, stalled check 30 s)",
     "`prefix` is unique per run (`bench-<run id>-<n>`); the run's keys are deleted afterwards",
     "single: `queue.add(\"bench\", payload)`; bulk: `queue.addBulk(jobs)`",
-    "between workloads: `queue.obliterate({ force: true })`"
+    "groups: none (per-group concurrency and group rate limits are BullMQ Pro features)",
+    "rate limit: queue `rated`, workers `new Worker(\"rated\", processor, { ..., concurrency, limiter: { max, duration } })` (BullMQ's rate limiter, global for the queue)",
+    "between workloads: `queue.obliterate({ force: true })` (both queues)"
   ],
   make: async (ctx) => {
     const connection = { host: ctx.redis.host, port: ctx.redis.port }
     const prefix = ctx.redis.prefix
     const queue = new Queue(QUEUE, { connection, prefix })
     await queue.waitUntilReady()
+    // made on first use, so that the plain workloads run beside no extra connections
+    let rated: InstanceType<typeof Queue> | undefined
+    const ratedQueue = async () => {
+      if (rated === undefined) {
+        rated = new Queue(RATED_QUEUE, { connection, prefix })
+        await rated.waitUntilReady()
+      }
+      return rated
+    }
     const adapter: Adapter = {
       enqueue: async (i) => {
         await queue.add("bench", { i })
@@ -36,8 +49,28 @@ export const system: SystemDefinition = {
         await worker.waitUntilReady()
         return { stop: () => worker.close() }
       },
-      purge: () => queue.obliterate({ force: true }),
-      close: () => queue.close()
+      groups: { unsupported: "groups are a BullMQ Pro feature" },
+      rateLimited: {
+        enqueueBulk: async (is) => {
+          await (await ratedQueue()).addBulk(is.map((i) => ({ name: "rated", data: { i } })))
+        },
+        startWorkers: async (concurrency, { max, periodMs }, handler) => {
+          const worker = new Worker(RATED_QUEUE, async (job) => {
+            await handler(indexOf(job.data))
+          }, { connection, prefix, concurrency, limiter: { max, duration: periodMs } })
+          worker.on("error", (e) => console.error(`[bullmq] worker error: ${e.message}`))
+          await worker.waitUntilReady()
+          return { stop: () => worker.close() }
+        }
+      },
+      purge: async () => {
+        await queue.obliterate({ force: true })
+        await rated?.obliterate({ force: true })
+      },
+      close: async () => {
+        await queue.close()
+        await rated?.close()
+      }
     }
     return adapter
   }

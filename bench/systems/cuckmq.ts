@@ -3,39 +3,109 @@
  * `cuckmq-baseline`: the same adapter over the library of another commit (`--baseline=<git ref>`, checked
  * out by run.ts), so that the cost of a change is measured side by side in one run.
  */
-import { Effect, Exit, Layer, ManagedRuntime, Redacted, Schema, Scope } from "effect"
+import { Duration, Effect, Exit, Layer, ManagedRuntime, Redacted, Schema, Scope } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import * as Library from "../../src/index.js"
-import type { Adapter, OnJob, SystemDefinition } from "./types.js"
+import type { Adapter, FlowHandler, OnJob, SystemDefinition } from "./types.js"
 import { adminQuery, installedVersion } from "./util.js"
 
-/** The adapter over a cuckmq library module (this repository's, or a baseline commit's). */
-const adapterOf = async (lib: typeof Library, ctx: Parameters<SystemDefinition["make"]>[0]): Promise<Adapter> => {
+/** The channels of the flow-control workloads, apart from the plain workloads' `_default`. */
+const FLOW_CHANNEL = "flow"
+const RATED_CHANNEL = "rated"
+
+/**
+ * The adapter over a cuckmq library module (this repository's, or a baseline commit's). `flowControl`: the
+ * library has the flow-control API (definition `groupConcurrency`, channel rate limits); without it (a
+ * baseline commit of unknown age) only the job group mutex of every version is used: limit 1, no rate limit.
+ */
+const adapterOf = async (
+  lib: typeof Library,
+  ctx: Parameters<SystemDefinition["make"]>[0],
+  flowControl: boolean
+): Promise<Adapter> => {
   const { Cuckmq, JobDefinition, Worker } = lib
   let onJob: OnJob = () => {}
+  let flowHandler: FlowHandler = () => Promise.resolve()
+  const payload = Schema.Struct({ i: Schema.Number })
   const Bench = JobDefinition.make({
     name: "bench",
-    payload: Schema.Struct({ i: Schema.Number }),
+    payload,
     handler: ({ i }) => Effect.sync(() => onJob(i))
   })
+  const flowRun = ({ i }: { readonly i: number }) => Effect.promise(() => flowHandler(i))
+  // one definition per group limit: the limit is the definition's `groupConcurrency` (default 1)
+  const Grouped1 = JobDefinition.make({ name: "flow-group-1", channel: FLOW_CHANNEL, payload, handler: flowRun })
+  const Grouped2 = flowControl
+    ? JobDefinition.make({ name: "flow-group-2", channel: FLOW_CHANNEL, payload, groupConcurrency: 2, handler: flowRun })
+    : undefined
+  const Rated = JobDefinition.make({ name: "flow-rated", channel: RATED_CHANNEL, payload, handler: flowRun })
+  const byLimit = (limit: number) => {
+    const definition = limit === 1 ? Grouped1 : limit === 2 ? Grouped2 : undefined
+    if (definition === undefined) throw new Error(`the cuckmq adapter has no definition with groupConcurrency ${limit}`)
+    return definition
+  }
   const Pg = PgClient.layer({ url: Redacted.make(ctx.databaseUrl), maxConnections: ctx.poolSize })
-  const Context = Cuckmq.layer({ definitions: [Bench] }).pipe(Layer.provideMerge(Pg))
+  const definitions = [Bench, Grouped1, ...(Grouped2 ? [Grouped2] : []), Rated]
+  const Context = Cuckmq.layer({ definitions }).pipe(Layer.provideMerge(Pg))
   const runtime = ManagedRuntime.make(Context)
   await runtime.runPromise(Effect.void) // build the context: connect, migrate, deploy
+  /** Starts one worker on `channels` in a scope of its own; `stop` closes the scope (graceful shutdown). */
+  const startWorker = async (concurrency: number, channels: ReadonlyArray<string>) => {
+    const scope = await runtime.runPromise(Scope.make())
+    await runtime.runPromise(Layer.buildWithScope(Worker.layer({ concurrency, channels }), scope))
+    return () => runtime.runPromise(Scope.close(scope, Exit.void))
+  }
+  const setRateLimit = (limit: { readonly limit: number; readonly period: Duration.Input } | null) =>
+    runtime.runPromise(Effect.gen(function*() {
+      const cuckmq = yield* Cuckmq.Cuckmq
+      yield* cuckmq.setChannelRateLimit(RATED_CHANNEL, limit)
+    }))
   return {
     enqueue: (i) => runtime.runPromise(Effect.asVoid(Bench.enqueue({ i }))),
     enqueueBulk: (is) => runtime.runPromise(Effect.asVoid(Bench.enqueueMany(is.map((i) => ({ payload: { i } }))))),
     startWorkers: async (concurrency, handler) => {
       onJob = handler
-      const scope = await runtime.runPromise(Scope.make())
-      await runtime.runPromise(Layer.buildWithScope(Worker.layer({ concurrency }), scope))
+      const stop = await startWorker(concurrency, ["_default"])
       return {
         stop: async () => {
-          await runtime.runPromise(Scope.close(scope, Exit.void))
+          await stop()
           onJob = () => {}
         }
       }
     },
+    groups: {
+      effectiveLimit: (requested) => {
+        if (!flowControl) return 1
+        byLimit(requested)
+        return requested
+      },
+      enqueueBulk: (jobs, limit) =>
+        runtime.runPromise(Effect.asVoid(
+          byLimit(limit).enqueueMany(jobs.map(({ group, i }) => ({ payload: { i }, jobGroup: group })))
+        )),
+      enqueue: ({ group, i }, limit) => runtime.runPromise(Effect.asVoid(byLimit(limit).enqueue({ i }, { jobGroup: group }))),
+      startWorkers: async (concurrency, _limit, handler) => {
+        flowHandler = handler
+        const stop = await startWorker(concurrency, [FLOW_CHANNEL])
+        return { stop }
+      }
+    },
+    rateLimited: flowControl
+      ? {
+        enqueueBulk: (is) => runtime.runPromise(Effect.asVoid(Rated.enqueueMany(is.map((i) => ({ payload: { i } }))))),
+        startWorkers: async (concurrency, { max, periodMs }, handler) => {
+          flowHandler = handler
+          await setRateLimit({ limit: max, period: Duration.millis(periodMs) })
+          const stop = await startWorker(concurrency, [RATED_CHANNEL])
+          return {
+            stop: async () => {
+              await stop()
+              await setRateLimit(null)
+            }
+          }
+        }
+      }
+      : { unsupported: "not measured for the baseline (its commit may have no channel rate limits)" },
     purge: () => adminQuery(ctx.databaseUrl, `TRUNCATE "_cuckmq".job, "_cuckmq".job_finalized, "_cuckmq".job_group`),
     close: () => runtime.dispose()
   }
@@ -51,7 +121,7 @@ export const baseline: SystemDefinition = {
   make: async (ctx) => {
     const dir = process.env.CUCKMQ_BASELINE_DIR
     if (dir === undefined) throw new Error("cuckmq-baseline runs with --baseline=<git ref>")
-    return adapterOf(await import(`${dir}/src/index.ts`) as typeof Library, ctx)
+    return adapterOf(await import(`${dir}/src/index.ts`) as typeof Library, ctx, false)
   }
 }
 
@@ -62,10 +132,12 @@ export const system: SystemDefinition = {
   packageVersion: () => `@cuckmq/effect (this repo) on effect ${installedVersion("effect")}, @effect/sql-pg ${installedVersion("@effect/sql-pg")}`,
   settings: ({ poolSize }) => [
     `\`PgClient.layer({ url, maxConnections: ${poolSize} })\`, one client per process shared by enqueue and workers`,
-    "`Cuckmq.layer({ definitions: [Bench] })`: all defaults (schema `_cuckmq`, finalized jobs kept 24 h, migrate and deploy on start)",
+    "`Cuckmq.layer({ definitions: [Bench, ...] })` (`...`: the flow-control workloads' definitions, on channels of their own): all defaults (schema `_cuckmq`, finalized jobs kept 24 h, migrate and deploy on start)",
     "`JobDefinition.make({ name: \"bench\", payload: Schema.Struct({ i: Schema.Number }), handler })`: defaults (1 attempt, 60 s timeout)",
-    "`Worker.layer({ concurrency })`, one worker per process, all other options default (poll 1 s fallback, LISTEN/NOTIFY wake-ups always on, heartbeat 5 s)",
-    "single: `Bench.enqueue(payload)`; bulk: `Bench.enqueueMany(items)`"
+    "`Worker.layer({ concurrency, channels: [\"_default\"] })`, one worker per process, all other options default (poll 1 s fallback, LISTEN/NOTIFY wake-ups always on, heartbeat 5 s)",
+    "single: `Bench.enqueue(payload)`; bulk: `Bench.enqueueMany(items)`",
+    "groups: definitions on channel `flow`, one per limit (`groupConcurrency: 2`, and the default 1), each job with `jobGroup`; workers `Worker.layer({ concurrency, channels: [\"flow\"] })`",
+    "rate limit: a definition on channel `rated`, `cuckmq.setChannelRateLimit(\"rated\", { limit, period })` before the workers start (`Worker.layer({ concurrency, channels: [\"rated\"] })`), removed (`null`) after they stop"
   ],
-  make: (ctx) => adapterOf(Library, ctx)
+  make: (ctx) => adapterOf(Library, ctx, true)
 }

@@ -33,6 +33,8 @@ export const system: SystemDefinition = {
           stop: () => runtime.runPromise(Fiber.interruptAll(fibers))
         }
       },
+      groups: { unsupported: "no job groups" },
+      rateLimited: { unsupported: "no rate limit" },
       purge: () => adminQuery(ctx.databaseUrl, "TRUNCATE effect_queue"),
       close: () => runtime.dispose()
     }

@@ -23,7 +23,9 @@ export const makeGraphileSystem = (options: {
     `one \`pg.Pool({ max: ${poolSize} })\` per process, passed as \`pgPool\` to \`makeWorkerUtils\` (enqueue) and \`run\` (workers); the LISTEN client comes out of it`,
     "`run({ pgPool, concurrency, taskList: { bench }, noHandleSignals: true, logger: silent })`: `concurrency` = the workload's; everything else default (pollInterval 2000 ms, LISTEN on `jobs:insert`, prepared statements on)",
     options.describePreset,
-    "single: `workerUtils.addJob(\"bench\", payload)`; bulk: `workerUtils.addJobs(specs)` (defaults: 25 max attempts)"
+    "single: `workerUtils.addJob(\"bench\", payload)`; bulk: `workerUtils.addJobs(specs)` (defaults: 25 max attempts)",
+    "groups: named queues (`queueName` = the group, task `flow`): jobs of one named queue run one at a time, graphile-worker's only per-key limit, so the group workloads run it at limit 1 (and say so); workers `run({ ..., taskList: { flow } })`",
+    "rate limit: none"
   ],
   make: async (ctx) => {
     const pool = new pg.Pool({ connectionString: ctx.databaseUrl, max: ctx.poolSize })
@@ -55,6 +57,31 @@ export const makeGraphileSystem = (options: {
         })
         return { stop: () => runner.stop() }
       },
+      groups: {
+        effectiveLimit: () => 1,
+        enqueueBulk: async (jobs) => {
+          await utils.addJobs(jobs.map(({ group, i }) => ({ identifier: "flow", payload: { i }, ...(group ? { queueName: group } : {}) })))
+        },
+        enqueue: async ({ group, i }) => {
+          await utils.addJob("flow", { i }, group ? { queueName: group } : {})
+        },
+        startWorkers: async (concurrency, _limit, handler) => {
+          const runner = await run({
+            pgPool: pool,
+            concurrency,
+            noHandleSignals: true,
+            logger: silent,
+            taskList: {
+              flow: async (payload) => {
+                await handler(indexOf(payload))
+              }
+            },
+            ...(options.presetWorker ? { preset: { worker: options.presetWorker } } : {})
+          })
+          return { stop: () => runner.stop() }
+        }
+      },
+      rateLimited: { unsupported: "no rate limit" },
       purge: () =>
         adminQuery(ctx.databaseUrl, "TRUNCATE graphile_worker._private_jobs, graphile_worker._private_job_queues CASCADE"),
       close: async () => {

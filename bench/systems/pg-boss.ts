@@ -15,11 +15,11 @@ interface PgBoss {
   createQueue(name: string, options?: { notify?: boolean }): Promise<void>
   deleteQueue(name: string): Promise<void>
   getQueue(name: string): Promise<object | null>
-  send(name: string, data?: object | null): Promise<string | null>
-  insert(name: string, jobs: ReadonlyArray<{ data?: object }>): Promise<Array<string> | null>
+  send(name: string, data?: object | null, options?: { group?: { id: string } }): Promise<string | null>
+  insert(name: string, jobs: ReadonlyArray<{ data?: object; group?: { id: string } }>): Promise<Array<string> | null>
   work(
     name: string,
-    options: { batchSize?: number; localConcurrency?: number; burstWhenBatchFull?: boolean },
+    options: { batchSize?: number; localConcurrency?: number; burstWhenBatchFull?: boolean; groupConcurrency?: number },
     handler: (jobs: ReadonlyArray<{ readonly id: string; readonly data: unknown }>) => Promise<unknown>
   ): Promise<string>
   offWork(name: string, options?: { id?: string; wait?: boolean }): Promise<void>
@@ -30,6 +30,8 @@ interface PgBossModule {
 const pgBossSpecifier: string = "pg-boss"
 
 const QUEUE = "bench"
+/** The queue of the flow-control workloads (grouped jobs and the trickle beside them). */
+const FLOW_QUEUE = "flow"
 const BATCH_SIZE = 10
 
 export const system: SystemDefinition = {
@@ -42,7 +44,9 @@ export const system: SystemDefinition = {
     "`createQueue(\"bench\", { notify: true })` (NOTIFY on job creation; policy `standard`, retryLimit 2 and other queue options default)",
     `\`work("bench", { batchSize: ${BATCH_SIZE}, localConcurrency: concurrency, burstWhenBatchFull: true }, handler)\`: \`localConcurrency\` = the workload's concurrency, so up to ${BATCH_SIZE}×concurrency jobs are fetched at once; the handler gets a batch and calls onJob for each; polling defaults (pollingIntervalSeconds 2, notifyPollingIntervalSeconds 30)`,
     "single: `boss.send(\"bench\", payload)`; bulk: `boss.insert(\"bench\", jobs)`",
-    "between workloads the queue is deleted and created again (`deleteQueue` + `createQueue`)"
+    `groups: queue \`flow\` (created as \`bench\`), each job with \`group: { id }\`; workers \`work("flow", { batchSize: ${BATCH_SIZE}, localConcurrency: concurrency, burstWhenBatchFull: true, groupConcurrency: limit }, handler)\` (\`groupConcurrency\`: the global per-group limit, counted in the database across nodes); the handler runs the batch's jobs one after the other`,
+    "rate limit: none (pg-boss throttles and debounces enqueues with `singletonSeconds`, but has no limit on job starts)",
+    "between workloads the queues are deleted and created again (`deleteQueue` + `createQueue`)"
   ],
   make: async (ctx) => {
     const { PgBoss } = (await import(pgBossSpecifier)) as PgBossModule
@@ -50,8 +54,13 @@ export const system: SystemDefinition = {
     boss.on("error", (e) => console.error(`[pg-boss] error: ${e instanceof Error ? e.message : String(e)}`))
     boss.on("warning", (w) => console.error(`[pg-boss] warning: ${JSON.stringify(w)}`))
     await boss.start()
-    const createQueue = () => boss.createQueue(QUEUE, { notify: true })
-    if (!(await boss.getQueue(QUEUE))) await createQueue()
+    const createQueues = async () => {
+      await boss.createQueue(QUEUE, { notify: true })
+      await boss.createQueue(FLOW_QUEUE, { notify: true })
+    }
+    for (const name of [QUEUE, FLOW_QUEUE]) {
+      if (!(await boss.getQueue(name))) await boss.createQueue(name, { notify: true })
+    }
     const adapter: Adapter = {
       enqueue: async (i) => {
         await boss.send(QUEUE, { i })
@@ -69,9 +78,30 @@ export const system: SystemDefinition = {
         )
         return { stop: () => boss.offWork(QUEUE, { id, wait: true }) }
       },
+      groups: {
+        effectiveLimit: (requested) => requested,
+        enqueueBulk: async (jobs) => {
+          await boss.insert(FLOW_QUEUE, jobs.map(({ group, i }) => ({ data: { i }, ...(group ? { group: { id: group } } : {}) })))
+        },
+        enqueue: async ({ group, i }) => {
+          await boss.send(FLOW_QUEUE, { i }, group ? { group: { id: group } } : {})
+        },
+        startWorkers: async (concurrency, limit, handler) => {
+          const id = await boss.work(
+            FLOW_QUEUE,
+            { batchSize: BATCH_SIZE, localConcurrency: concurrency, burstWhenBatchFull: true, groupConcurrency: limit },
+            async (jobs) => {
+              for (const job of jobs) await handler(indexOf(job.data))
+            }
+          )
+          return { stop: () => boss.offWork(FLOW_QUEUE, { id, wait: true }) }
+        }
+      },
+      rateLimited: { unsupported: "no rate limit on job starts (singletonSeconds throttles enqueues)" },
       purge: async () => {
         await boss.deleteQueue(QUEUE)
-        await createQueue()
+        await boss.deleteQueue(FLOW_QUEUE)
+        await createQueues()
       },
       close: () => boss.stop({ graceful: true, close: true })
     }

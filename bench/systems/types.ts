@@ -20,6 +20,52 @@ export interface SystemContext {
 /** Called once per handler call, with the job's payload index. */
 export type OnJob = (i: number) => void
 
+/**
+ * The handler of the flow-control workloads: it is called as the job starts and resolves when the job's
+ * work is done. It takes a little time (a short sleep), so that jobs of one group that run at once overlap
+ * and are counted.
+ */
+export type FlowHandler = (i: number) => Promise<void>
+
+/** A job of the flow-control workloads: the payload `{ i }`, in a group or in none. */
+export interface FlowJob {
+  readonly i: number
+  /** The job's group (cuckmq `jobGroup`, pg-boss `group.id`, graphile-worker `queueName`); undefined: none. */
+  readonly group: string | undefined
+}
+
+/** A flow-control feature the system does not have: the workload reports n/a with this reason. */
+export interface Unsupported {
+  readonly unsupported: string
+}
+
+/** Job groups with a concurrency limit per group, enforced by the system across all its workers. */
+export interface Groups {
+  /**
+   * The per-group limit the system enforces when `requested` is asked for: `requested` itself, or the one
+   * limit the system has (graphile-worker's named queues: 1). Throws for a limit the adapter cannot set.
+   */
+  readonly effectiveLimit: (requested: number) => number
+  /** Enqueues the jobs with one call of the bulk API; `limit` is an effective limit. */
+  readonly enqueueBulk: (jobs: ReadonlyArray<FlowJob>, limit: number) => Promise<void>
+  /** Enqueues one job with one call of the single-job API. */
+  readonly enqueue: (job: FlowJob, limit: number) => Promise<void>
+  /** Starts workers in this process, `concurrency` jobs at a time, at most `limit` at once per group. */
+  readonly startWorkers: (concurrency: number, limit: number, handler: FlowHandler) => Promise<Workers>
+}
+
+/** A queue (cuckmq channel) whose job starts the system limits to `max` per `periodMs`, across all workers. */
+export interface RateLimited {
+  /** Enqueues ungrouped jobs into the rate-limited queue, with one call of the bulk API. */
+  readonly enqueueBulk: (is: ReadonlyArray<number>) => Promise<void>
+  /** Sets the limit and starts workers on that queue; `stop` also removes the limit where it is stored. */
+  readonly startWorkers: (
+    concurrency: number,
+    limit: { readonly max: number; readonly periodMs: number },
+    handler: FlowHandler
+  ) => Promise<Workers>
+}
+
 /** Running workers: `stop` stops them gracefully. */
 export interface Workers {
   readonly stop: () => Promise<void>
@@ -32,7 +78,14 @@ export interface Adapter {
   readonly enqueueBulk: ((is: ReadonlyArray<number>) => Promise<void>) | undefined
   /** Starts workers in this process, `concurrency` jobs at a time, calling `onJob(i)` as each handler starts. */
   readonly startWorkers: (concurrency: number, onJob: OnJob) => Promise<Workers>
-  /** Removes every job (waiting, running or finished) so the next workload starts from an empty queue. */
+  /** Job groups with a per-group concurrency limit (workloads groups-limit2 and group-backlog). */
+  readonly groups: Groups | Unsupported
+  /** A rate-limited queue (workload rate-limited). */
+  readonly rateLimited: RateLimited | Unsupported
+  /**
+   * Removes every job (waiting, running or finished), of the flow-control queues too, so the next workload
+   * starts from an empty queue.
+   */
   readonly purge: () => Promise<void>
   /** Releases connections. */
   readonly close: () => Promise<void>

@@ -44,12 +44,14 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     // (claims, settlements, enqueues outside a transaction, maintenance). Its sessions use generic plans for
     // our prepared statements: PostgreSQL would otherwise plan a claim anew on every execution (its custom
     // plans look cheaper to it), which costs more than running a small claim. The app's own statements and
-    // connections are untouched, and a busy app pool never holds up a settlement.
+    // connections are untouched, and a busy app pool never holds up a settlement. JIT is off: our statements
+    // touch a few rows each, but a generic plan's estimates over a large table (a million held jobs) pass
+    // `jit_above_cost`, and compiling took a second of a promotion that runs in under a millisecond.
     const appConfig = pg.config as PgClient.PgPoolConfig
     const own = yield* PgClient.make({
       ...appConfig,
       maxConnections: options.maxConnections ?? appConfig.maxConnections ?? 10,
-      startupParameters: { ...appConfig.startupParameters, plan_cache_mode: "force_generic_plan" }
+      startupParameters: { ...appConfig.startupParameters, plan_cache_mode: "force_generic_plan", jit: "off" }
     }).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
     const sql = own.withoutTransforms()
     const n = names(options.schema)
