@@ -87,7 +87,7 @@ export const defaults = {
 /**
  * A rate limit as you give it: at most `limit` claims per fixed window of `period`. A window starts at the
  * first claim after the previous window ended and lasts `period`, so any interval of length T sees at most
- * `limit x (T / period + 1)` claims, across every worker of every process.
+ * `limit x (ceil(T / period) + 1)` claims, across every worker of every process.
  *
  * @since 0.2.0
  */

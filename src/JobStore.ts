@@ -31,10 +31,11 @@
  *   - a channel may be paused (no claims from it) or rate limited (at most `limit` claims per window of
  *     `periodSecs`, across every worker);
  *   - windows are fixed: a window starts at the first claim after the previous one ended and lasts
- *     `periodSecs`, so any interval of T seconds sees at most `limit x (T / periodSecs + 1)` claims.
- * - Grouped jobs are held at enqueue when their group already has a live job (waiting or running) or, in
- *   one call, beyond the group's concurrency: only a group's head is claimable, so a tenant's backlog
- *   never delays another group's job by more than the heads ahead of it (fairness across groups).
+ *     `periodSecs`, so any interval of T seconds sees at most `limit x (ceil(T / periodSecs) + 1)` claims.
+ * - A grouped job is held at enqueue when its group's slots taken, plus its waiting unheld due jobs, plus
+ *   the job's rank among the call's jobs of the group (by run time) exceed the group's concurrency: only a
+ *   group's head is claimable, so a tenant's backlog never delays another group's job by more than the
+ *   heads ahead of it (fairness across groups).
  *
  * Times: the PostgreSQL backend uses the database clock at the statement (`statement_timestamp()`), so that
  * workers on machines with skewed clocks agree and a long transaction does not shorten a delay; the memory
@@ -474,9 +475,9 @@ export class JobStore extends Context.Service<JobStore, {
   /**
    * Inserts jobs of one definition and returns their ids in input order. Joins the caller's transaction;
    * `onCommit` runs once it commits (outside a transaction: once the insert committed, even if the caller
-   * was interrupted meanwhile; never on rollback). A grouped job is held at once when its group already has
-   * a live job; of several jobs of one (empty) group in one call, only the first `concurrency` (by run time)
-   * are claimable at once, the others held behind them. Held jobs are promoted as slots free (a backend
+   * was interrupted meanwhile; never on rollback). A grouped job is held at once when its group already runs
+   * or has claimable its concurrency's worth (see the module doc); of several jobs of one group in one call,
+   * only as many as fit (by run time) are claimable at once, the others held behind them. Held jobs are promoted as slots free (a backend
    * closes the race with a concurrent settlement itself: after the commit, it promotes what it held).
    */
   readonly enqueue: (

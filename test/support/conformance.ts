@@ -942,6 +942,31 @@ const flowControlCases = (
       yield* store.deregisterWorker(w.id)
     }))
 
+  it.effect("group concurrency: candidates of several definitions in one group get the smallest default", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("mixed")
+      yield* store.deploy([
+        def(n("mixed-one"), { channel, groupConcurrency: 1 }),
+        def(n("mixed-three"), { channel, groupConcurrency: 3 })
+      ], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const group = `${prefix}-mixed`
+      const [one] = yield* store.enqueue(n("mixed-one"), [newJob({}, { jobGroup: group })], noCommit)
+      // held at enqueue by the enqueued definition's concurrency: 1 active + rank 1, 2 <= 3
+      const three = yield* store.enqueue(n("mixed-three"), [newJob({}, { jobGroup: group }), newJob({}, { jobGroup: group })], noCommit)
+      assert.deepStrictEqual(yield* heldOf(store, [one!, ...three]), [false, false, false])
+      const a = yield* claimOf(w.id, channel)
+      assert.deepStrictEqual(ids(a.jobs), [one], "the smallest of the candidates' defaults: 1")
+      assert.strictEqual(a.held, 2)
+      yield* store.settle(w.id, settled(a.jobs))
+      yield* store.settle(w.id, settled((yield* claimOf(w.id, channel)).jobs))
+      yield* store.settle(w.id, settled((yield* claimOf(w.id, channel)).jobs))
+      assert.strictEqual((yield* store.getGroup(group)).running, 0)
+      yield* store.deregisterWorker(w.id)
+    }))
+
   it.effect("concurrent: 20 claimers never hold more slots of a group than its concurrency (definition's 3, explicit 2); every job runs once", () =>
     Effect.gen(function*() {
       const store = yield* JobStore

@@ -315,7 +315,8 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
 
     /**
      * Promotes the groups `names` (giving each its row, as PostgreSQL's `free_slots_v3` does): a block whose
-     * window ended is cleared, a group still blocked is skipped, and per channel the k held jobs with the
+     * window ended is cleared, a group still blocked is skipped, a group with room whose rate budget is spent
+     * is blocked until its window ends, and per channel the k held jobs with the
      * earliest run time become claimable, behind the jobs already waiting (`sortAt` = now), where
      * k = min(concurrency - running - due unheld waiting, budget). Returns the groups that had jobs promoted.
      */
@@ -328,7 +329,11 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       for (const [name, s] of survey(names, now)) {
         const g = groups.get(name)!
         if (s.held.size === 0 || g.blockedUntil !== undefined) continue
-        const k = Math.min(concurrencyOf(g) - g.running - s.due, budgetOf(g.window, rateOf(g), now))
+        const slots = concurrencyOf(g) - g.running - s.due
+        const budget = budgetOf(g.window, rateOf(g), now)
+        // room, but the rate budget is spent: blocked until the window ends (promoteGroups promotes it then)
+        if (slots > 0 && budget <= 0) g.blockedUntil = windowEnd(g.window, rateOf(g))
+        const k = Math.min(slots, budget)
         if (k <= 0) continue
         for (const list of s.held.values()) {
           for (const job of list.sort(byRunAt).slice(0, k)) {

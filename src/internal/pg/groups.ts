@@ -81,7 +81,9 @@ export const groupBudgetSql = (g: string) => `CASE
  * claimable again: per group, `k = min(concurrency - running - ready, budget)` where `ready` counts its
  * waiting, unheld, due jobs (so promotions never outnumber what the group can run), the oldest `k` held
  * jobs per channel by run time, behind the jobs already waiting (`sort_at` = now): claims go round-robin
- * across busy groups. Returns how many groups had jobs promoted. Part of migration 3.
+ * across busy groups. A group with room whose rate budget is spent (and held jobs) is blocked until its
+ * window ends, when `promoteGroups` promotes it. Returns how many groups had jobs promoted. Part of
+ * migration 3.
  */
 export const freeSlotsV3Function = (n: Names) => `
 CREATE OR REPLACE FUNCTION ${n.fn("free_slots_v3")}(p_groups text[], p_counts integer[])
@@ -140,6 +142,19 @@ BEGIN
     RETURNING j.job_group
   )
   SELECT count(DISTINCT job_group)::int INTO v_promoted FROM promoted;
+  -- room, but the rate budget is spent: blocked until the window ends, when promoteGroups promotes it
+  UPDATE ${n.group} g SET blocked_until = g.window_start + make_interval(secs =>
+      CASE WHEN g.rate_limit IS NOT NULL THEN g.rate_period_secs ELSE g.def_rate_period_secs END)
+  WHERE g.name = ANY(p_groups) AND g.blocked_until IS NULL AND g.window_start IS NOT NULL
+    AND COALESCE(g.rate_limit, g.def_rate_limit) IS NOT NULL
+    AND ${groupBudgetSql("g")} <= 0
+    AND ${groupConcurrencySql("g")} - g.running - (
+      SELECT count(*) FROM (
+        SELECT 1 FROM ${n.job} u
+        WHERE u.job_group = g.name AND u.worker_id IS NULL AND NOT u.held AND u.sort_at <= statement_timestamp()
+        LIMIT ${groupConcurrencySql("g")}
+      ) r) > 0
+    AND EXISTS (SELECT 1 FROM ${n.job} h WHERE h.job_group = g.name AND h.held);
   RETURN v_promoted;
 END
 $fn$`

@@ -68,12 +68,7 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
                 }
                 if (jobs.length > 0) executor.accept(jobs.map((job) => ({ job, claimedBy, claimedAt: sentAt })))
               })
-          }),
-          Effect.ensuring(Effect.sync(() => {
-            state.claimsInFlight--
-            state.requested -= limit
-            env.ring()
-          }))
+          })
         )
     })
 
@@ -114,10 +109,21 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
     }
     const r = room()
     if (state.claimsInFlight >= 2 || !worthClaiming(r)) return false
-    state.rung = false
-    state.claimsInFlight++
-    state.requested += r
-    yield* Effect.forkIn(claimTask(r, state.workerId), env.scope)
+    // counted and forked in one uninterruptible step, and uncounted by the fiber's observer: however the claim
+    // ends (even interrupted before its first step, as the worker stops), the count comes back down, and a
+    // stop never waits for a claim that was counted but never ran
+    yield* Effect.uninterruptible(Effect.suspend(() => {
+      state.rung = false
+      state.claimsInFlight++
+      state.requested += r
+      return Effect.map(Effect.forkIn(Effect.interruptible(claimTask(r, state.workerId)), env.scope), (fiber) => {
+        fiber.addObserver(() => {
+          state.claimsInFlight--
+          state.requested -= r
+          env.ring()
+        })
+      })
+    }))
     return true
   })
 

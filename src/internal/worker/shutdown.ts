@@ -7,7 +7,7 @@
  * 4. write the outstanding settlements (bounded), then deregister, which releases anything still held.
  * Heartbeats and the fence run until the very end, so a long grace period never lets the lease lapse.
  */
-import { Duration, Effect, Fiber } from "effect"
+import { Clock, Duration, Effect, Fiber } from "effect"
 import type { Executor } from "./executor.js"
 import type { Lease } from "./lease.js"
 import type { Env } from "./state.js"
@@ -20,11 +20,19 @@ export interface Fibers {
   readonly fence: Fiber.Fiber<unknown, unknown>
 }
 
-/** Polls `done` every 5 ms until it holds or `secs` pass. */
+/**
+ * Polls `done` every 5 ms until it holds or `secs` pass, by the live clock: what it waits for (claims and
+ * settlements landing) takes real time, and under a `TestClock` nobody advances, a sleep on it would never end
+ * and the worker's stop would hang.
+ */
 const until = (done: () => boolean, secs: number) =>
   Effect.gen(function*() {
     while (!done()) yield* Effect.sleep(Duration.millis(5))
-  }).pipe(Effect.timeoutOption(Duration.seconds(secs)), Effect.asVoid)
+  }).pipe(
+    Effect.timeoutOption(Duration.seconds(secs)),
+    Effect.asVoid,
+    Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
+  )
 
 export const make = (env: Env, executor: Executor, lease: Lease, removeLocal: () => void, fibers: Fibers) =>
   Effect.gen(function*() {
