@@ -42,7 +42,8 @@ await q(`INSERT INTO ${n.worker} (id, name, hostname, pid, channels, expires_at)
   VALUES ($1, 'claim-cost', 'localhost', 1, '{_default}', now() + interval '1 day')`, [worker])
 await q(`INSERT INTO ${n.definition} (name, channel, num_attempts, timeout_secs) VALUES ('job', '_default', 1, 60)`)
 
-const claim = claimSql(n, false)
+// the shape a worker of one channel uses once it knows the channel is not rate limited
+const claim = claimSql(n, false, false, false)
 const params = [worker, ["_default"], 100, 60]
 
 /** Refills 100 ready ungrouped jobs, then measures `claims` claims of them (each refill not timed). */

@@ -228,6 +228,12 @@ export interface ClaimRequest {
   readonly limit: number
   /** One priority level is worth this many seconds of waiting in the claim order (> 0). */
   readonly priorityAgingSecs: number
+  /**
+   * Report `refillAt` and `rateLimited` even when the claim takes nothing (default true). A backend may
+   * answer a claim with `false` more cheaply, and then leaves them undefined when it took nothing; a worker
+   * asks for them while its channels may be rate limited.
+   */
+  readonly reportRefill?: boolean | undefined
 }
 
 /**
@@ -244,6 +250,11 @@ export interface ClaimResult {
    * group blocked): claiming again before then finds nothing more of them. Undefined when no limit refused.
    */
   readonly refillAt: Date | undefined
+  /**
+   * Whether a channel of the claim is rate limited, or undefined when the claim cannot tell (it took nothing
+   * and `reportRefill` was false).
+   */
+  readonly rateLimited?: boolean | undefined
 }
 
 /**

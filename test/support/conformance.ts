@@ -1083,6 +1083,33 @@ const flowControlCases = (
       yield* store.deregisterWorker(w.id)
     }))
 
+  it.effect("reportRefill: false claims the same jobs and still says whether a channel is rate limited when it takes some", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const plain = n("rr-plain")
+      const limited = n("rr-limited")
+      yield* store.deploy([def(plain), def(limited)], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      yield* store.setChannel(limited, { rateLimit: { limit: 2, periodSecs: 60 } })
+      yield* store.enqueue(plain, [newJob({}), newJob({})], noCommit)
+      yield* store.enqueue(limited, [newJob({}), newJob({}), newJob({})], noCommit)
+      const claimPlain = yield* store.claim({ workerId: w.id, channels: [plain], excludeNames: [], limit: 10, priorityAgingSecs: 60, reportRefill: false })
+      assert.strictEqual(claimPlain.jobs.length, 2)
+      assert.strictEqual(claimPlain.rateLimited, false)
+      assert.isUndefined(claimPlain.refillAt)
+      const claimLimited = yield* store.claim({ workerId: w.id, channels: [limited], excludeNames: [], limit: 10, priorityAgingSecs: 60, reportRefill: false })
+      assert.strictEqual(claimLimited.jobs.length, 2, "the budget, as with the marker")
+      assert.strictEqual(claimLimited.rateLimited, true)
+      assert.isDefined(claimLimited.refillAt, "spent: rows carry the window's end")
+      // nothing left to take: with the marker, the claim still tells
+      const spent = yield* store.claim({ workerId: w.id, channels: [limited], excludeNames: [], limit: 10, priorityAgingSecs: 60 })
+      assert.deepStrictEqual([spent.jobs.length, spent.rateLimited, spent.refillAt !== undefined], [0, true, true])
+      yield* store.setChannel(limited, { rateLimit: null })
+      yield* store.settle(w.id, settled([...claimPlain.jobs, ...claimLimited.jobs]))
+      yield* store.deregisterWorker(w.id)
+    }))
+
   it.effect("channel rate limit: at most `limit` claims per window, only claimed jobs spend it, refillAt is the window's end", () =>
     Effect.gen(function*() {
       const store = yield* JobStore

@@ -675,7 +675,9 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
               refill(windowEnd(c.state.window, c.state.rateLimit))
             }
           }
-          return { jobs: claimed, held, refillAt: refillAt === undefined ? undefined : new Date(refillAt) }
+          // a channel of the claim is rate limited (the memory store can always tell: `reportRefill` is moot)
+          const rateLimited = request.channels.some((name) => channels.get(name)?.rateLimit !== undefined)
+          return { jobs: claimed, held, refillAt: refillAt === undefined ? undefined : new Date(refillAt), rateLimited }
         }),
 
       releaseUnowned: (workerId, owned) => Effect.map(Clock.currentTimeMillis, (now) => release(workerId, new Set(owned), now)),

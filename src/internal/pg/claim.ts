@@ -56,8 +56,8 @@ export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
 })
 
 /**
- * The claim, in two shapes (with or without excluded definition names), each planned once and reused
- * (prepared, generic plan). Parameters: $1 worker id, $2 channels, $3 limit, $4 priority aging (seconds),
+ * The claim, in eight shapes (one channel or several, with or without excluded definition names, with or
+ * without the marker row), each planned once and reused (prepared, generic plan). Parameters: $1 worker id, $2 channels, $3 limit, $4 priority aging (seconds),
  * $5 excluded names.
  *
  * - `chan`: the flow control of the claim's channels. Only channels that are paused or rate limited have a
@@ -71,11 +71,18 @@ export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
  *   candidates of a group are claimed, the rest held; a group whose rate budget is what held them is
  *   blocked until its window ends. Slots and windows are taken with an upsert that re-checks them against
  *   the row's latest state (a row created by a concurrent claim after this statement's snapshot).
- * - Channel budgets are spent by the jobs claimed. The rows returned are the claimed and held jobs, plus one
- *   row without a job when a limit refused jobs: `refill_in`, the seconds until claiming again can find more
- *   (returned as a time on the worker's clock).
+ * - Channel budgets are spent by the jobs claimed. The rows returned are the claimed and held jobs, each with
+ *   `refill_in` (the seconds until claiming again can find more, when a limit refused jobs: returned as a
+ *   time on the worker's clock) and `limited` (a channel of the claim is rate limited). With `marker`, a claim
+ *   that returns no job returns one row without a job carrying them when there is something to say: that
+ *   costs the statement a CTE over the UPDATE, so workers ask for it only while their channels may be rate
+ *   limited (`ClaimRequest.reportRefill`).
  */
-export const claimSql = (n: Names, exclude: boolean) => {
+export const claimSql = (n: Names, exclude: boolean, marker: boolean, multiChannel = true) => {
+  // seconds from now (the worker waits by its own clock, which may differ from the database's), and whether
+  // a channel of the claim is rate limited: computed once per statement (uncorrelated subqueries)
+  const refillIn = "(SELECT CASE WHEN refill.at IS NOT NULL THEN GREATEST(extract(epoch FROM refill.at - now())::float8, 0) END FROM refill)"
+  const limited = "(EXISTS (SELECT 1 FROM chan WHERE chan.rate_limit IS NOT NULL))"
   const isHeld = "(j.job_group IS NOT NULL AND j.id = ANY(ARRAY(SELECT id FROM ranked WHERE r > free)))"
   const excluded = exclude ? "AND w.name <> ALL($5::text[])" : ""
   const ready = "w.worker_id IS NULL AND NOT w.held"
@@ -111,8 +118,8 @@ lv AS (
   ) l
   WHERE ch.paused IS NOT TRUE AND EXISTS (SELECT 1 FROM live)
 ),
-cand0 AS (
-  SELECT j.id, j.name, j.channel, j.job_group, j.key, lv.lim FROM lv CROSS JOIN LATERAL (
+${multiChannel ? "cand0" : "cand"} AS (
+  SELECT j.id, j.name, j.channel, j.job_group, j.key${multiChannel ? ", lv.lim" : ""} FROM lv CROSS JOIN LATERAL (
     SELECT w.id, w.name, w.channel, w.job_group, w.sort_at - make_interval(secs => w.priority * $4::float8) AS key
     FROM ${n.job} w
     WHERE w.channel = lv.channel AND w.priority = lv.priority AND ${ready} AND w.sort_at <= now() ${excluded}
@@ -120,15 +127,23 @@ cand0 AS (
     LIMIT lv.lim
     FOR UPDATE SKIP LOCKED
   ) j
-  WHERE lv.lim > 0
+  WHERE lv.lim > 0${
+    multiChannel
+      ? `
 ),
+-- several channels: merged, at most each channel's budget, at most $3
 cand AS (
   SELECT x.id, x.name, x.channel, x.job_group, x.key FROM (
     SELECT c.*, row_number() OVER (PARTITION BY c.channel ORDER BY c.key, c.id) AS cr FROM cand0 c
   ) x
   WHERE x.cr <= x.lim
   ORDER BY x.key, x.id
-  LIMIT $3
+  LIMIT $3`
+      : `
+  -- one channel: its levels merged, at most its budget (the same on every level)
+  ORDER BY j.key, j.id
+  LIMIT (SELECT min(lv.lim) FROM lv)`
+  }
 ),
 -- grouped candidates only: a claim of ungrouped jobs does no group work at all
 gcand AS (
@@ -215,7 +230,14 @@ spend AS (
   UPDATE ${n.channel} c SET
     window_start = CASE WHEN ${current("c", "c.rate_period_secs")} THEN c.window_start ELSE now() END,
     window_used = CASE WHEN ${current("c", "c.rate_period_secs")} THEN c.window_used + x.n ELSE x.n END
-  FROM (SELECT channel, count(*)::int AS n FROM admitted GROUP BY channel) x
+  -- counted only when a channel of the claim is rate limited (otherwise there is nothing to spend), and from
+  -- \`cand\`, not \`admitted\`: read once, by the UPDATE, \`admitted\` is inlined instead of materialized
+  FROM (
+    SELECT c.channel, count(*)::int AS n FROM cand c
+    WHERE ${limited} AND (c.job_group IS NULL
+      OR c.id IN (SELECT r.id FROM ranked r WHERE r.r <= r.free AND r.job_group IN (SELECT name FROM granted)))
+    GROUP BY c.channel
+  ) x
   WHERE c.name = x.channel AND c.rate_limit IS NOT NULL
   RETURNING c.name, c.window_start + make_interval(secs => c.rate_period_secs) AS ends, c.window_used >= c.rate_limit AS spent
 ),
@@ -229,9 +251,8 @@ refill AS (
     UNION ALL
     SELECT blocked_until FROM granted WHERE blocked_until IS NOT NULL
   ) t
-),
-upd AS (
-  UPDATE ${n.job} j SET
+)${marker ? ",\nupd AS (" : ""}
+UPDATE ${n.job} j SET
     held = ${isHeld},
     worker_id = CASE WHEN ${isHeld} THEN NULL ELSE $1::uuid END,
     claims = CASE WHEN ${isHeld} THEN j.claims ELSE j.claims + 1 END,
@@ -242,14 +263,17 @@ upd AS (
     SELECT id FROM admitted
     UNION ALL
     SELECT id FROM ranked WHERE r > free))
-  RETURNING ${claimedColumns("j")}, j.worker_id IS NOT NULL AS claimed
-)
-SELECT upd.*, NULL::float8 AS refill_in FROM upd
+  RETURNING ${claimedColumns("j")}, j.worker_id IS NOT NULL AS claimed, ${refillIn} AS refill_in, ${limited} AS limited
+${
+    marker
+      ? `)
+SELECT * FROM upd
 UNION ALL
-SELECT ${claimedColumnNames.map(() => "NULL").join(", ")}, NULL,
-  -- seconds from now: the worker waits by its own clock, which may differ from the database's
-  GREATEST(extract(epoch FROM refill.at - now())::float8, 0)
-FROM refill WHERE refill.at IS NOT NULL`
+-- no job row to carry them: one row without a job
+SELECT ${claimedColumnNames.map(() => "NULL").join(", ")}, NULL, ${refillIn}, ${limited}
+WHERE NOT EXISTS (SELECT 1 FROM upd) AND (EXISTS (SELECT 1 FROM refill WHERE at IS NOT NULL) OR ${limited})`
+      : ""
+  }`
 }
 
 /** Claim order: `sortAt - priority x aging`, then id (compared as integers). */
@@ -258,25 +282,32 @@ export const byClaimOrder = (agingSecs: number) => (a: JobStore.ClaimedJob, b: J
   a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
 export const claim = (sql: PgClient.PgClient, n: Names) => {
-  const texts = [claimSql(n, false), claimSql(n, true)]
+  // [multi-channel][exclude][marker]
+  const texts = [false, true].map((multi) =>
+    [false, true].map((exclude) => [false, true].map((marker) => claimSql(n, exclude, marker, multi)))
+  )
   return (r: JobStore.ClaimRequest): Effect.Effect<JobStore.ClaimResult, import("../../CuckmqError.js").StorageError> => {
     const exclude = r.excludeNames.length > 0
     const params: Array<unknown> = [r.workerId, [...r.channels], r.limit, r.priorityAgingSecs]
     if (exclude) params.push([...r.excludeNames])
-    return sql.unsafe<Row>(texts[exclude ? 1 : 0]!, params).pipe(
+    const marker = r.reportRefill !== false
+    const multi = r.channels.length > 1
+    return sql.unsafe<Row>(texts[multi ? 1 : 0]![exclude ? 1 : 0]![marker ? 1 : 0]!, params).pipe(
       Effect.map((rows) => {
         let held = 0
-        let refillAt: Date | undefined
         const jobs: Array<JobStore.ClaimedJob> = []
         for (const row of rows) {
           if (row.claimed === true) jobs.push(toClaimedJob(row))
           else if (row.claimed === false) held++
-          else if (row.refill_in !== null && row.refill_in !== undefined) {
-            refillAt = new Date(Date.now() + Number(row.refill_in) * 1000)
-          }
         }
+        // the same on every row (computed once by the statement)
+        const first = rows[0]
+        const refillIn = first?.refill_in
+        const refillAt = refillIn === null || refillIn === undefined ? undefined : new Date(Date.now() + Number(refillIn) * 1000)
+        // without the marker row, a claim that took nothing cannot tell
+        const rateLimited = first === undefined ? (marker ? false : undefined) : first.limited === true
         jobs.sort(byClaimOrder(r.priorityAgingSecs))
-        return { jobs, held, refillAt }
+        return { jobs, held, refillAt, rateLimited }
       }),
       Effect.catchTag("SqlError", storageError("claim"))
     )

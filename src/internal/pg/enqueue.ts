@@ -39,7 +39,7 @@ import { type Names, type Row, storageError, toStorageError } from "./sql.js"
 /**
  * The load of group `grp` (an SQL expression; the definition is `d`), as lateral columns `a.conc` (its
  * concurrency: explicit, else the definition's) and `a.active` (slots taken plus due ready jobs, counted up
- * to the concurrency on job_group_ready_idx). A job of the group is held when `active + rank > conc`.
+ * to the concurrency on job_group_idx). A job of the group is held when `active + rank > conc`.
  */
 const groupLoadSql = (n: Names, grp: string) => `LEFT JOIN LATERAL (
   SELECT c.conc, COALESCE(c.running, 0) + (
@@ -54,15 +54,19 @@ const groupLoadSql = (n: Names, grp: string) => `LEFT JOIN LATERAL (
   ) c
 ) a ON ${grp} IS NOT NULL`
 
-/** One job, waiting: $1 definition, $2 group, $3 payload, $4 delay, $5 trace id, $6 span id, $7 priority. */
-export const oneSql = (n: Names) => `
+/**
+ * One job, waiting: $1 definition, $2 group, $3 payload, $4 delay, $5 trace id, $6 span id, $7 priority. Two
+ * shapes: a job without a group skips the group's load (a lateral subquery the planner runs even when the
+ * group is NULL).
+ */
+export const oneSql = (n: Names, grouped = true) => `
 INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
   trace_id, span_id, priority, held)
 SELECT d.name, d.channel, $2, $3::jsonb, t.run_at, t.run_at, t.now, d.num_attempts, d.timeout_secs, $5, $6, $7::int,
-  COALESCE(a.active + 1 > a.conc, false)
+  ${grouped ? "COALESCE(a.active + 1 > a.conc, false)" : "false"}
 FROM ${n.definition} d
 CROSS JOIN (SELECT statement_timestamp() AS now, statement_timestamp() + make_interval(secs => $4::float8) AS run_at) t
-${groupLoadSql(n, "$2::text")}
+${grouped ? groupLoadSql(n, "$2::text") : ""}
 WHERE d.name = $1
 RETURNING id, channel, CASE WHEN held THEN job_group END AS held_group`
 
@@ -191,7 +195,13 @@ const isDataError = (error: SqlError.SqlError): boolean => {
 export const make = (ctx: Context) =>
   Effect.gen(function*() {
     const { app, names: n, sql } = ctx
-    const texts = { one: oneSql(n), claimed: claimedSql(n), many: manySql(n), payloads: payloadsSql(n) }
+    const texts = {
+      one: oneSql(n),
+      oneUngrouped: oneSql(n, false),
+      claimed: claimedSql(n),
+      many: manySql(n),
+      payloads: payloadsSql(n)
+    }
     const storeContext = yield* Effect.context<never>()
 
     const notDeployed = (definitionName: string) =>
@@ -204,7 +214,7 @@ export const make = (ctx: Context) =>
 
     const insertOne = (client: PgClient.PgClient, definitionName: string, job: JobStore.NewJob) =>
       Effect.map(
-        client.unsafe<Row>(texts.one, [
+        client.unsafe<Row>(job.jobGroup === undefined ? texts.oneUngrouped : texts.one, [
           definitionName,
           job.jobGroup ?? null,
           job.payloadJson,

@@ -213,7 +213,9 @@ DELETE FROM ${n.group} WHERE name IN (
   WHERE g.running = 0 AND g.concurrency IS NULL AND g.rate_limit IS NULL
     -- a rate window still open keeps its count: deleting it would let the group's next jobs past the limit
     AND (g.window_start IS NULL OR g.window_start + make_interval(secs => COALESCE(g.def_rate_period_secs, 0)) <= now())
-    AND NOT EXISTS (SELECT 1 FROM ${n.job} j WHERE j.job_group = g.name)
+    -- two probes: unheld jobs (job_group_idx) and held ones (job_held_idx)
+    AND NOT EXISTS (SELECT 1 FROM ${n.job} j WHERE j.job_group = g.name AND NOT j.held)
+    AND NOT EXISTS (SELECT 1 FROM ${n.job} j WHERE j.job_group = g.name AND j.held)
   LIMIT $1
   FOR UPDATE SKIP LOCKED
 ) AND running = 0

@@ -45,7 +45,9 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
         channels: config.channels,
         excludeNames: Array.from(state.excludeNames),
         limit,
-        priorityAgingSecs: config.priorityAgingSecs
+        priorityAgingSecs: config.priorityAgingSecs,
+        // only while a channel may be rate limited: otherwise the claim is cheaper without it
+        reportRefill: state.rateLimited !== false
       })
         .pipe(
           Effect.matchEffect({
@@ -57,9 +59,10 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
               state.retryAt = env.now() + backoff
               return Effect.logWarning(`cuckmq: claim failed; retrying in ${backoff} ms`, error.message)
             },
-            onSuccess: ({ held, jobs, refillAt }) =>
+            onSuccess: ({ held, jobs, rateLimited, refillAt }) =>
               Effect.sync(() => {
                 state.claimFailures = 0
+                if (rateLimited !== undefined) state.rateLimited = rateLimited
                 state.moreLikely = jobs.length === limit || held > 0
                 // a rate limit refused jobs: claim again (and promote blocked groups) once its window ends
                 if (refillAt !== undefined) {
@@ -155,6 +158,8 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
     const wakeups = yield* store.wakeups
     yield* Stream.runForEach(wakeups, (w) =>
       Effect.sync(() => {
+        // a channel's flow control may have changed (setChannel wakes every worker): ask the next claim
+        if (w._tag === "Any") state.rateLimited = undefined
         if (w._tag === "Any" || channelSet.has(w.channel)) {
           state.rung = true
           env.ring()

@@ -78,6 +78,8 @@ export interface State {
   retryAt: number
   /** The end of the earliest rate window that refused a claim jobs (local clock), 0 for none. */
   refillAt: number
+  /** A channel of this worker is rate limited, as the last claim that could tell said (undefined: ask). */
+  rateLimited: boolean | undefined
   /** The store may hold jobs for this worker that it does not know of: release them before claiming. */
   needsReconcile: boolean
   /**
@@ -115,6 +117,7 @@ export const makeState = (workerId: string): State => ({
   claimFailures: 0,
   retryAt: 0,
   refillAt: 0,
+  rateLimited: undefined,
   needsReconcile: false,
   reconciling: false,
   buffer: [],
