@@ -205,6 +205,54 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
 }
 
 /**
+ * An admin action or read (`CuckmqAdmin`) named a job id that no job has: not a live job, and not a finalized
+ * one kept for inspection (it may have been deleted, by retention or by hand). Nothing was changed.
+ *
+ * @since 0.2.0
+ */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
+  jobId: Schema.String,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * An admin action (`CuckmqAdmin`) does not apply to the job in its current state, for example retrying a
+ * job that is running or waiting, running now a job that is already due, or cancelling a running job
+ * (cancelling running jobs is not supported yet). `action` names the action, `state` the job's state when
+ * it was refused; `message` says why and what would apply instead. Nothing was changed.
+ *
+ * @since 0.2.0
+ */
+export class JobActionRefused extends Schema.TaggedError<JobActionRefused>()("JobActionRefused", {
+  action: Schema.String,
+  jobId: Schema.String,
+  state: Schema.String,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * An admin action (`CuckmqAdmin.pauseChannel`, `resumeChannel`) named a channel that cuckmq does not know:
+ * no deployed definition uses it and it has no settings (it was never paused or rate limited). A typo is
+ * refused rather than creating settings for a channel nothing reads. (`Cuckmq.pauseChannel` still accepts
+ * any channel, so that one can be paused before its first deploy.) Nothing was changed.
+ *
+ * @since 0.2.0
+ */
+export class ChannelNotFound extends Schema.TaggedError<ChannelNotFound>()("ChannelNotFound", {
+  channel: Schema.String,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
  * Every error that enqueueing a job can fail with.
  *
  * @since 0.1.0
@@ -232,6 +280,9 @@ export type CuckmqError =
   | SchemaNotMigrated
   | InsufficientPrivilege
   | StorageError
+  | JobNotFound
+  | JobActionRefused
+  | ChannelNotFound
 
 /**
  * Whether a value is a cuckmq error (any of the classes of this module; checked by {@link TypeId}, so a
@@ -319,3 +370,24 @@ export const isSchemaNotMigrated: (u: unknown) => u is SchemaNotMigrated = guard
  * @since 0.1.0
  */
 export const isInsufficientPrivilege: (u: unknown) => u is InsufficientPrivilege = guard<InsufficientPrivilege>("InsufficientPrivilege")
+
+/**
+ * Whether a value is a {@link JobNotFound}.
+ *
+ * @since 0.2.0
+ */
+export const isJobNotFound: (u: unknown) => u is JobNotFound = guard<JobNotFound>("JobNotFound")
+
+/**
+ * Whether a value is a {@link JobActionRefused}.
+ *
+ * @since 0.2.0
+ */
+export const isJobActionRefused: (u: unknown) => u is JobActionRefused = guard<JobActionRefused>("JobActionRefused")
+
+/**
+ * Whether a value is a {@link ChannelNotFound}.
+ *
+ * @since 0.2.0
+ */
+export const isChannelNotFound: (u: unknown) => u is ChannelNotFound = guard<ChannelNotFound>("ChannelNotFound")

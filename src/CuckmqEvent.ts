@@ -250,6 +250,55 @@ export class GroupUpdate extends Schema.TaggedClass<GroupUpdate>()("GROUP_UPDATE
   running: Schema.Int
 }) {}
 
+/** Fields shared by the admin actions' events: the jobs the action changed, and whether more matched. */
+const adminFields = {
+  timestamp: Schema.DateFromString,
+  /** The ids of the jobs the action changed (at most its batch limit). */
+  jobIds: Schema.Array(Schema.String),
+  /** The action was given by filter and more jobs matched than its batch: run it again for the rest. */
+  more: Schema.Boolean
+}
+
+/**
+ * An operator retried failed jobs (`CuckmqAdmin.retryJob`, `retryJobs`): they are waiting again, due now,
+ * with their attempts reset.
+ *
+ * @since 0.2.0
+ */
+export class AdminJobRetry extends Schema.TaggedClass<AdminJobRetry>()("ADMIN_JOB_RETRY", adminFields) {}
+
+/**
+ * An operator cancelled waiting jobs (`CuckmqAdmin.cancelJob`, `cancelJobs`): they were finalized as failed,
+ * with a `Cancelled` error, without running.
+ *
+ * @since 0.2.0
+ */
+export class AdminJobCancel extends Schema.TaggedClass<AdminJobCancel>()("ADMIN_JOB_CANCEL", adminFields) {}
+
+/**
+ * An operator deleted jobs (`CuckmqAdmin.deleteJob`, `deleteJobs`): waiting or finalized jobs, gone for good.
+ *
+ * @since 0.2.0
+ */
+export class AdminJobDelete extends Schema.TaggedClass<AdminJobDelete>()("ADMIN_JOB_DELETE", adminFields) {}
+
+/**
+ * An operator made delayed jobs due now (`CuckmqAdmin.runJobNow`, `runJobsNow`).
+ *
+ * @since 0.2.0
+ */
+export class AdminJobRunNow extends Schema.TaggedClass<AdminJobRunNow>()("ADMIN_JOB_RUN_NOW", adminFields) {}
+
+/**
+ * An operator purged finalized jobs finalized before `before` (`CuckmqAdmin.purge`).
+ *
+ * @since 0.2.0
+ */
+export class AdminJobPurge extends Schema.TaggedClass<AdminJobPurge>()("ADMIN_JOB_PURGE", {
+  ...adminFields,
+  before: Schema.DateFromString
+}) {}
+
 /**
  * Every event cuckmq publishes, as a `Schema`: the union of the event classes, tagged on `_tag`.
  * Besides encoding and decoding, it carries Schema's tagged-union helpers: `CuckmqEvent.cases` (the class
@@ -274,7 +323,12 @@ export const CuckmqEvent = Schema.Union([
   JobRescue,
   JobGroupUnlock,
   ChannelUpdate,
-  GroupUpdate
+  GroupUpdate,
+  AdminJobRetry,
+  AdminJobCancel,
+  AdminJobDelete,
+  AdminJobRunNow,
+  AdminJobPurge
 ]).pipe(Schema.toTaggedUnion("_tag"))
 
 /**

@@ -268,6 +268,8 @@ export interface WorkerRegistration {
   readonly hostname: string
   readonly pid: number
   readonly channels: ReadonlyArray<string>
+  /** Jobs the worker runs at once (for the admin's worker list). */
+  readonly concurrency?: number | undefined
   readonly leaseSecs: number
   /** The key of the liveness session (see `Session`), or undefined to rely on the lease alone. */
   readonly sessionKey: number | undefined

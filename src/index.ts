@@ -7,6 +7,12 @@
 /** @since 0.1.0 */
 export * as Cuckmq from "./Cuckmq.js"
 
+/** @since 0.2.0 */
+export * as CuckmqAdmin from "./CuckmqAdmin.js"
+
+/** @since 0.2.0 */
+export * as CuckmqDashboard from "./CuckmqDashboard.js"
+
 /** @since 0.1.0 */
 export * as CuckmqError from "./CuckmqError.js"
 

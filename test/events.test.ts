@@ -42,7 +42,12 @@ const samples: { readonly [T in CuckmqEvent.Tag]: Extract<CuckmqEvent.CuckmqEven
   JOB_RESCUE: new CuckmqEvent.JobRescue({ ...job, workerId: "w0", finalized: false }),
   JOB_GROUP_UNLOCK: new CuckmqEvent.JobGroupUnlock({ timestamp: at, jobGroup: "account-7", jobId: "42", reason: "worker-dead" }),
   CHANNEL_UPDATE: new CuckmqEvent.ChannelUpdate({ timestamp: at, channel: "mail", paused: false, rateLimit: { limit: 100, periodSecs: 1 } }),
-  GROUP_UPDATE: new CuckmqEvent.GroupUpdate({ timestamp: at, jobGroup: "account-7", concurrency: 3, rateLimit: undefined, running: 1 })
+  GROUP_UPDATE: new CuckmqEvent.GroupUpdate({ timestamp: at, jobGroup: "account-7", concurrency: 3, rateLimit: undefined, running: 1 }),
+  ADMIN_JOB_RETRY: new CuckmqEvent.AdminJobRetry({ timestamp: at, jobIds: ["42"], more: false }),
+  ADMIN_JOB_CANCEL: new CuckmqEvent.AdminJobCancel({ timestamp: at, jobIds: ["42", "43"], more: true }),
+  ADMIN_JOB_DELETE: new CuckmqEvent.AdminJobDelete({ timestamp: at, jobIds: [], more: false }),
+  ADMIN_JOB_RUN_NOW: new CuckmqEvent.AdminJobRunNow({ timestamp: at, jobIds: ["7"], more: false }),
+  ADMIN_JOB_PURGE: new CuckmqEvent.AdminJobPurge({ timestamp: at, jobIds: ["1"], more: false, before: new Date("2026-12-01T00:00:00Z") })
 }
 
 const toJson = (event: CuckmqEvent.CuckmqEvent) => JSON.stringify(Schema.encodeSync(CuckmqEvent.CuckmqEvent)(event))
@@ -72,7 +77,7 @@ const assertRoundTrip = (event: CuckmqEvent.CuckmqEvent) => {
 describe("events as Schema values", () => {
   it("the samples cover every event class, each under its own tag", () => {
     assert.deepStrictEqual(Object.keys(samples).sort(), Object.keys(CuckmqEvent.CuckmqEvent.cases).sort())
-    assert.strictEqual(Object.keys(samples).length, 17)
+    assert.strictEqual(Object.keys(samples).length, 22)
     for (const [tag, event] of Object.entries(samples)) assert.strictEqual(event._tag, tag)
   })
 

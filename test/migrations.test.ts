@@ -16,7 +16,7 @@ describe("Migrations", () => {
         )
         const applied = results.filter((r) => r.length > 0)
         assert.strictEqual(applied.length, 1)
-        const all = [[1, "init"], [2, "claims_starts_slots_sessions"], [3, "flow_control"]]
+        const all = [[1, "init"], [2, "claims_starts_slots_sessions"], [3, "flow_control"], [4, "admin_statistics"]]
         assert.deepStrictEqual(applied[0]!.map(([id, name]) => [id, name]), all)
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql<{ id: number; name: string }>`
@@ -25,7 +25,7 @@ describe("Migrations", () => {
         const tables = yield* sql<{ table_name: string }>`
           SELECT table_name FROM information_schema.tables WHERE table_schema = ${schema} ORDER BY table_name`
         assert.deepStrictEqual(tables.map((t) => t.table_name), [
-          "cuckmq_migrations", "job", "job_channel", "job_definition", "job_finalized", "job_group", "maintenance", "worker"
+          "cuckmq_migrations", "job", "job_channel", "job_definition", "job_finalized", "job_group", "maintenance", "stats_minute", "worker"
         ])
         // a rerun applies nothing
         assert.deepStrictEqual(yield* Migrations.migrate(schema), [])
@@ -54,7 +54,7 @@ describe("Migrations", () => {
         yield* sql.withTransaction(Effect.forEach(statements, (s) => sql.unsafe(s), { discard: true }))
         const tables = yield* sql<{ n: bigint }>`
           SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ${other}`
-        assert.strictEqual(Number(tables[0]!.n), 8)
+        assert.strictEqual(Number(tables[0]!.n), 9)
         // migrate finds the schema current
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
         const error = yield* Effect.flip(Migrations.generateMigrationSql("bad.name"))
@@ -76,7 +76,7 @@ describe("Migrations", () => {
         assert.strictEqual(Number(before!.n), 1)
         yield* sql.withTransaction(Effect.forEach(upgrade, (s) => sql.unsafe(s), { discard: true }))
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
-        assert.strictEqual(Migrations.latestVersion, 3)
+        assert.strictEqual(Migrations.latestVersion, 4)
       }).pipe(Effect.scoped))
 
     it.effect("a schema name PostgreSQL reserves (pg_ prefix) is refused before anything is written", () =>

@@ -28,12 +28,12 @@ import { Clock, Deferred, Effect, Exit, Option, PubSub, Stream } from "effect"
 import { JobDefinitionInUse, JobDefinitionNotDeployed } from "../../CuckmqError.js"
 import type * as JobStore from "../../JobStore.js"
 
-interface Definition {
+export interface Definition {
   record: JobStore.DefinitionRecord
   nextRunAt: number | undefined
 }
 
-interface Job {
+export interface Job {
   readonly id: number
   readonly name: string
   readonly channel: string
@@ -60,7 +60,7 @@ interface Job {
   readonly createdAt: number
 }
 
-interface Finalized {
+export interface Finalized {
   readonly job: Job
   readonly succeeded: boolean
   readonly finalizedAt: number
@@ -86,16 +86,20 @@ interface Group {
   blockedUntil: number | undefined
 }
 
-interface Channel {
+export interface Channel {
   paused: boolean
   rateLimit: JobStore.RateLimit | undefined
   readonly window: Window
 }
 
-interface Worker {
+export interface Worker {
   expiresAt: number
   readonly sessionKey: number | undefined
   suspectedAt: number | undefined
+  /** What it registered with, and when (for the admin's worker list). */
+  readonly registration: JobStore.WorkerRegistration
+  readonly startedAt: number
+  heartbeatAt: number
 }
 
 /** A channel a claim takes jobs from: its settings, its rate budget and its ready jobs. */
@@ -128,9 +132,28 @@ export interface MemoryGroup {
   readonly blockedUntil: Date | undefined
 }
 
+/** The key of the admin's view of the store's state (on the store object; copied by a spread). */
+export const AdminState: unique symbol = Symbol.for("@cuckmq/effect/internal/memory/AdminState")
+
+/** The admin's view: the store's maps (mutated in place, one synchronous step at a time) and its helpers. */
+export interface AdminStateView {
+  readonly keepFinalized: boolean
+  readonly definitions: Map<string, Definition>
+  readonly jobs: Map<number, Job>
+  readonly finalized: Map<number, Finalized>
+  readonly channels: ReadonlyMap<string, Channel>
+  readonly workers: ReadonlyMap<string, Worker>
+  /** Promotes the held jobs of `groups` where they can run now (as after a slot freed). */
+  readonly promote: (groups: ReadonlySet<string>, now: number) => void
+  /** Wakes every worker. */
+  readonly wakeAll: () => void
+}
+
 /** The memory store plus test-only inspection and fault injection. */
 type StoreService = JobStore.JobStore["Service"]
 export interface MemoryStore extends StoreService {
+  /** The state and helpers `CuckmqAdmin` works on (src/internal/memory/admin.ts). */
+  readonly [AdminState]: AdminStateView
   readonly snapshot: Effect.Effect<MemorySnapshot>
   /** The group rows, for assertions: slots taken, limits and rate window. */
   readonly groups: Effect.Effect<ReadonlyMap<string, MemoryGroup>>
@@ -571,7 +594,14 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
 
       registerWorker: (w) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
-          workers.set(w.id, { expiresAt: now + w.leaseSecs * 1000, sessionKey: w.sessionKey, suspectedAt: undefined })
+          workers.set(w.id, {
+            expiresAt: now + w.leaseSecs * 1000,
+            sessionKey: w.sessionKey,
+            suspectedAt: undefined,
+            registration: w,
+            startedAt: now,
+            heartbeatAt: now
+          })
         }),
 
       heartbeat: (workerId, leaseSecs) =>
@@ -579,6 +609,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           const w = workers.get(workerId)
           if (w === undefined || w.expiresAt <= now) return false
           w.expiresAt = now + leaseSecs * 1000
+          w.heartbeatAt = now
           return true
         }),
 
@@ -911,6 +942,17 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           if (promoted > 0) wakeAll()
           return promoted
         }),
+
+      [AdminState]: {
+        keepFinalized: options.keepFinalized,
+        definitions,
+        jobs,
+        finalized,
+        channels,
+        workers,
+        promote: (names, now) => void promote(names, now),
+        wakeAll
+      },
 
       snapshot: Effect.sync(() => {
         const live = Array.from(jobs.values()).sort((a, b) => a.id - b.id)

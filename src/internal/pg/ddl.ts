@@ -263,6 +263,34 @@ export const v3 = (schema: string): ReadonlyArray<string> => {
   ]
 }
 
+/**
+ * Version 4: operating the queue (`CuckmqAdmin`). `stats_minute`: each process's outcome counters, one row
+ * per process, definition and minute, written only by that process (a flush every few seconds adds its
+ * deltas), summed by the reader; rows older than a few hours are deleted by any flush. `worker.concurrency`:
+ * what a worker registered with (NULL for workers of older versions). Additive.
+ */
+export const v4 = (schema: string): ReadonlyArray<string> => {
+  const n = names(schema)
+  const idx = (name: string) => ident(name)
+  return [
+    `CREATE TABLE ${n.fn("stats_minute")} (
+  process_id uuid NOT NULL,
+  definition text NOT NULL,
+  minute timestamptz NOT NULL,
+  run_ms double precision NOT NULL DEFAULT 0,
+  succeeded integer NOT NULL DEFAULT 0,
+  failed integer NOT NULL DEFAULT 0,
+  errored integer NOT NULL DEFAULT 0,
+  attempts integer NOT NULL DEFAULT 0,
+  channel text NOT NULL,
+  PRIMARY KEY (process_id, definition, minute)
+)`,
+    // the reader's range (the last hour) and the retention's
+    `CREATE INDEX ${idx("stats_minute_minute_idx")} ON ${n.fn("stats_minute")} (minute)`,
+    `ALTER TABLE ${n.worker} ADD COLUMN concurrency integer NULL`
+  ]
+}
+
 /** One migration: `[id, name, statements]`, each statement SQL text. */
 export type Migration = readonly [number, string, ReadonlyArray<string>]
 
@@ -270,7 +298,8 @@ export type Migration = readonly [number, string, ReadonlyArray<string>]
 export const migrations = (schema: string): ReadonlyArray<Migration> => [
   [1, "init", compile(v1(schema))],
   [2, "claims_starts_slots_sessions", v2(schema)],
-  [3, "flow_control", v3(schema)]
+  [3, "flow_control", v3(schema)],
+  [4, "admin_statistics", v4(schema)]
 ]
 
 /** Compiles fragments to SQL text with the PostgreSQL compiler (no connection needed). */

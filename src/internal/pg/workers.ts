@@ -50,8 +50,8 @@ $fn$`
 
 export const make = (sql: PgClient.PgClient, n: Names) => {
   const registerSql = `
-INSERT INTO ${n.worker} (id, name, hostname, pid, channels, session_key, expires_at)
-VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::int, now() + make_interval(secs => $7::float8))`
+INSERT INTO ${n.worker} (id, name, hostname, pid, channels, session_key, expires_at, concurrency)
+VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::int, now() + make_interval(secs => $7::float8), $8::int)`
   const heartbeatSql = `
 UPDATE ${n.worker} SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $2::float8)
 WHERE id = $1::uuid AND expires_at > now()
@@ -59,7 +59,16 @@ RETURNING id`
   const releaseSql = `SELECT ${n.fn("release_v2")}($1::uuid, $2::bigint[], $3::boolean) AS released`
 
   const registerWorker = (w: JobStore.WorkerRegistration) =>
-    sql.unsafe(registerSql, [w.id, w.name, w.hostname, w.pid, [...w.channels], w.sessionKey ?? null, w.leaseSecs]).pipe(
+    sql.unsafe(registerSql, [
+      w.id,
+      w.name,
+      w.hostname,
+      w.pid,
+      [...w.channels],
+      w.sessionKey ?? null,
+      w.leaseSecs,
+      w.concurrency ?? null
+    ]).pipe(
       Effect.asVoid,
       Effect.catchTag("SqlError", storageError("register worker"))
     )

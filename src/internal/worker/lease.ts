@@ -48,6 +48,7 @@ export const make = (env: Env, executor: Executor) => {
       hostname,
       pid: process.pid,
       channels: config.channels,
+      concurrency: config.concurrency,
       leaseSecs: config.leaseSecs,
       sessionKey: session?.key
     })
