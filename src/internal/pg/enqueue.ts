@@ -34,6 +34,7 @@ import type { PgClient } from "@effect/sql-pg"
 import { JobDefinitionNotDeployed, StorageError } from "../../CuckmqError.js"
 import type * as JobStore from "../../JobStore.js"
 import { claimedColumns, toClaimedJob } from "./claim.js"
+import { readyCountSql } from "./groups.js"
 import { type Names, type Row, storageError, toStorageError } from "./sql.js"
 
 /**
@@ -42,12 +43,7 @@ import { type Names, type Row, storageError, toStorageError } from "./sql.js"
  * to the concurrency on job_group_idx). A job of the group is held when `active + rank > conc`.
  */
 const groupLoadSql = (n: Names, grp: string) => `LEFT JOIN LATERAL (
-  SELECT c.conc, COALESCE(c.running, 0) + (
-    SELECT count(*) FROM (
-      SELECT 1 FROM ${n.job} u
-      WHERE u.job_group = ${grp} AND u.worker_id IS NULL AND NOT u.held AND u.sort_at <= statement_timestamp()
-      LIMIT c.conc
-    ) r)::int AS active
+  SELECT c.conc, (COALESCE(c.running, 0) + ${readyCountSql(n, grp, "c.conc")})::int AS active
   FROM (
     SELECT COALESCE(g.concurrency, d.group_concurrency) AS conc, g.running
     FROM (SELECT 1) one LEFT JOIN ${n.group} g ON g.name = ${grp}

@@ -16,6 +16,29 @@ import type { PgClient } from "@effect/sql-pg"
 import { type Names, type Row, storageError } from "./sql.js"
 
 /**
+ * The channels of each `free` group's held jobs (columns `name`, `k`, `channel`): a skip scan of the held
+ * index, one probe per channel. Shared by `free_slots_v2` and `free_slots_v3` (its text is part of both).
+ */
+const heldChannelsSql = (n: Names) => `    SELECT free.name, free.k, c.channel FROM free CROSS JOIN LATERAL (
+      WITH RECURSIVE r(channel) AS (
+        (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held ORDER BY h.channel LIMIT 1)
+        UNION ALL
+        SELECT (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held AND h.channel > r.channel
+                ORDER BY h.channel LIMIT 1)
+        FROM r WHERE r.channel IS NOT NULL
+      )
+      SELECT r.channel FROM r WHERE r.channel IS NOT NULL
+    ) c`
+
+/**
+ * How many waiting, unheld, due jobs group `grp` has (SQL expressions), counted up to `limit` on
+ * job_group_idx: what enqueue and promotion count against a group's concurrency.
+ */
+export const readyCountSql = (n: Names, grp: string, limit: string) =>
+  `(SELECT count(*) FROM (SELECT 1 FROM ${n.job} u WHERE u.job_group = ${grp} AND u.worker_id IS NULL AND NOT u.held
+    AND u.sort_at <= statement_timestamp() LIMIT ${limit}) r)`
+
+/**
  * `free_slots_v2(groups, counts)`: frees `counts[i]` slots of `groups[i]` and makes up to as many held jobs
  * claimable per channel as the group then has free slots (more than strictly needed when unheld jobs also
  * wait: a claim holds the surplus again, which costs one row update). Promoted jobs go behind the jobs
@@ -37,16 +60,7 @@ BEGIN
   ),
   chans AS (
     -- the channels of each group's held jobs: a skip scan of the held index, one probe per channel
-    SELECT free.name, free.k, c.channel FROM free CROSS JOIN LATERAL (
-      WITH RECURSIVE r(channel) AS (
-        (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held ORDER BY h.channel LIMIT 1)
-        UNION ALL
-        SELECT (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held AND h.channel > r.channel
-                ORDER BY h.channel LIMIT 1)
-        FROM r WHERE r.channel IS NOT NULL
-      )
-      SELECT r.channel FROM r WHERE r.channel IS NOT NULL
-    ) c
+${heldChannelsSql(n)}
   ),
   pick AS (
     SELECT p.id FROM chans CROSS JOIN LATERAL (
@@ -103,12 +117,7 @@ BEGIN
   -- a new statement: its snapshot sees every hold committed before we took the group locks
   WITH free AS (
     SELECT g.name, LEAST(
-      ${groupConcurrencySql("g")} - g.running - (
-        SELECT count(*) FROM (
-          SELECT 1 FROM ${n.job} u
-          WHERE u.job_group = g.name AND u.worker_id IS NULL AND NOT u.held AND u.sort_at <= statement_timestamp()
-          LIMIT ${groupConcurrencySql("g")}
-        ) r),
+      ${groupConcurrencySql("g")} - g.running - ${readyCountSql(n, "g.name", groupConcurrencySql("g"))},
       ${groupBudgetSql("g")}) AS k
     FROM ${n.group} g
     WHERE g.name = ANY(p_groups) AND g.running < ${groupConcurrencySql("g")}
@@ -116,16 +125,7 @@ BEGIN
   ),
   chans AS (
     -- the channels of each group's held jobs: a skip scan of the held index, one probe per channel
-    SELECT free.name, free.k, c.channel FROM free CROSS JOIN LATERAL (
-      WITH RECURSIVE r(channel) AS (
-        (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held ORDER BY h.channel LIMIT 1)
-        UNION ALL
-        SELECT (SELECT h.channel FROM ${n.job} h WHERE h.job_group = free.name AND h.held AND h.channel > r.channel
-                ORDER BY h.channel LIMIT 1)
-        FROM r WHERE r.channel IS NOT NULL
-      )
-      SELECT r.channel FROM r WHERE r.channel IS NOT NULL
-    ) c
+${heldChannelsSql(n)}
     WHERE free.k > 0
   ),
   pick AS (
@@ -148,12 +148,7 @@ BEGIN
   WHERE g.name = ANY(p_groups) AND g.blocked_until IS NULL AND g.window_start IS NOT NULL
     AND COALESCE(g.rate_limit, g.def_rate_limit) IS NOT NULL
     AND ${groupBudgetSql("g")} <= 0
-    AND ${groupConcurrencySql("g")} - g.running - (
-      SELECT count(*) FROM (
-        SELECT 1 FROM ${n.job} u
-        WHERE u.job_group = g.name AND u.worker_id IS NULL AND NOT u.held AND u.sort_at <= statement_timestamp()
-        LIMIT ${groupConcurrencySql("g")}
-      ) r) > 0
+    AND ${groupConcurrencySql("g")} - g.running - ${readyCountSql(n, "g.name", groupConcurrencySql("g"))} > 0
     AND EXISTS (SELECT 1 FROM ${n.job} h WHERE h.job_group = g.name AND h.held);
   RETURN v_promoted;
 END
