@@ -13,7 +13,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import pg from "pg"
 import * as NewDdl from "../src/internal/pg/ddl.js"
-import { claimSql as newClaim } from "../src/internal/pg/claim.js"
+import { claimSql as newClaim, plainClaimSql as newPlain } from "../src/internal/pg/claim.js"
 import { oneSql as newOne, payloadsSql as newPayloads } from "../src/internal/pg/enqueue.js"
 import { settleUngroupedSql as newSettle } from "../src/internal/pg/settle.js"
 import { names as newNames } from "../src/internal/pg/sql.js"
@@ -52,10 +52,11 @@ const sys = {
     `PREPARE bulk(text, text, int) AS ${newPayloads(on.new)}`,
     `PREPARE one(text, text, text, float8, text, text, int) AS ${newOne(on.new, false)}`,
     `PREPARE cl(uuid, text[], int, float8) AS ${newClaim(on.new, false, false, false)}`,
+    `PREPARE pl(uuid, text[], int, float8) AS ${newPlain(on.new, false)}`,
     `PREPARE st(uuid, bigint[], int[], text[], text[], bigint[], bigint[], bigint[], boolean) AS ${newSettle(on.new)}`],
-    bulk: `EXECUTE bulk('d', 'PAYLOADS', 0)`, one: `EXECUTE one('d', NULL, '{"i":1}', 0, NULL, NULL, 0)`, claim: `EXECUTE cl('${W}', '{a}', 100, 60)` }
+    bulk: `EXECUTE bulk('d', 'PAYLOADS', 0)`, one: `EXECUTE one('d', NULL, '{"i":1}', 0, NULL, NULL, 0)`, claim: `EXECUTE cl('${W}', '{a}', 100, 60)`, plain: `EXECUTE pl('${W}', '{a}', 100, 60)` }
 } as const
-const res: Record<string, Record<string, Array<number>>> = { old: { bulk: [], one: [], claim: [], settle: [] }, new: { bulk: [], one: [], claim: [], settle: [] } }
+const res: Record<string, Record<string, Array<number>>> = { old: { bulk: [], one: [], claim: [], settle: [] }, new: { bulk: [], one: [], claim: [], plain: [], settle: [] } }
 const ex = async (text: string, params: unknown[] = []) => {
   const plan = await q(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${text}`, params)
   return (plan[0]!["QUERY PLAN"] as Array<{ "Execution Time": number }>)[0]!["Execution Time"]
@@ -71,7 +72,10 @@ for (let round = 0; round < 12; round++) {
     for (let i = 0; i < 4; i++) res[k]!.bulk!.push(await ex(P(x.bulk).replace('PAYLOADS', payloads)))
     for (let i = 0; i < 50; i++) res[k]!.one!.push(await ex(P(x.one)))
     for (let i = 0; i < 20; i++) {
-      res[k]!.claim!.push(await ex(P(x.claim)))
+      // the new checkout's claims alternate between its full shape and its plain one (what a worker
+      // draining plain work runs); the baseline has one
+      const plain = "plain" in x && i % 2 === 1
+      res[k]![plain ? "plain" : "claim"]!.push(await ex(P(plain ? x.plain : x.claim)))
       const rows = await q(`SELECT id, claims FROM ${x.s}.job WHERE worker_id = '${W}'`)
       const ids = rows.map((r) => r.id), claims = rows.map((r) => r.claims)
       const arr = (xs: Array<unknown>) => `'{${xs.map((v) => `"${v}"`).join(",")}}'`
@@ -81,9 +85,10 @@ for (let round = 0; round < 12; round++) {
   }
 }
 const med = (a: Array<number>) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!
-for (const op of ["bulk", "one", "claim", "settle"]) {
-  const o = med(res.old![op]!), n = med(res.new![op]!)
-  console.log(`${op.padEnd(7)} old ${o.toFixed(3)} ms  new ${n.toFixed(3)} ms  new/old ${(n / o).toFixed(3)}`)
+for (const op of ["bulk", "one", "claim", "plain", "settle"]) {
+  const o = med(res.old![op === "plain" ? "claim" : op]!), n = med(res.new![op]!)
+  const label = op === "claim" ? "claim (full shape)" : op === "plain" ? "claim (plain shape)" : op
+  console.log(`${label.padEnd(20)} old ${o.toFixed(3)} ms  new ${n.toFixed(3)} ms  new/old ${(n / o).toFixed(3)}`)
 }
 for (const s of ["cuckmq_cost_old", "cuckmq_cost_new"]) await q(`DROP SCHEMA IF EXISTS ${s} CASCADE`)
 await c.end()

@@ -111,7 +111,7 @@ export const conformance = (
       yield* store.deploy([def(n("order")), def(n("other")), def(n("skip"), { channel: n("order") })], Definition.firstDue)
       const w = worker()
       yield* store.registerWorker(w)
-      const [later] = yield* store.enqueue(n("order"), [newJob({ i: 0 }, { delaySecs: 0.2 })], noCommit)
+      const [later] = yield* store.enqueue(n("order"), [newJob({ i: 0 }, { delaySecs: 1 })], noCommit)
       const first = yield* store.enqueue(n("order"), [newJob({ i: 1 }), newJob({ i: 2 }), newJob({ i: 3 })], noCommit)
       yield* store.enqueue(n("other"), [newJob({})], noCommit)
       yield* store.enqueue(n("skip"), [newJob({})], noCommit)
@@ -122,7 +122,7 @@ export const conformance = (
       const b = (yield* store.claim(request)).jobs
       assert.deepStrictEqual(ids(b), [first[2]])
       assert.deepStrictEqual((yield* store.claim(request)).jobs, []) // `later` is not due, `skip` excluded
-      yield* advance(0.25)
+      yield* advance(1.05)
       const c = (yield* store.claim(request)).jobs
       assert.deepStrictEqual(ids(c), [later])
       // claiming does not spend an attempt: only a recorded start does
@@ -143,8 +143,18 @@ export const conformance = (
         order.push(id!)
         yield* advance(0.002)
       }
-      const got = (yield* store.claim({ workerId: w.id, channels: [n("y"), n("x")], excludeNames: [], limit: 4, priorityAgingSecs: 60 })).jobs
-      assert.deepStrictEqual(ids(got), order.slice(0, 4))
+      for (let i = 0; i < 6; i++) {
+        const [id] = yield* store.enqueue(i % 2 === 0 ? n("x") : n("y"), [newJob({ i }, { priority: i === 5 ? 1 : 0 })], noCommit)
+        order.push(id!)
+        yield* advance(0.002)
+      }
+      const request = { workerId: w.id, channels: [n("y"), n("x")], excludeNames: [], limit: 4, priorityAgingSecs: 60 }
+      // the priority-1 job is a minute ahead of its run time: first
+      assert.deepStrictEqual(ids((yield* store.claim(request)).jobs), [order[11]!, ...order.slice(0, 3)])
+      // the next claims (a backend may take a cheaper path after a full one): the same order
+      assert.deepStrictEqual(ids((yield* store.claim(request)).jobs), order.slice(3, 7))
+      assert.deepStrictEqual(ids((yield* store.claim(request)).jobs), order.slice(7, 11))
+      assert.deepStrictEqual((yield* store.claim(request)).jobs, [])
       yield* store.deregisterWorker(w.id)
     }))
 
@@ -1080,6 +1090,44 @@ const flowControlCases = (
       assert.deepStrictEqual(ids(resumed.jobs), jobIds)
       assert.deepStrictEqual(yield* store.setChannel(channel, { rateLimit: null }), { channel, paused: false, rateLimit: undefined })
       yield* store.settle(w.id, settled([...both.jobs, ...resumed.jobs]))
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("a run of full claims of plain work changes nothing for the next claim: a pause, a rate limit and a group since are honoured", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("plain-run")
+      yield* store.deploy([def(channel)], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const taken: Array<Store.ClaimedJob> = []
+      const take = (limit: number) => Effect.tap(claimOf(w.id, channel, limit), (r) => Effect.sync(() => taken.push(...r.jobs)))
+      const plain = yield* store.enqueue(channel, Array.from({ length: 8 }, (_, i) => newJob({ i })), noCommit)
+      // full claims of ungrouped jobs (a backend may take a cheaper path for the next ones)
+      assert.deepStrictEqual(ids((yield* take(2)).jobs), plain.slice(0, 2))
+      assert.deepStrictEqual(ids((yield* take(2)).jobs), plain.slice(2, 4))
+      // paused since: nothing, and nothing taken
+      yield* store.setChannel(channel, { paused: true })
+      assert.deepStrictEqual((yield* take(2)).jobs, [])
+      yield* store.setChannel(channel, { paused: false })
+      assert.deepStrictEqual(ids((yield* take(2)).jobs), plain.slice(4, 6))
+      // a group's jobs at the head of the queue since: its first is claimed in claim order, the others held
+      const grouped = yield* store.enqueue(channel, [1, 2, 3].map((i) => newJob({ g: i }, { jobGroup: `${channel}-g`, priority: 5 })), noCommit)
+      assert.deepStrictEqual(ids((yield* take(2)).jobs), [grouped[0]!, plain[6]!])
+      assert.deepStrictEqual(ids((yield* take(2)).jobs), [plain[7]!])
+      // a rate limit since: at most its budget (the group's first job still runs: its others stay held)
+      const more = yield* store.enqueue(channel, Array.from({ length: 6 }, (_, i) => newJob({ j: i })), noCommit)
+      assert.deepStrictEqual(ids((yield* take(2)).jobs), more.slice(0, 2))
+      assert.deepStrictEqual(ids((yield* take(2)).jobs), more.slice(2, 4))
+      yield* store.setChannel(channel, { rateLimit: { limit: 1, periodSecs: 60 } })
+      const limited = yield* take(2)
+      assert.deepStrictEqual(ids(limited.jobs), more.slice(4, 5), "the window's budget")
+      assert.strictEqual(limited.rateLimited, true)
+      const spent = yield* take(2)
+      assert.deepStrictEqual([spent.jobs.length, spent.rateLimited, spent.refillAt !== undefined], [0, true, true])
+      yield* store.setChannel(channel, { rateLimit: null })
+      assert.deepStrictEqual(ids((yield* take(10)).jobs), more.slice(5))
+      yield* store.settle(w.id, settled(taken))
       yield* store.deregisterWorker(w.id)
     }))
 
