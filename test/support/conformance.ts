@@ -1114,6 +1114,7 @@ const flowControlCases = (
       // a group's jobs at the head of the queue since: its first is claimed in claim order, the others held
       const grouped = yield* store.enqueue(channel, [1, 2, 3].map((i) => newJob({ g: i }, { jobGroup: `${channel}-g`, priority: 5 })), noCommit)
       assert.deepStrictEqual(ids((yield* take(2)).jobs), [grouped[0]!, plain[6]!])
+      assert.strictEqual((yield* store.getGroup(`${channel}-g`)).running, 1, "its slot taken")
       assert.deepStrictEqual(ids((yield* take(2)).jobs), [plain[7]!])
       // a rate limit since: at most its budget (the group's first job still runs: its others stay held)
       const more = yield* store.enqueue(channel, Array.from({ length: 6 }, (_, i) => newJob({ j: i })), noCommit)

@@ -281,8 +281,9 @@ WHERE NOT EXISTS (SELECT 1 FROM upd) AND (EXISTS (SELECT 1 FROM refill WHERE at 
 /**
  * The plain claim: for a worker whose last claim showed that none of its channels is paused or rate limited
  * and that the head of its queue holds no grouped job (see `claim`). It does no flow-control work at all, so
- * it touches only the job and worker tables (the full shape also reads and locks the channel, definition and
- * group tables, a fixed cost of about a third of a claim of 100 jobs): the same priority levels and claim
+ * it writes only the job table and reads the worker table (the full shape also reads and locks the channel, definition and
+ * group tables, a fixed cost of about a third of a claim of 100 jobs; it probes the channel table's index but
+ * locks nothing there): the same priority levels and claim
  * order, and it re-checks what it relies on, so it is never wrong, only sometimes short.
  *
  * - Claims only if no channel of the claim is paused or rate limited in the statement's snapshot (a limit or
@@ -379,18 +380,22 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
         const refillAt = refillIn === null || refillIn === undefined ? undefined : new Date(Date.now() + Number(refillIn) * 1000)
         // without the marker row, a claim that took nothing cannot tell
         const rateLimited = first === undefined ? (marker ? false : undefined) : first.limited === true
-        if (jobs.length === r.limit && !grouped && held === 0 && first?.flow === false) plainFor.set(r.workerId, shapeKey(r))
-        else plainFor.delete(r.workerId)
+        if (jobs.length > 0 && jobs.length === r.limit && !grouped && held === 0 && first?.flow === false) {
+          // a hint only (the plain claim re-checks everything): bounded by clearing, should workers that
+          // ended without deregistering (their process crashed) pile up
+          if (plainFor.size >= 10_000) plainFor.clear()
+          plainFor.set(r.workerId, shapeKey(r))
+        } else plainFor.delete(r.workerId)
         jobs.sort(byClaimOrder(r.priorityAgingSecs))
         return { jobs, held, refillAt, rateLimited }
       })
     )
   }
-  return (r: JobStore.ClaimRequest): Effect.Effect<JobStore.ClaimResult, import("../../CuckmqError.js").StorageError> => {
+  const run = (r: JobStore.ClaimRequest): Effect.Effect<JobStore.ClaimResult, import("../../CuckmqError.js").StorageError> => {
     const exclude = r.excludeNames.length > 0
     const params: Array<unknown> = [r.workerId, [...r.channels], r.limit, r.priorityAgingSecs]
     if (exclude) params.push([...r.excludeNames])
-    const run = plainFor.get(r.workerId) === shapeKey(r)
+    const statement = plainFor.get(r.workerId) === shapeKey(r)
       ? sql.unsafe<Row>(plainTexts[exclude ? 1 : 0]!, params).pipe(
         Effect.flatMap((rows): Effect.Effect<JobStore.ClaimResult, import("effect/sql").SqlError.SqlError> => {
           if (rows.length === 0) {
@@ -404,6 +409,11 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
         })
       )
       : full(r, exclude, params)
-    return run.pipe(Effect.catchTag("SqlError", storageError("claim")))
+    return statement.pipe(Effect.catchTag("SqlError", storageError("claim")))
   }
+  /** A deregistered worker claims no more: its hint goes. */
+  const forget = (workerId: string) => {
+    plainFor.delete(workerId)
+  }
+  return { run, forget }
 }

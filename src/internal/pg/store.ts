@@ -86,8 +86,11 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       registerWorker: workers.registerWorker,
       heartbeat: workers.heartbeat,
       deregisterWorker: (workerId) =>
-        Effect.flatMap(workers.deregisterWorker(workerId), (released) => released > 0 ? wakeAll : Effect.void),
-      claim: claimJobs,
+        Effect.flatMap(workers.deregisterWorker(workerId), (released) => {
+          claimJobs.forget(workerId)
+          return released > 0 ? wakeAll : Effect.void
+        }),
+      claim: claimJobs.run,
       releaseUnowned: (workerId, owned) =>
         Effect.tap(workers.releaseUnowned(workerId, owned), (released) => released > 0 ? wakeAll : Effect.void),
       // a freed group slot may make a held job claimable; a retried or released job may be due now
