@@ -26,7 +26,8 @@
  * A failing run prints its seed: `INTERLEAVING_SEED=<seed> INTERLEAVING_BACKEND=<backend>` replays it (the
  * same decisions in every fiber and the same behaviour of every run; the timing differs, so a race may need
  * a few tries). `INTERLEAVING_SEEDS=<n>` runs n seeds per backend (default 12), `INTERLEAVING_PARALLEL=<n>`
- * that many at once (default 3), `INTERLEAVING_LOGS=1` shows the engine's warnings.
+ * that many at once (default 3), `INTERLEAVING_LOGS=1` shows the engine's warnings, `INTERLEAVING_DRAIN_MS=<ms>`
+ * sets the hang guard (default 40,000; a run that hits it prints every live job's row and every worker's state).
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Redacted, References, Schema, Scope } from "effect"
@@ -40,6 +41,7 @@ import { lockNamespace } from "../src/internal/pg/sql.js"
 import { type Backend, contextOn, type Faults, faulty, type Injected, random } from "./support/faults.js"
 import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
 import * as Engine from "../src/internal/engine.js"
+import * as WorkerInternal from "../src/internal/worker/index.js"
 
 // ---- configuration ------------------------------------------------------------------------------------
 
@@ -56,7 +58,7 @@ const chaosMs = [2500, 3500] as const
 /** At most this many jobs per run (drawn per run in this range): enqueuers stop at the budget. */
 const jobsPerRun = [100, 180] as const
 /** A run that does not drain within this long after the faults stop is a failure (a hang guard). */
-const drainTimeoutMs = 40_000
+const drainTimeoutMs = Number(env.INTERLEAVING_DRAIN_MS ?? 40_000)
 
 /** `jobGroupUnlockSecs`: a job of a group is stopped 2.5 s after its claim (0.5 s margin), its slot freed at 3 s. */
 const ceilingSecs = 3
@@ -679,13 +681,52 @@ const runOnce = (backend: Backend, seed: number): Effect.Effect<RunReport, never
         const infos = yield* Effect.forEach(rows, (row) => store.getJob(row.id))
         return infos.flatMap((o) => (Option.isSome(o) ? [o.value] : []))
       }).pipe(Effect.orDie)
+    /**
+     * What explains a queue that does not drain: each live job's row (who holds it, under which claim, its
+     * start, its runs in the ledger), and the state of every worker still running (what it holds, and where).
+     */
+    const stuck = (left: ReadonlyArray<JobInfo>) =>
+      Effect.gen(function*() {
+        const now = Date.now()
+        const registration = (id: string | undefined | null) => {
+          if (id === undefined || id === null) return "none"
+          const name = nameOf.get(id)
+          const current = WorkerInternal.inspect(engine).find((w) => w.workerId === id)
+          return `${id.slice(0, 8)} (${name ?? "unknown name"}${current !== undefined ? ", its current registration" : ""})`
+        }
+        const rows = backend === "postgres"
+          ? yield* outer<Record<string, unknown>>`
+              SELECT j.id::text AS id, j.worker_id::text AS worker_id, j.claims, j.started, j.held, j.attempts,
+                j.crashes, j.group_slot, j.job_group,
+                round(extract(epoch FROM j.run_at - now()) * 1000) AS run_in_ms,
+                round(extract(epoch FROM now() - j.claimed_at) * 1000) AS claimed_ms_ago,
+                w.id IS NOT NULL AS worker_row, round(extract(epoch FROM w.expires_at - now()) * 1000) AS expires_in_ms
+              FROM ${outer(`${schema}.job`)} j LEFT JOIN ${outer(`${schema}.worker`)} w ON w.id = j.worker_id
+              ORDER BY j.id`.pipe(Effect.orDie)
+          : left.map((j) => ({ id: j.id, worker_id: j.workerId, claims: j.claims, held: j.held, attempts: j.attempts, crashes: j.crashes }))
+        const jobs = rows.slice(0, 20).map((row) => {
+          const runs = ledger.byJob.get(String(row.id)) ?? []
+          const { id, worker_id, ...rest } = row
+          return `    job ${id}: held by ${registration(worker_id as string | null)}, ` +
+            Object.entries(rest).map(([k, v]) => `${k}=${v instanceof Date ? v.toISOString() : String(v)}`).join(" ") +
+            `; runs [${runs.map((r) => `${r.attempt}:${r.outcome ?? "running"} by ${r.workerId.slice(0, 8)} ${now - r.start}ms ago`).join(", ")}]`
+        })
+        const states = WorkerInternal.inspect(engine).map((w) => `    ${JSON.stringify(w)}`)
+        const groupRows = backend === "postgres"
+          ? (yield* outer<Record<string, unknown>>`SELECT name, running, blocked_until FROM ${outer(`${schema}.job_group`)}`.pipe(Effect.orDie))
+            .map((g) => `${g.name}: running ${g.running}`).join(", ")
+          : ""
+        const stopped = `workers in the test: ${workers.map((w) => w.name).join(" ")}`
+        return `  live jobs:\n${jobs.join("\n")}\n  workers (${stopped}):\n${states.join("\n")}\n  groups: ${groupRows}`
+      })
     let quiet = 0
     while (quiet < 3) {
       if (Date.now() - drainStart > drainTimeoutMs) {
         const left = yield* liveJobs
         violations.push(
           `the queue did not drain within ${drainTimeoutMs} ms: ${left.length} live job(s), ${ledger.active()} handler(s) running: ` +
-            left.slice(0, 10).map((j) => `${j.id} ${j.name} ${j.state} group=${j.jobGroup} held=${j.held} attempts=${j.attempts}`).join("; ")
+            left.slice(0, 10).map((j) => `${j.id} ${j.name} ${j.state} group=${j.jobGroup} held=${j.held} attempts=${j.attempts}`).join("; ") +
+            `\n${yield* stuck(left)}`
         )
         break
       }

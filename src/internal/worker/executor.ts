@@ -155,6 +155,16 @@ export const make = (env: Env, completer: Completer) => {
       })
     })
 
+  /**
+   * Gives back jobs of a claim (or fast-path insert) the worker gave up on: untouched, never run, and not
+   * owned (a later claim of the same job may be; the settlement's claim token keeps the two apart, and a
+   * reconcile may release these first, which is just as well).
+   */
+  const giveBack = (jobs: ReadonlyArray<Claimed>) => {
+    for (const c of jobs) release(c)
+    env.ring()
+  }
+
   /** Gives back the prefetched jobs that have not started. */
   const releaseBuffer = () => {
     const left = state.buffer.slice(state.bufferHead)
@@ -198,7 +208,7 @@ export const make = (env: Env, completer: Completer) => {
     }
   }
 
-  return { accept, startBuffered, releaseBuffer, stopAll, awaitIdle, markStarted, capacity, buffered: () => buffered(state) }
+  return { accept, giveBack, startBuffered, releaseBuffer, stopAll, awaitIdle, markStarted, capacity, buffered: () => buffered(state) }
 }
 
 export type Executor = ReturnType<typeof make>

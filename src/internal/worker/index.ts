@@ -12,9 +12,18 @@ import * as Executor from "./executor.js"
 import * as Lease from "./lease.js"
 import * as Producer from "./producer.js"
 import * as Shutdown from "./shutdown.js"
-import { type Config, type Env, makeState } from "./state.js"
+import { type Config, type Env, makeState, type Snapshot, snapshot } from "./state.js"
 
-export type { Config } from "./state.js"
+export type { Config, Snapshot } from "./state.js"
+
+/** The running workers of each engine (this process), for `inspect`. */
+const live = new WeakMap<Engine, Set<Env>>()
+
+/**
+ * Diagnostics, internal (the package does not export this module): the state of every worker of `engine`
+ * that is running in this process, from its start until its stop has finished.
+ */
+export const inspect = (engine: Engine): ReadonlyArray<Snapshot> => Array.from(live.get(engine) ?? [], snapshot)
 
 /** Runs a worker in the current scope until the scope closes. */
 export const run = (cuckmq: Engine, config: Config): Effect.Effect<void, never, Scope.Scope> =>
@@ -61,6 +70,9 @@ export const run = (cuckmq: Engine, config: Config): Effect.Effect<void, never, 
     // every live worker also takes back what dead workers held, so crash recovery needs no orchestrator
     yield* fork(Maintenance.rescueLoop(cuckmq, Maintenance.defaults.rescueIntervalSecs))
 
+    let envs = live.get(cuckmq)
+    if (envs === undefined) live.set(cuckmq, envs = new Set())
+    envs.add(env)
     yield* Scope.addFinalizer(
       scope,
       annotate(Shutdown.make(env, executor, lease, removeLocal, {
@@ -69,6 +81,6 @@ export const run = (cuckmq: Engine, config: Config): Effect.Effect<void, never, 
         completers,
         heartbeat,
         fence
-      }))
+      })).pipe(Effect.ensuring(Effect.sync(() => envs.delete(env))))
     )
   })

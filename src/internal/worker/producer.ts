@@ -14,12 +14,18 @@
  *
  * The in-process fast path (Cuckmq `localClaim`): an enqueue in this process may reserve a free slot, and its
  * job, claimed in its own INSERT, is delivered straight to the executor.
+ *
+ * Stuck statements: a claim or fast-path insert whose answer has not come `stuckAfterMs` after it was sent
+ * (a statement the driver never answers) is given up on: it stops counting as in flight (so it no longer
+ * holds back reconciling, nor takes room), the worker reconciles (it may have committed), and whatever it
+ * brings if it ever answers is given back untouched, never run (a reconcile may already have released it,
+ * and another worker may be running it).
  */
 import { Duration, Effect, Option, Queue, Stream } from "effect"
 import type * as JobStore from "../../JobStore.js"
 import type { Executor } from "./executor.js"
 import type { Lease } from "./lease.js"
-import { backoffMs, buffered, type Env } from "./state.js"
+import { backoffMs, buffered, type Env, stuckAfterMs } from "./state.js"
 
 /** How often a worker reconciles what it holds with what the store says it holds. */
 const reconcileEveryMs = 60_000
@@ -27,9 +33,50 @@ const reconcileEveryMs = 60_000
 /** Groups promoted per call when a rate window ends. */
 const promoteLimit = 100
 
+/** A claim or fast-path insert in flight: when it was sent, the room it counts, whether it was given up on. */
+interface InFlight {
+  readonly kind: "claim" | "fast-path insert"
+  readonly sentAt: number
+  readonly room: number
+  abandoned: boolean
+}
+
 export const make = (env: Env, executor: Executor, lease: Lease) => {
   const { config, state, store } = env
   const channelSet = new Set(config.channels)
+  const stuckMs = config.stuckAfterMs ?? stuckAfterMs(config.leaseSecs)
+  /** Claims and reservations counted in `claimsInFlight` / `reserved`. */
+  const inFlight = new Set<InFlight>()
+
+  /** Stops counting a claim or reservation (once): it answered, or it is given up on. */
+  const uncount = (f: InFlight) => {
+    if (!inFlight.delete(f)) return
+    if (f.kind === "claim") {
+      state.claimsInFlight--
+      state.requested -= f.room
+    } else {
+      state.reserved--
+    }
+  }
+
+  /**
+   * Gives up on claims and fast-path inserts in flight for `stuckMs` or more: uncounted, and the worker
+   * reconciles (each may have committed); what they bring later is given back. Returns how many.
+   */
+  const abandonStuck = (): number => {
+    if (inFlight.size === 0) return 0
+    const at = env.now()
+    let n = 0
+    for (const f of inFlight) {
+      if (at - f.sentAt < stuckMs) continue
+      uncount(f)
+      f.abandoned = true
+      state.abandoned++
+      state.needsReconcile = true
+      n++
+    }
+    return n
+  }
 
   const room = () =>
     executor.capacity() - state.running.size - buffered(state) - state.requested - state.reserved
@@ -37,7 +84,7 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
   const worthClaiming = (r: number) =>
     r > 0 && (state.rung || (state.moreLikely && r >= Math.max(1, Math.ceil(executor.capacity() / 2))))
 
-  const claimTask = (limit: number, claimedBy: string) =>
+  const claimTask = (limit: number, claimedBy: string, flight: InFlight) =>
     Effect.suspend(() => {
       const sentAt = env.now()
       return store.claim({
@@ -61,6 +108,11 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
             },
             onSuccess: ({ held, jobs, rateLimited, refillAt }) =>
               Effect.sync(() => {
+                if (flight.abandoned) {
+                  // given up on: its room is counted no more, and a reconcile may have released its jobs
+                  if (jobs.length > 0) executor.giveBack(jobs.map((job) => ({ job, claimedBy, claimedAt: sentAt })))
+                  return
+                }
                 state.claimFailures = 0
                 if (rateLimited !== undefined) state.rateLimited = rateLimited
                 state.moreLikely = jobs.length === limit || held > 0
@@ -77,6 +129,12 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
 
   /** One step: register, reconcile, start a claim if worth it; false when it should wait. */
   const step = Effect.gen(function*() {
+    const stuck = abandonStuck()
+    if (stuck > 0) {
+      yield* Effect.logWarning(
+        `cuckmq: gave up on ${stuck} claim(s) or fast-path insert(s) unanswered after ${stuckMs} ms; reconciling`
+      )
+    }
     if (env.now() < state.retryAt) {
       yield* Effect.sleep(Duration.millis(state.retryAt - env.now()))
       return true
@@ -108,6 +166,7 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
         return true
       }
       state.needsReconcile = false
+      state.reconciledAt = env.now()
       if (released.success > 0) yield* Effect.logInfo(`cuckmq: released ${released.success} job(s) of a lost claim`)
     }
     const r = room()
@@ -119,10 +178,12 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
       state.rung = false
       state.claimsInFlight++
       state.requested += r
-      return Effect.map(Effect.forkIn(Effect.interruptible(claimTask(r, state.workerId)), env.scope), (fiber) => {
+      const flight: InFlight = { kind: "claim", sentAt: env.now(), room: r, abandoned: false }
+      inFlight.add(flight)
+      return Effect.map(Effect.forkIn(Effect.interruptible(claimTask(r, state.workerId, flight)), env.scope), (fiber) => {
         fiber.addObserver(() => {
-          state.claimsInFlight--
-          state.requested -= r
+          if (flight.abandoned) state.abandoned--
+          else uncount(flight)
           env.ring()
         })
       })
@@ -132,6 +193,7 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
 
   const loop = Effect.gen(function*() {
     let lastReconcile = env.now()
+    state.reconciledAt = lastReconcile
     while (true) {
       if (env.now() - lastReconcile > reconcileEveryMs) {
         lastReconcile = env.now()
@@ -146,9 +208,11 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
         continue
       }
       if (yield* step) continue
-      const waitMs = state.refillAt === 0
+      let waitMs = state.refillAt === 0
         ? config.pollIntervalSecs * 1000
         : Math.min(config.pollIntervalSecs * 1000, Math.max(1, state.refillAt - env.now()))
+      // wake up when the oldest statement in flight would be given up on
+      for (const f of inFlight) waitMs = Math.min(waitMs, Math.max(1, f.sentAt + stuckMs - env.now()))
       const woke = yield* Queue.take(env.doorbell).pipe(Effect.timeoutOption(Duration.millis(waitMs)))
       if (Option.isNone(woke)) state.rung = true // poll: delayed and retried jobs become due without a notification
     }
@@ -174,6 +238,8 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
     state.reserved++
     const claimedBy = state.workerId
     const claimedAt = env.now()
+    const flight: InFlight = { kind: "fast-path insert", sentAt: claimedAt, room: 1, abandoned: false }
+    inFlight.add(flight)
     let settled = false
     return {
       workerId: claimedBy,
@@ -181,14 +247,21 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
       deliver: (job) => {
         if (settled) return
         settled = true
-        state.reserved--
+        if (flight.abandoned) {
+          // given up on (and reconciled since, perhaps): give the job back, do not run it
+          state.abandoned--
+          executor.giveBack([{ job, claimedBy, claimedAt }])
+          return
+        }
+        uncount(flight)
         executor.accept([{ job, claimedBy, claimedAt }])
         env.ring()
       },
       cancel: (maybeClaimed) => {
         if (settled) return
         settled = true
-        state.reserved--
+        if (flight.abandoned) state.abandoned--
+        else uncount(flight)
         if (maybeClaimed) state.needsReconcile = true
         env.ring()
       }

@@ -31,7 +31,20 @@ export interface Config {
   readonly leaseSecs: number
   /** One priority level is worth this many seconds of waiting in the claim order (the claims' `priorityAgingSecs`). */
   readonly priorityAgingSecs: number
+  /**
+   * Internal (tests): a claim or fast-path insert still in flight after this long is given up on (see
+   * producer.ts). Defaults to `stuckAfterMs(leaseSecs)`.
+   */
+  readonly stuckAfterMs?: number | undefined
 }
+
+/**
+ * How long a claim or a fast-path insert may be in flight before the worker gives up on it: the lease, at
+ * least 10 s. Far beyond any statement that is merely slow (a slow one given up on costs only the release of
+ * what it brings); what it bounds is a statement whose answer never comes, which would otherwise hold back
+ * reconciling, and so the release of the jobs of a lost claim, forever.
+ */
+export const stuckAfterMs = (leaseSecs: number): number => Math.max(10_000, leaseSecs * 1000)
 
 /** A job as its worker holds it. */
 export interface Claimed {
@@ -69,11 +82,17 @@ export interface State {
   rung: boolean
   /** The last claim came back full (or held jobs back): more jobs are probably waiting. */
   moreLikely: boolean
+  /** Claims in flight, not counting those given up on (`abandoned`). */
   claimsInFlight: number
   /** Room that claims in flight may fill. */
   requested: number
-  /** Slots reserved by the fast path (a job being inserted for this worker). */
+  /** Slots reserved by the fast path (a job being inserted for this worker), not counting those given up on. */
   reserved: number
+  /**
+   * Claims and fast-path inserts given up on, still in flight (stuck: see producer.ts); what they bring is
+   * given back, never run.
+   */
+  abandoned: number
   claimFailures: number
   retryAt: number
   /** The end of the earliest rate window that refused a claim jobs (local clock), 0 for none. */
@@ -87,6 +106,8 @@ export interface State {
    * for this worker (no claim, no fast-path insert) until it returns, or it could release a job the worker runs.
    */
   reconciling: boolean
+  /** When the producer last reconciled (local clock; the worker's start until it first does). */
+  reconciledAt: number
   // ---- executor ----
   /** Claimed jobs waiting for a slot, consumed from `bufferHead` (no O(n) shifts). */
   buffer: Array<Claimed>
@@ -114,12 +135,14 @@ export const makeState = (workerId: string): State => ({
   claimsInFlight: 0,
   requested: 0,
   reserved: 0,
+  abandoned: 0,
   claimFailures: 0,
   retryAt: 0,
   refillAt: 0,
   rateLimited: undefined,
   needsReconcile: false,
   reconciling: false,
+  reconciledAt: 0,
   buffer: [],
   bufferHead: 0,
   running: new Map(),
@@ -155,3 +178,68 @@ export const backoffMs = (failures: number): number => Math.min(5000, 100 * 2 **
 
 /** Claimed jobs in the buffer. */
 export const buffered = (state: State): number => state.buffer.length - state.bufferHead
+
+/**
+ * A worker's state as plain data, for diagnostics (tests print it when a queue does not drain): counters,
+ * and the jobs it holds by where they are.
+ */
+export interface Snapshot {
+  readonly name: string
+  readonly workerId: string
+  readonly registered: boolean
+  readonly registering: string | undefined
+  readonly stopping: boolean
+  /** Milliseconds left on the lease (negative: past it). */
+  readonly leaseLeftMs: number
+  readonly claimsInFlight: number
+  readonly requested: number
+  readonly reserved: number
+  readonly abandoned: number
+  readonly needsReconcile: boolean
+  readonly reconciling: boolean
+  /** Milliseconds since the producer last reconciled (or started). */
+  readonly sinceReconcileMs: number
+  readonly claimFailures: number
+  readonly retryInMs: number
+  readonly rung: boolean
+  readonly moreLikely: boolean
+  readonly unsettled: number
+  readonly buffer: ReadonlyArray<string>
+  readonly running: ReadonlyArray<string>
+  readonly owned: ReadonlyArray<string>
+}
+
+/** A job as `Snapshot` lists it: `id@claim by <registration prefix>`. */
+const describeClaimed = (c: Claimed) => `${c.job.id}@${c.job.claim} by ${c.claimedBy.slice(0, 8)}`
+
+export const snapshot = (env: Env): Snapshot => {
+  const { state } = env
+  const now = env.now()
+  return {
+    name: env.config.name,
+    workerId: state.workerId,
+    registered: state.registered,
+    registering: state.registering,
+    stopping: state.stopping,
+    leaseLeftMs: state.leaseDeadline - now,
+    claimsInFlight: state.claimsInFlight,
+    requested: state.requested,
+    reserved: state.reserved,
+    abandoned: state.abandoned,
+    needsReconcile: state.needsReconcile,
+    reconciling: state.reconciling,
+    sinceReconcileMs: now - state.reconciledAt,
+    claimFailures: state.claimFailures,
+    retryInMs: Math.max(0, state.retryAt - now),
+    rung: state.rung,
+    moreLikely: state.moreLikely,
+    unsettled: state.unsettled,
+    buffer: state.buffer.slice(state.bufferHead).map(describeClaimed),
+    running: Array.from(state.running.values()).map((r) =>
+      `${describeClaimed(r.claimed)} started=${r.startedAt === undefined ? "no" : `${now - r.startedAt}ms ago`}` +
+      ` fiber=${r.fiber === undefined ? "none" : r.fiber.pollUnsafe() === undefined ? "live" : "exited"}` +
+      (r.reason === undefined ? "" : ` reason=${r.reason}`)
+    ),
+    owned: Array.from(state.owned.entries()).map(([id, claim]) => `${id}@${claim}`)
+  }
+}
