@@ -3,6 +3,9 @@
  * of job definitions this process knows, and the event PubSub. Workers, orchestrators and enqueue all
  * require this service. It also carries the run-time flow control: pausing and rate limiting a channel
  * (`pauseChannel`, `resumeChannel`, `setChannelRateLimit`) and a job group's own limits (`setGroupLimits`).
+ * Every context counts its workers' outcomes for `CuckmqAdmin`'s statistics and writes them through its store
+ * (5 seconds after the first outcome since the last write, and once more when the layer is released), so a
+ * worker process needs no admin layer to be counted.
  *
  * @example
  * ```ts
@@ -38,6 +41,7 @@ import * as internal from "./internal/definition.js"
 import * as TimeOption from "./internal/duration.js"
 import * as Engine from "./internal/engine.js"
 import * as Metrics from "./internal/metrics.js"
+import * as Outcomes from "./internal/outcomes.js"
 import type * as JobDefinition from "./JobDefinition.js"
 import {
   type ChannelState as StoredChannelState,
@@ -514,6 +518,11 @@ const makeWith = Effect.fnUntraced(function*(
     }
   }
 
+  // this process's outcome counters (the admin's statistics), counted by the engine and flushed through the
+  // store every few seconds while jobs run, and once more when the context's scope closes (after its workers')
+  const outcomes = yield* Outcomes.make(store, (name) => definitions.get(name)?.definition.channel ?? "")
+  yield* Outcomes.flusher(outcomes)
+
   const engine: Engine.Engine = {
     schema,
     settings,
@@ -521,7 +530,8 @@ const makeWith = Effect.fnUntraced(function*(
     store,
     publish,
     hasSubscribers: () => subscribers.size > 0,
-    metrics: Metrics.make(services),
+    metrics: Metrics.make(services, outcomes),
+    outcomes,
     handlerContext: (current) => Context.merge(services, current),
     localClaim,
     addLocalWorker: (worker) => {

@@ -16,17 +16,17 @@
  *   - The channels are those of the deployed definitions, those with settings, and those with jobs (on
  *     PostgreSQL, a skip scan of the ready index finds the channels with ready jobs), on both backends.
  *   - Succeeded, failed and errored per minute over the last hour, throughput and mean run time come from
- *     counters that each process accumulates in memory (from its own workers' events) and flushes every
- *     `flushInterval` (5 seconds) into rows of its own: no row is shared by two processes, and nothing is
- *     written per job. The reader sums the rows. The figures are exact up to each process's last flush; a
- *     process that crashes loses at most its last interval, and a flush that fails keeps its deltas for the
- *     next one (those older than the rows' retention, 3 hours, are dropped). A process counts only if it runs
- *     `layer`, `layerMemory` or `layerRecorder`: add `layerRecorder` to your worker processes that do not
- *     run the admin. One recorder per `Cuckmq` context: a process that runs both (or two admin layers) counts
- *     each outcome once; the first layer's `flushInterval` is the one kept. Minutes are the
- *     recording process's clock. The counters read the process's events, so a recorder that falls
- *     `eventBufferSize` events behind misses the oldest ones (counting is a few operations an event: it
- *     keeps up with any worker). Jobs cancelled by an operator are not counted as failed.
+ *     counters that every process keeps, whatever layers it runs: each `Cuckmq` context counts its own
+ *     workers' outcomes (and the jobs its rescues finalize) in memory, synchronously as it settles them, and
+ *     flushes them through its store into rows of its own 5 seconds after the first outcome since the last
+ *     flush (a fixed interval; an idle process writes nothing), and once more when the context is released:
+ *     no row is shared by two processes, and nothing is written per job. The reader sums the rows. The
+ *     figures are exact up to each process's last flush; a process that crashes loses at most its last 5
+ *     seconds, and a flush that fails keeps its counts for the next one (those older than the rows'
+ *     retention, 3 hours, are dropped). Where the counters' table cannot be written (a schema before
+ *     migration 4, or a role without the runtime privileges) the process warns once and keeps trying
+ *     quietly. `statistics` flushes the calling context's counters first, so its own work shows at once.
+ *     Minutes are the recording process's clock. Jobs cancelled by an operator are not counted as failed.
  *   - On PostgreSQL a refresh is a handful of statements in one read transaction (with `jit` off: the
  *     planner prices the capped scans as whole ranges and would JIT-compile them; and a `statement_timeout`
  *     of 30 seconds, so a caller that gives up on a slow refresh does not leave its query running). Measured
@@ -434,7 +434,10 @@ export class CuckmqAdmin extends Context.Service<CuckmqAdmin, {
   readonly channels: Effect.Effect<ReadonlyArray<ChannelInfo>, StorageError>
   /** The registered workers (alive, or dead and not yet rescued), by name. */
   readonly workers: Effect.Effect<ReadonlyArray<WorkerInfo>, StorageError>
-  /** Flushes this process's counters now (they are flushed every `flushInterval` anyway). */
+  /**
+   * Flushes this context's outcome counters now (every context flushes its own a few seconds after its
+   * workers settle jobs anyway; `statistics` does this first).
+   */
   readonly flushCounters: Effect.Effect<void, StorageError>
 }>()("cuckmq/CuckmqAdmin") {}
 
@@ -446,18 +449,6 @@ export class CuckmqAdmin extends Context.Service<CuckmqAdmin, {
 export interface Options {
   /** Counts stop at this many (`atLeast` beyond): 100 to 1,000,000. Defaults to 10,000. */
   readonly countCap?: number | undefined
-  /** How often this process flushes its counters (at least 100 ms, at most 1 minute). Defaults to 5 seconds. */
-  readonly flushInterval?: Duration.Input | undefined
-}
-
-/**
- * Options of `layerRecorder`.
- *
- * @since 0.2.0
- */
-export interface RecorderOptions {
-  /** How often this process flushes its counters (at least 100 ms, at most 1 minute). Defaults to 5 seconds. */
-  readonly flushInterval?: Duration.Input | undefined
 }
 
 /**
@@ -466,14 +457,13 @@ export interface RecorderOptions {
  * @since 0.2.0
  */
 export const defaults = {
-  countCap: 10_000,
-  flushInterval: Duration.seconds(5)
+  countCap: 10_000
 } as const
 
 /**
  * The admin service on PostgreSQL, for the `Cuckmq` context's schema, through the `PgClient` (no DDL: the
- * schema must be migrated). It also records this process's counters (the context's one recorder, shared
- * with `layerRecorder`).
+ * schema must be migrated). The outcome figures are every process's counters (each `Cuckmq` context
+ * records its own: no layer to add to worker processes).
  *
  * @since 0.2.0
  */
@@ -482,24 +472,12 @@ export const layer = (options: Options = {}): Layer.Layer<CuckmqAdmin, InvalidOp
 
 /**
  * The admin service on the memory store (a `Cuckmq` context from `CuckmqTest.layer`, `@cuckmq/effect/testing`);
- * fails with `InvalidOptions` on any other backend. It records the process's counters too.
+ * fails with `InvalidOptions` on any other backend.
  *
  * @since 0.2.0
  */
 export const layerMemory = (options: Options = {}): Layer.Layer<CuckmqAdmin, InvalidOptions, Cuckmq> =>
   Layer.effect(CuckmqAdmin, Internal.makeMemory(options))
-
-/**
- * Records this process's counters (jobs succeeded, failed, attempts errored, run time, per definition and
- * minute, from its workers' events) and flushes them every `flushInterval` into rows of its own, for
- * `statistics`. Add it to every worker process that does not run `layer`; a process without either is not
- * counted. It shares the context's recorder with `layer` (one per `Cuckmq` context: nothing is counted
- * twice), which flushes once more when the last layer using it is released.
- *
- * @since 0.2.0
- */
-export const layerRecorder = (options: RecorderOptions = {}): Layer.Layer<never, InvalidOptions, Cuckmq | PgClient.PgClient> =>
-  Layer.effectDiscard(Internal.recorderPg(options))
 
 /** Accessor: the statistics, from the `CuckmqAdmin` in context. @since 0.2.0 */
 export const statistics: Effect.Effect<Statistics, StorageError, CuckmqAdmin> = CuckmqAdmin.use((a) => a.statistics)

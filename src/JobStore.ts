@@ -466,6 +466,29 @@ export interface UndeployResult {
 }
 
 /**
+ * One process's outcomes of one definition in one minute, as its counters flush them (`recordOutcomes`).
+ *
+ * @since 0.2.0
+ */
+export interface OutcomeCounts {
+  readonly definition: string
+  /** The definition's channel as the process knows it ("" for a definition it does not know). */
+  readonly channel: string
+  /** The minute's start. */
+  readonly minute: Date
+  /** Jobs that succeeded. */
+  readonly succeeded: number
+  /** Jobs finalized as failed (their last attempt failed, or a rescue found none left). */
+  readonly failed: number
+  /** Attempts that failed (retried or not). */
+  readonly errored: number
+  /** Milliseconds of the attempts run, in all. */
+  readonly runMs: number
+  /** Attempts run (succeeded or errored). */
+  readonly attempts: number
+}
+
+/**
  * The storage contract.
  *
  * @since 0.1.0
@@ -582,4 +605,14 @@ export class JobStore extends Context.Service<JobStore, {
    * groups per call; returns how many groups had jobs promoted (workers are woken when > 0).
    */
   readonly promoteGroups: (limit: number) => Effect.Effect<number, StorageError>
+  /**
+   * Adds a process's outcome counts to its own rows (one per process, definition and minute: never another
+   * process's), and deletes every process's rows older than `retainSecs` (so a crashed process's go too).
+   * What `CuckmqAdmin`'s statistics sum.
+   */
+  readonly recordOutcomes: (
+    processId: string,
+    counts: ReadonlyArray<OutcomeCounts>,
+    retainSecs: number
+  ) => Effect.Effect<void, StorageError>
 }>()("cuckmq/JobStore") {}

@@ -4,16 +4,21 @@
  * its event, and its refusals. Counting, never timing: deadlines only keep a broken test from hanging.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Layer, Schema, type Scope, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { SqlClient } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Cuckmq, CuckmqAdmin, CuckmqError, type CuckmqEvent, JobDefinition } from "../src/index.js"
+import { StorageError } from "../src/CuckmqError.js"
 import * as Engine from "../src/internal/engine.js"
+import * as Outcomes from "../src/internal/outcomes.js"
 import * as PgAdmin from "../src/internal/pg/admin.js"
+import { JobStore, type OutcomeCounts } from "../src/JobStore.js"
 import { CuckmqTest } from "../src/testing.js"
-import { startWorker, waitUntil } from "./support/harness.js"
-import { PgTest, uniqueSchema } from "./support/pg.js"
+import { expected, modeOf, Outcome } from "./fixtures/outcome-definitions.js"
+import { count, startWorker, waitUntil } from "./support/harness.js"
+import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
+import { spawnFixture } from "./support/processes.js"
 
 type Ctx = Cuckmq.Cuckmq | CuckmqAdmin.CuckmqAdmin
 
@@ -27,8 +32,24 @@ interface Backend {
   ) => Effect.Effect<A, E | unknown, PgClient.PgClient | SqlClient.SqlClient>
   /** Runs every due job of the context to an end (its outcome recorded by this process's counters). */
   readonly drain: Effect.Effect<void, unknown, Ctx>
-  /** A second admin or recorder layer on the same context (what a process running both would build). */
-  readonly secondRecorder: Layer.Layer<unknown, unknown, Cuckmq.Cuckmq>
+  /** A second admin layer on the same context (what a process running the CLI's admin and a dashboard builds). */
+  readonly secondAdmin: Layer.Layer<unknown, unknown, Cuckmq.Cuckmq>
+  /**
+   * Two contexts on one store, as two processes: `worker`, with `definitions` and no admin layer (in a scope
+   * of its own: `closeWorker` releases it), and `reader`, an admin with no definitions.
+   */
+  readonly withoutAdmin: <A, E>(
+    definitions: ReadonlyArray<JobDefinition.Any>,
+    body: (contexts: {
+      readonly worker: Context.Context<Cuckmq.Cuckmq>
+      readonly closeWorker: Effect.Effect<void>
+      readonly reader: Context.Context<Ctx>
+    }) => Effect.Effect<A, E, Scope.Scope | PgClient.PgClient | SqlClient.SqlClient>
+  ) => Effect.Effect<A, E | unknown, PgClient.PgClient | SqlClient.SqlClient>
+  /** Runs every job of the context (no admin in it) to its end, retries included. */
+  readonly runAll: Effect.Effect<void, unknown, Cuckmq.Cuckmq | PgClient.PgClient | SqlClient.SqlClient>
+  /** Lets the counters' flush interval pass (memory: moves the TestClock; PostgreSQL: nothing, the reader waits). */
+  readonly flushIntervalPasses: Effect.Effect<void>
 }
 
 const Payload = Schema.Struct({ i: Schema.Int, fail: Schema.optional(Schema.Boolean) })
@@ -508,23 +529,66 @@ const suite = (backend: Backend, test: (name: string, body: () => Effect.Effect<
     }))
   })
 
-  test("one recorder per context: a second admin or recorder layer on it does not count outcomes twice", () => {
+  test("a second admin layer on a context does not count its outcomes twice", () => {
     const X = makeDef("once-x", "once")
     return withAdmin([X], Effect.gen(function*() {
       const succeeded = Effect.map(admin.use((x) => x.statistics), (s) => s.definitions.find((d) => d.definition === "once-x")?.lastHour.succeeded ?? 0)
       yield* Effect.scoped(Effect.gen(function*() {
-        // two more, built at once (one recorder still: taking it is serialised)
-        yield* Effect.all([Layer.build(backend.secondRecorder), Layer.build(backend.secondRecorder)], { concurrency: "unbounded" })
+        yield* Effect.all([Layer.build(backend.secondAdmin), Layer.build(backend.secondAdmin)], { concurrency: "unbounded" })
         yield* X.enqueueMany([0, 1].map((i) => ({ payload: { i } })))
         yield* backend.drain
         assert.strictEqual(yield* succeeded, 2)
       }))
-      // the second layer is gone (its scope closed); the context's recorder still counts, once
+      // the second layers are gone (their scope closed); the context still counts, once
       yield* X.enqueue({ i: 2 })
       yield* backend.drain
       assert.strictEqual(yield* succeeded, 3)
     }))
   })
+
+  test("a worker in a context without any admin layer is counted: an admin in another context sees its outcomes", () =>
+    backend.withoutAdmin([Outcome], ({ closeWorker, reader, worker }) =>
+      Effect.gen(function*() {
+        const lastHour = admin.use((a) => a.statistics).pipe(
+          Effect.map((s) => {
+            const h = s.definitions.find((d) => d.definition === "outcome")?.lastHour
+            return { succeeded: h?.succeeded ?? 0, failed: h?.failed ?? 0, errored: h?.errored ?? 0 }
+          }),
+          Effect.provide(reader)
+        )
+        const batch = (from: number, n: number) =>
+          Outcome.enqueueMany(Array.from({ length: n }, (_, i) => ({ payload: { i: from + i, mode: modeOf(i) } }))).pipe(
+            Effect.provide(worker)
+          )
+        // a known mix, run by the worker context: 10 jobs, 8 succeed (2 of them at their second attempt), 2 fail twice
+        yield* batch(0, 10)
+        yield* backend.runAll.pipe(Effect.provide(worker))
+        if (backend.name === "memory") {
+          // not flushed yet: what the reader sees is what the worker's context flushed, nothing shared in memory
+          assert.deepStrictEqual(yield* lastHour, { succeeded: 0, failed: 0, errored: 0 })
+        }
+        // the periodic flush (the reader's statistics flush only the reader's own counters)
+        yield* backend.flushIntervalPasses
+        yield* waitUntil("the worker context flushed", Effect.map(lastHour, (h) => h.succeeded + h.failed === 10))
+        assert.deepStrictEqual(yield* lastHour, expected(10))
+        const stats = yield* admin.use((a) => a.statistics).pipe(Effect.provide(reader))
+        const outcomes = stats.channels.find((c) => c.channel === "outcomes")!
+        assert.deepStrictEqual([outcomes.lastHour.succeeded, outcomes.lastHour.failed, outcomes.lastHour.errored], [8, 2, 6])
+        assert.isDefined(outcomes.lastHour.meanRunMs)
+
+        // the last flush, when the context is released: another batch, then close it at once
+        yield* batch(10, 5)
+        yield* backend.runAll.pipe(Effect.provide(worker))
+        yield* closeWorker
+        const total = expected(10)
+        const more = expected(5)
+        assert.deepStrictEqual(yield* lastHour, {
+          succeeded: total.succeeded + more.succeeded,
+          failed: total.failed + more.failed,
+          errored: total.errored + more.errored
+        })
+      })
+    ))
 
   test("statistics: a channel with only jobs of a retired definition is listed; totals of exact parts stay exact", () => {
     const O = makeDef("orphan-o", "orphan-channel")
@@ -568,53 +632,84 @@ const pgBackend: Backend = {
     )
     yield* stop
   }).pipe(Effect.scoped),
-  secondRecorder: Layer.merge(CuckmqAdmin.layer(), CuckmqAdmin.layerRecorder({ flushInterval: "100 millis" })) as never
+  secondAdmin: CuckmqAdmin.layer() as never,
+  withoutAdmin: (definitions, body) =>
+    Effect.gen(function*() {
+      const schema = uniqueSchema("admin_noadmin")
+      const sql = yield* SqlClient.SqlClient
+      yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
+      const workerScope = yield* Scope.make()
+      yield* Effect.addFinalizer(() => Scope.close(workerScope, Exit.void))
+      const worker = yield* Layer.buildWithScope(Cuckmq.layer({ schema, definitions: definitions as never }), workerScope)
+      const reader = yield* Layer.build(
+        CuckmqAdmin.layer({ countCap: 100 }).pipe(Layer.provideMerge(Cuckmq.layer({ schema, migrate: false })))
+      )
+      return yield* body({ worker, closeWorker: Scope.close(workerScope, Exit.void), reader })
+    }).pipe(Effect.scoped),
+  runAll: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const schema = (yield* Cuckmq.Cuckmq).schema
+    const stop = yield* startWorker({ concurrency: 4, pollIntervalSecs: 0.1 })
+    // every job finalized: the live table is empty (a retried job stays in it, delayed)
+    yield* waitUntil("every job ended", Effect.map(count(sql<{ n: bigint }>`SELECT count(*) AS n FROM ${sql(`${schema}.job`)}`), (n) => n === 0))
+    yield* stop
+  }).pipe(Effect.scoped),
+  flushIntervalPasses: Effect.void
 }
 
 describe("CuckmqAdmin counters across processes (PostgreSQL)", () => {
-  // three contexts, each with its own store pool sized from this client (4) and a session: under 20 connections
+  // the test's client (4) and one context (its store pool sized from it, and a session), plus two child processes
   layer(PgTest({ maxConnections: 4 }), { excludeTestServices: true })((it) => {
-    it.effect("two worker processes' recorders flush rows of their own; the reader sums them", () => {
-      const W = makeDef("counted-w", "counted")
-      return Effect.gen(function*() {
-        const schema = uniqueSchema("admin_counters")
+    it.effect("two worker processes with no admin layer flush rows of their own; an admin in a third context sums them", () =>
+      Effect.gen(function*() {
+        const schema = uniqueSchema("admin_processes")
         const sql = yield* SqlClient.SqlClient
         yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
-        // two "processes": each a context with a worker and a recorder (flushing every 100 ms)
-        const processContext = () =>
-          Layer.build(
-            CuckmqAdmin.layerRecorder({ flushInterval: "100 millis" }).pipe(
-              Layer.provideMerge(Cuckmq.layer({ schema, definitions: [W] }))
-            )
-          )
-        const first = yield* processContext()
-        const second = yield* processContext()
-        // a third context reads, with no worker of its own
-        const reader = yield* Layer.build(CuckmqAdmin.layer().pipe(Layer.provideMerge(Cuckmq.layer({ schema, migrate: false }))))
+        // the third context: the admin (and enqueue), no worker of its own
+        const reader = yield* Layer.build(
+          CuckmqAdmin.layer().pipe(Layer.provideMerge(Cuckmq.layer({ schema, definitions: [Outcome] })))
+        )
         const lastHour = admin.use((a) => a.statistics).pipe(
-          Effect.map((s) => s.definitions.find((d) => d.definition === "counted-w")?.lastHour),
+          Effect.map((s) => {
+            const h = s.definitions.find((d) => d.definition === "outcome")?.lastHour
+            return { succeeded: h?.succeeded ?? 0, failed: h?.failed ?? 0, errored: h?.errored ?? 0 }
+          }),
           Effect.provide(reader)
         )
-        const ended = Effect.map(lastHour, (h) => (h?.succeeded ?? 0) + (h?.failed ?? 0))
-        // 20 jobs run by the first process, then 20 by the second (so that both have run some)
-        for (const [context, from] of [[first, 0], [second, 20]] as const) {
-          yield* W.enqueueMany(Array.from({ length: 20 }, (_, i) => ({ payload: { i: from + i, fail: (from + i) % 4 === 0 } }))).pipe(
-            Effect.provide(context)
+        const live = count(sql<{ n: bigint }>`SELECT count(*) AS n FROM ${sql(`${schema}.job`)}`)
+        const batch = (from: number) =>
+          Outcome.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ payload: { i: from + i, mode: modeOf(i) } }))).pipe(
+            Effect.provide(reader)
           )
-          const stop = yield* startWorker({ concurrency: 2, pollIntervalSecs: 0.1 }).pipe(Effect.provide(context))
-          yield* waitUntil("the process's counts are flushed", Effect.map(ended, (n) => n === from + 20))
-          yield* stop
-        }
-        const hour = (yield* lastHour)!
-        assert.deepStrictEqual([hour.succeeded, hour.failed, hour.errored], [30, 10, 10])
-        // rows of their own: one set per process that ran jobs, none shared
+        const env = { DATABASE_URL: databaseUrl(), CUCKMQ_SCHEMA: schema }
+
+        // the first process runs a batch and, still running, flushes it within its interval
+        const first = yield* spawnFixture("outcome-worker.ts", env)
+        yield* first.ready
+        yield* batch(0)
+        yield* waitUntil("the first process's outcomes are flushed", Effect.map(lastHour, (h) => h.succeeded + h.failed === 10))
+        assert.deepStrictEqual(yield* lastHour, expected(10))
+        yield* first.kill("SIGTERM")
+        yield* first.exited
+
+        // the second runs the next batch and is stopped as soon as the jobs ended: its last flush, on the way out
+        const second = yield* spawnFixture("outcome-worker.ts", env)
+        yield* second.ready
+        yield* batch(10)
+        yield* waitUntil("the second batch ended", Effect.map(live, (n) => n === 0))
+        yield* second.kill("SIGTERM")
+        const code = yield* second.exited
+        assert.isTrue(code === 0 || code === 130 || code === 143, `exit code ${code}: ${second.output()}`)
+        const one = expected(10)
+        assert.deepStrictEqual(yield* lastHour, { succeeded: 2 * one.succeeded, failed: 2 * one.failed, errored: 2 * one.errored })
+
+        // rows of their own: one set per process that ran jobs, none shared; the reader wrote none
         const rows = yield* sql<{ processes: string; ran: string }>`
           SELECT count(DISTINCT process_id)::text AS processes, sum(succeeded + failed)::text AS ran
           FROM ${sql(`${schema}.stats_minute`)}`
-        assert.strictEqual(rows[0]!.ran, "40")
+        assert.strictEqual(rows[0]!.ran, "20")
         assert.strictEqual(rows[0]!.processes, "2")
-      }).pipe(Effect.scoped)
-    }, 60_000)
+      }).pipe(Effect.scoped), 90_000)
   })
 })
 
@@ -690,7 +785,33 @@ const memoryBackend: Backend = {
     const test = yield* CuckmqTest
     yield* test.drain
   }) as never,
-  secondRecorder: CuckmqAdmin.layerMemory() as never
+  secondAdmin: CuckmqAdmin.layerMemory() as never,
+  withoutAdmin: (definitions, body) =>
+    Effect.gen(function*() {
+      const workerScope = yield* Scope.make()
+      yield* Effect.addFinalizer(() => Scope.close(workerScope, Exit.void))
+      const worker = yield* Layer.buildWithScope(CuckmqTest.layer({ definitions: definitions as never }), workerScope)
+      // a second context on the same memory store: what another process on the same database would be
+      const store = Engine.get(Context.get(worker, Cuckmq.Cuckmq)).store
+      const reader = yield* Layer.build(
+        CuckmqAdmin.layerMemory({ countCap: 100 }).pipe(
+          Layer.provideMerge(Cuckmq.layerStore({})),
+          Layer.provide(Layer.succeed(JobStore, store))
+        )
+      )
+      return yield* body({ worker: worker as Context.Context<Cuckmq.Cuckmq>, closeWorker: Scope.close(workerScope, Exit.void), reader })
+    }).pipe(Effect.scoped),
+  runAll: Effect.gen(function*() {
+    const test = yield* CuckmqTest
+    // retries are due timeoutSecs (0.2 s) after their failed attempt
+    for (let round = 0; round < 10; round++) {
+      yield* test.drain
+      if ((yield* test.jobs).waiting.length === 0) return
+      yield* TestClock.adjust("1 second")
+    }
+    assert.fail("jobs left after 10 rounds")
+  }) as never,
+  flushIntervalPasses: TestClock.adjust("5 seconds")
 }
 
 describe("CuckmqAdmin on PostgreSQL", () => {
@@ -702,5 +823,89 @@ describe("CuckmqAdmin on PostgreSQL", () => {
 
 describe("CuckmqAdmin on the memory backend", () => {
   suite(memoryBackend, (name, body) => it.effect(name, body as never))
+})
+
+describe("the outcome counters' flush", () => {
+  /** A store whose `recordOutcomes` fails while `failing` says so (with `sqlState`), and keeps what it got. */
+  const flakyStore = (failing: { on: boolean; sqlState?: string }) => {
+    const received: Array<ReadonlyArray<OutcomeCounts>> = []
+    const store = {
+      recordOutcomes: (_processId: string, counts: ReadonlyArray<OutcomeCounts>) =>
+        Effect.suspend(() => {
+          if (failing.on) {
+            return Effect.fail(new StorageError({ operation: "record outcomes", message: "down", sqlState: failing.sqlState, cause: undefined }))
+          }
+          received.push(counts)
+          return Effect.void
+        })
+    } as unknown as JobStore["Service"]
+    const totals = () => {
+      const t = { succeeded: 0, failed: 0, errored: 0, attempts: 0, rows: 0 }
+      for (const batch of received) {
+        for (const c of batch) {
+          t.succeeded += c.succeeded
+          t.failed += c.failed
+          t.errored += c.errored
+          t.attempts += c.attempts
+          t.rows++
+        }
+      }
+      return t
+    }
+    return { store, received, totals }
+  }
+
+  it.effect("a failed flush keeps its counts for the next one: nothing lost, nothing sent twice; one delta per definition and minute", () =>
+    Effect.gen(function*() {
+      const failing = { on: true }
+      const { received, store, totals } = flakyStore(failing)
+      const outcomes = yield* Outcomes.make(store, () => "c")
+      const t0 = 120_000
+      outcomes.succeeded("a", 5, t0)
+      outcomes.errored("a", 5, false, t0 + 1)
+      outcomes.errored("a", 5, true, t0 + 2)
+      outcomes.succeeded("a", 5, t0 + 60_000) // the next minute
+      outcomes.succeeded("a", 5, t0 + 3) // a late one for the first minute: merged into its delta
+      outcomes.failed("b", t0)
+      assert.isTrue(Exit.isFailure(yield* Effect.exit(outcomes.flush)))
+      outcomes.succeeded("a", 5, t0 + 4) // counted while the store is down
+      failing.on = false
+      yield* outcomes.flush
+      assert.strictEqual(received.length, 1)
+      assert.deepStrictEqual(totals(), { succeeded: 4, failed: 2, errored: 2, attempts: 6, rows: 3 })
+      // nothing left: another flush sends nothing
+      yield* outcomes.flush
+      assert.strictEqual(received.length, 1)
+    }))
+
+  it.effect("the flusher writes a few seconds after the first count, never while idle, and once more on close; a missing table warns once", () =>
+    Effect.gen(function*() {
+      const failing = { on: false, sqlState: "42P01" }
+      const { received, store, totals } = flakyStore(failing)
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel === "Warn") warnings.push(String(Array.isArray(message) ? message[0] : message))
+      })
+      const scope = yield* Scope.make()
+      const outcomes = yield* Outcomes.make(store, () => "c")
+      yield* Outcomes.flusher(outcomes).pipe(Scope.provide(scope), Effect.provide(Logger.layer([logger])))
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual(received.length, 0, "idle: no write")
+      outcomes.succeeded("a", 1, yield* Clock.currentTimeMillis)
+      yield* TestClock.adjust("4 seconds")
+      assert.strictEqual(received.length, 0)
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(received.length, 1)
+      // the table is missing: one warning, then quiet retries every interval; the counts are kept
+      failing.on = true
+      outcomes.succeeded("a", 1, yield* Clock.currentTimeMillis)
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual(warnings.filter((w) => w.includes("cannot be written")).length, 1)
+      assert.strictEqual(received.length, 1)
+      failing.on = false
+      outcomes.succeeded("a", 1, yield* Clock.currentTimeMillis)
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(totals().succeeded, 3)
+    }))
 })
 

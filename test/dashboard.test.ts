@@ -137,7 +137,7 @@ beforeAll(async () => {
   const base = Cuckmq.layer({ schema, definitions: [Report, Flaky, Email] }).pipe(
     Layer.provideMerge(PgWithSchema(schema, { maxConnections: 10 }))
   )
-  const adminLive = Admin.layer({ flushInterval: "200 millis" }).pipe(Layer.provideMerge(base))
+  const adminLive = Admin.layer().pipe(Layer.provideMerge(base))
   const built = await Effect.runPromise(Layer.buildWithScope(adminLive, scope))
   context = built
   // the admin the dashboards see counts its statistics calls: one per shared refresh, whatever the tabs

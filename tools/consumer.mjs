@@ -16,7 +16,12 @@
  *    - the compiled program runs under plain Node (this Node, 22+; no TypeScript loader) against the
  *      database in DATABASE_URL: in a schema of its own it enqueues a job, a worker runs it, and it drops
  *      the schema;
- *    - one vitest test that uses `@cuckmq/effect/testing` passes.
+ *    - one vitest test that uses `@cuckmq/effect/testing` passes;
+ *    - the installed `cuckmq` bin (through `npm exec`, as `npx cuckmq` runs it): without the optional peer
+ *      `@effect/platform-node` it exits non-zero and says to install it (no stack trace); with it installed
+ *      (at the version of the set; on effect 4.0.x with @effect/platform-node-shared pinned to 4.0.x, see
+ *      PLATFORM_NODE), `cuckmq --help` lists the commands and `cuckmq sql` prints the
+ *      migration SQL (no database needed); the peer is uninstalled again afterwards.
  *
  * Usage: node tools/consumer.mjs [--peers=lowest|highest|all] [--keep]   (DATABASE_URL must be set)
  * The app's sources are test/consumer/*. Exits non-zero, saying which step failed, on any failure.
@@ -38,6 +43,17 @@ const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"))
 const PEER_SETS = {
   lowest: { effect: "4.0.5", "@effect/sql-pg": "4.0.5" },
   highest: { effect: "4.1.0", "@effect/sql-pg": "4.0.5" }
+}
+/**
+ * The optional peer the `cuckmq` bin needs, per set (installed only for the bin's check). On effect 4.0.x,
+ * @effect/platform-node 4.0.x alone does not load: its dependency `@effect/platform-node-shared: ^4.0.5` lets
+ * npm install 4.1.0, which needs effect 4.1 (its peer range says so; npm installs it anyway, with a warning,
+ * and Node fails on a module effect 4.0.5 lacks). So the lowest set pins platform-node-shared too, as the
+ * README tells users on effect 4.0.x to do.
+ */
+const PLATFORM_NODE = {
+  lowest: ["@effect/platform-node@4.0.5", "@effect/platform-node-shared@4.0.5"],
+  highest: ["@effect/platform-node@4.1.0"]
 }
 // The app's tools: the versions this repository develops with.
 const TOOLS = ["typescript", "vitest", "@types/node"].map((name) => `${name}@${pkg.devDependencies[name]}`)
@@ -66,7 +82,8 @@ const cleanEnv = Object.fromEntries(
 )
 
 // Every step has a time limit (installs 5 minutes, the rest 2), so that a hang fails CI instead of stalling it.
-const run = (label, command, args, { cwd = root, env = cleanEnv, limitSecs = 120 } = {}) =>
+// `expectFailure`: the command must exit non-zero (its output is returned, with `code`).
+const run = (label, command, args, { cwd = root, env = cleanEnv, limitSecs = 120, expectFailure = false } = {}) =>
   new Promise((resolve) => {
     const t0 = Date.now()
     const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] })
@@ -86,12 +103,12 @@ const run = (label, command, args, { cwd = root, env = cleanEnv, limitSecs = 120
     child.on("exit", (code, signal) => {
       clearTimeout(timer)
       const secs = ((Date.now() - t0) / 1000).toFixed(1)
-      if (code !== 0) {
+      if (expectFailure ? code === 0 || code === null : code !== 0) {
         console.error(out)
-        fail(`${label} (exit ${code ?? signal}, ${secs} s)`)
+        fail(`${label} (exit ${code ?? signal}${expectFailure ? ", expected a failure" : ""}, ${secs} s)`)
       }
       console.log(`consumer: ok   ${label} (${secs} s)`)
-      resolve({ out, stdout })
+      resolve({ out, stdout, code })
     })
   })
 const npm = (label, args, options) =>
@@ -199,6 +216,30 @@ for (const set of sets) {
     if (!output.includes(expected)) fail(`the program did not print "${expected}":\n${output}`)
   }
   await node("vitest run greet.test.ts (@cuckmq/effect/testing)", [path.join(app, "node_modules", "vitest", "vitest.mjs"), "run", "greet.test.ts"], { cwd: app })
+
+  // the bin, as `npx cuckmq` runs it: first without the optional peer @effect/platform-node (an app that only
+  // uses the library), then with it
+  const cuckmq = (label, args, options = {}) =>
+    npm(label, ["exec", "--no", "--", "cuckmq", ...args], { cwd: app, env: { ...cleanEnv, DATABASE_URL: "" }, ...options })
+  if (fs.existsSync(path.join(app, "node_modules", "@effect", "platform-node"))) fail("@effect/platform-node is installed before the bin's check")
+  const { out: missing } = await cuckmq("npx cuckmq --help without @effect/platform-node fails", ["--help"], { expectFailure: true })
+  for (const expected of ["cuckmq: the command line needs the package @effect/platform-node", "npm install @effect/platform-node"]) {
+    if (!missing.includes(expected)) fail(`without @effect/platform-node, the bin did not say "${expected}":\n${missing}`)
+  }
+  if (/ERR_MODULE_NOT_FOUND|\n\s+at /.test(missing)) fail(`without @effect/platform-node, the bin printed a stack trace:\n${missing}`)
+  await npm(`npm install ${PLATFORM_NODE[set].join(" ")}`, [
+    "install", "--no-audit", "--no-fund", "--save-exact", ...PLATFORM_NODE[set]
+  ], { cwd: app, limitSecs: 300 })
+  const { stdout: help } = await cuckmq("npx cuckmq --help", ["--help"])
+  for (const command of ["migrate", "sql", "status", "jobs", "dashboard"]) {
+    if (!help.includes(command)) fail(`cuckmq --help does not list "${command}":\n${help}`)
+  }
+  const { stdout: ddl } = await cuckmq("npx cuckmq sql --schema consumer_sql (no database)", ["sql", "--schema", "consumer_sql"])
+  for (const expected of [`CREATE SCHEMA IF NOT EXISTS "consumer_sql"`, `"consumer_sql"."stats_minute"`]) {
+    if (!ddl.includes(expected)) fail(`cuckmq sql did not print ${expected}:\n${ddl.slice(0, 2000)}`)
+  }
+  const installed = PLATFORM_NODE[set].map((spec) => spec.slice(0, spec.lastIndexOf("@")))
+  await npm(`npm uninstall ${installed.join(" ")}`, ["uninstall", "--no-audit", "--no-fund", ...installed], { cwd: app, limitSecs: 300 })
 }
 
 console.log(`consumer: passed (${sets.join(" and ")} peers) in ${((Date.now() - t0) / 1000).toFixed(0)} s`)

@@ -15,6 +15,7 @@ import type * as JobDefinition from "../JobDefinition.js"
 import type { JobStore, LocalClaim, LocalReservation } from "../JobStore.js"
 import type * as Events from "./events.js"
 import type * as Metrics from "./metrics.js"
+import type * as Outcomes from "./outcomes.js"
 
 /** The key of the engine on the public service. Not exported by the package. */
 export const EngineId: unique symbol = Symbol.for("@cuckmq/effect/internal/Engine")
@@ -51,8 +52,13 @@ export interface Engine {
   readonly publish: (make: () => Events.EventFields) => void
   /** Whether anyone is subscribed to events (so that hot paths can skip building them). */
   readonly hasSubscribers: () => boolean
-  /** Metric updates (see `CuckmqMetrics`), synchronous for the hot paths. */
+  /** Metric updates (see `CuckmqMetrics`), synchronous for the hot paths; attempts' outcomes also go to `outcomes`. */
   readonly metrics: Metrics.Recorder
+  /**
+   * This process's outcome counters for `CuckmqAdmin`'s statistics: counted by `metrics` (attempts) and by
+   * the rescue (jobs it finalizes), flushed through the store by the context layer (and by `flush`).
+   */
+  readonly outcomes: Outcomes.Outcomes
   /**
    * The services the definitions' handlers require, captured when the layer was built, merged under
    * `context` (whose own services win).

@@ -153,7 +153,7 @@ export const conclude = (
 ): JobStore.Settlement => {
   const durationMs = ended - started
   if (Exit.isSuccess(exit)) {
-    cuckmq.metrics.succeeded(job.name, durationMs / 1000)
+    cuckmq.metrics.succeeded(job.name, durationMs, ended)
     cuckmq.publish(() => ({
       _tag: "WORKER_JOB_RUN_SUCCESS",
       timestamp: new Date(ended),
@@ -180,7 +180,7 @@ export const conclude = (
   }
   const { json, message } = describeCause(exit.cause)
   const willRetry = job.attempt < job.maxAttempts
-  cuckmq.metrics.failed(job.name, durationMs / 1000, !willRetry)
+  cuckmq.metrics.failed(job.name, durationMs, !willRetry, ended)
   cuckmq.publish(() => ({
     _tag: "WORKER_JOB_RUN_ERROR",
     timestamp: new Date(ended),

@@ -5,7 +5,7 @@
  * Every worker and orchestrator runs the rescue loop; the store lets one call at a time do the work, at
  * most every half interval across all processes, so the cost does not grow with the number of workers.
  */
-import { Cause, Duration, Effect, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Schedule } from "effect"
 import type { Engine } from "./engine.js"
 import type { StorageError } from "../CuckmqError.js"
 
@@ -31,16 +31,18 @@ export const rescue = (
   cuckmq: Engine,
   minIntervalSecs: number = defaults.rescueIntervalSecs / 2
 ): Effect.Effect<number, StorageError> =>
-  Effect.map(
+  Effect.flatMap(
     cuckmq.store.rescue({
       jobGroupUnlockSecs: cuckmq.settings.jobGroupUnlockSecs,
       sessionGraceSecs: defaults.sessionGraceSecs,
       limit: defaults.rescueLimit,
       minIntervalSecs
     }),
-    ({ groups, jobs }) => {
-      const timestamp = new Date()
+    ({ groups, jobs }) => Effect.map(Clock.currentTimeMillis, (now) => {
+      const timestamp = new Date(now)
       for (const job of jobs) {
+        // a job finalized by the rescue failed (its attempts are spent): counted for the admin's statistics
+        if (job.finalized) cuckmq.outcomes.failed(job.definitionName, now)
         cuckmq.publish(() => ({
           _tag: "JOB_RESCUE",
           timestamp,
@@ -60,7 +62,7 @@ export const rescue = (
         }))
       }
       return jobs.length + groups.length
-    }
+    })
   )
 
 /**

@@ -1,15 +1,20 @@
 /**
  * Synchronous metric updates for the hot paths: the metric objects with their `definition` (or `worker`)
  * attribute are built once per name and updated with `updateUnsafe` against the context captured when the
- * context layer was built (so a `MetricRegistry` provided by the app is the one used).
+ * context layer was built (so a `MetricRegistry` provided by the app is the one used). An attempt's outcome
+ * also goes to the context's outcome counters (`CuckmqAdmin`'s statistics: src/internal/outcomes.ts), in
+ * the same call.
  */
 import { type Context, Metric } from "effect"
 import * as M from "../CuckmqMetrics.js"
+import type { Outcomes } from "./outcomes.js"
 
 export interface Recorder {
   readonly enqueued: (definition: string, n: number) => void
-  readonly succeeded: (definition: string, seconds: number) => void
-  readonly failed: (definition: string, seconds: number, expired: boolean) => void
+  /** An attempt succeeded, after `durationMs`, ending at `at` (a `Clock` time in ms). */
+  readonly succeeded: (definition: string, durationMs: number, at: number) => void
+  /** An attempt failed; `expired`: it was the job's last (finalized as failed). */
+  readonly failed: (definition: string, durationMs: number, expired: boolean, at: number) => void
   readonly waited: (definition: string, seconds: number) => void
   readonly inFlight: (worker: string, n: number) => void
 }
@@ -23,7 +28,7 @@ interface PerDefinition {
   readonly queueWait: Metric.Metric<number, any>
 }
 
-export const make = (context: Context.Context<never>): Recorder => {
+export const make = (context: Context.Context<never>, outcomes: Outcomes): Recorder => {
   const definitions = new Map<string, PerDefinition>()
   const forDefinition = (definition: string): PerDefinition => {
     let handles = definitions.get(definition)
@@ -52,16 +57,18 @@ export const make = (context: Context.Context<never>): Recorder => {
   }
   return {
     enqueued: (definition, n) => forDefinition(definition).enqueued.updateUnsafe(n, context),
-    succeeded: (definition, seconds) => {
+    succeeded: (definition, durationMs, at) => {
       const m = forDefinition(definition)
       m.succeeded.updateUnsafe(1, context)
-      m.runDuration.updateUnsafe(seconds, context)
+      m.runDuration.updateUnsafe(durationMs / 1000, context)
+      outcomes.succeeded(definition, durationMs, at)
     },
-    failed: (definition, seconds, expired) => {
+    failed: (definition, durationMs, expired, at) => {
       const m = forDefinition(definition)
       m.failed.updateUnsafe(1, context)
-      m.runDuration.updateUnsafe(seconds, context)
+      m.runDuration.updateUnsafe(durationMs / 1000, context)
       if (expired) m.expired.updateUnsafe(1, context)
+      outcomes.errored(definition, durationMs, expired, at)
     },
     waited: (definition, seconds) => forDefinition(definition).queueWait.updateUnsafe(seconds, context),
     inFlight: (worker, n) => forWorker(worker).updateUnsafe(n, context)

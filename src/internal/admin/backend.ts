@@ -1,5 +1,5 @@
 /**
- * The admin contract between `CuckmqAdmin` (validation, events, counters, shaping) and a storage backend
+ * The admin contract between `CuckmqAdmin` (validation, events, shaping) and a storage backend
  * (src/internal/pg/admin.ts, src/internal/memory/admin.ts). Backend-neutral: plain values in, plain rows
  * out, every limit already checked by the caller. Each action is one statement (or one synchronous step in
  * memory) over at most `limit` jobs, and reports what it changed and what it refused.
@@ -162,18 +162,6 @@ export interface WorkerRow {
   readonly now: Date
 }
 
-/** One counter delta of one process: outcomes of one definition in one minute. */
-export interface CounterDelta {
-  readonly definition: string
-  readonly channel: string
-  readonly minute: Date
-  readonly succeeded: number
-  readonly failed: number
-  readonly errored: number
-  readonly runMs: number
-  readonly attempts: number
-}
-
 /** The admin backend. */
 export interface AdminBackend {
   /** Live counts (exact up to `cap`), channel settings, definitions and the counters' minutes since `sinceSecs` ago. */
@@ -207,13 +195,4 @@ export interface AdminBackend {
   readonly channels: Effect.Effect<ReadonlyArray<ChannelRow & { readonly definitions: ReadonlyArray<string> }>, StorageError>
   /** Whether a channel is known: a deployed definition uses it, or it has a settings row. */
   readonly channelKnown: (channel: string) => Effect.Effect<boolean, StorageError>
-  /**
-   * Adds a process's counter deltas to its own rows (never another process's: no row is shared), and
-   * deletes rows older than `retainSecs` (every process's, so a crashed one's rows go too).
-   */
-  readonly flushCounters: (
-    processId: string,
-    deltas: ReadonlyArray<CounterDelta>,
-    retainSecs: number
-  ) => Effect.Effect<void, StorageError>
 }

@@ -1,10 +1,10 @@
 /**
- * The backend-neutral part of `CuckmqAdmin`: validation, the refusals of actions by id, events, this
- * process's counters (the recorder), and shaping the backend's rows into the public types. The backends
- * (src/internal/pg/admin.ts, src/internal/memory/admin.ts) only read and write.
+ * The backend-neutral part of `CuckmqAdmin`: validation, the refusals of actions by id, events, and shaping
+ * the backend's rows into the public types. The backends (src/internal/pg/admin.ts,
+ * src/internal/memory/admin.ts) only read and write; the outcome counters are every context's own
+ * (src/internal/outcomes.ts), flushed through its store.
  */
-import { randomUUID } from "node:crypto"
-import { Clock, Duration, Effect, Exit, Option, Scope, Semaphore, Stream } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import { Cuckmq } from "../../Cuckmq.js"
 import type * as Admin from "../../CuckmqAdmin.js"
@@ -13,8 +13,7 @@ import {
   InvalidOptions,
   JobActionRefused,
   JobDefinitionNotDeployed,
-  JobNotFound,
-  type StorageError
+  JobNotFound
 } from "../../CuckmqError.js"
 import * as internalDefinition from "../definition.js"
 import * as Engine from "../engine.js"
@@ -23,175 +22,17 @@ import * as PgAdmin from "../pg/admin.js"
 import type * as Backend from "./backend.js"
 
 const minuteMs = 60_000
-/** Counter rows are kept this long (the reader looks at the last hour). */
-const retainSecs = 3 * 60 * 60
 
 const fail = (message: string) => Effect.fail(new InvalidOptions({ message }))
 
 /** Resolves the layer options (bounds as documented on `Options`). */
-const resolveOptions = (options: Admin.Options | Admin.RecorderOptions) =>
+const resolveOptions = (options: Admin.Options) =>
   Effect.gen(function*() {
-    const cap = (options as Admin.Options).countCap ?? 10_000
+    const cap = options.countCap ?? 10_000
     if (!Number.isInteger(cap) || cap < 100 || cap > 1_000_000) {
       return yield* fail(`CuckmqAdmin: countCap must be an integer in [100, 1000000], got ${String(cap)}`)
     }
-    const interval = Option.getOrUndefined(Duration.fromInput(options.flushInterval ?? Duration.seconds(5)))
-    if (interval === undefined) return yield* fail(`CuckmqAdmin: flushInterval is not a duration: ${String(options.flushInterval)}`)
-    const ms = Duration.toMillis(interval)
-    if (!(ms >= 100 && ms <= 60_000)) {
-      return yield* fail(`CuckmqAdmin: flushInterval must be between 100 milliseconds and 1 minute, got ${Duration.format(interval)}`)
-    }
-    return { cap, flushMs: ms }
-  })
-
-// ---- the recorder: this process's counters ----
-
-interface Accumulated {
-  definition: string
-  channel: string
-  minute: number
-  succeeded: number
-  failed: number
-  errored: number
-  runMs: number
-  attempts: number
-}
-
-/**
- * Counts this context's outcomes from its events (one subscription; events are built for subscribers only,
- * so this is what the recorder costs a worker: about 0.1 µs an event) and flushes them every `flushMs`.
- * A flush that fails keeps its deltas for the next one. Returns the flush, for `flushCounters`.
- */
-const recorder = (backend: Backend.AdminBackend, flushMs: number) =>
-  Effect.gen(function*() {
-    const cuckmq = yield* Cuckmq
-    const engine = Engine.get(cuckmq)
-    const processId = randomUUID()
-    let pending = new Map<string, Accumulated>()
-    const channelOf = (definition: string) => engine.definitions.get(definition)?.definition.channel ?? ""
-    const bucket = (definition: string, at: Date): Accumulated => {
-      const minute = Math.floor(at.getTime() / minuteMs) * minuteMs
-      const key = `${minute}\u0000${definition}`
-      let row = pending.get(key)
-      if (row === undefined) {
-        row = { definition, channel: channelOf(definition), minute, succeeded: 0, failed: 0, errored: 0, runMs: 0, attempts: 0 }
-        pending.set(key, row)
-      }
-      return row
-    }
-    const events = yield* cuckmq.subscribe
-    yield* events.pipe(
-      Stream.runForEach((event) =>
-        Effect.sync(() => {
-          switch (event._tag) {
-            case "WORKER_JOB_RUN_SUCCESS": {
-              const row = bucket(event.definitionName, event.timestamp)
-              row.succeeded++
-              row.attempts++
-              row.runMs += event.durationMs
-              break
-            }
-            case "WORKER_JOB_RUN_ERROR": {
-              const row = bucket(event.definitionName, event.timestamp)
-              row.errored++
-              row.attempts++
-              row.runMs += event.durationMs
-              break
-            }
-            case "WORKER_JOB_EXPIRE":
-              bucket(event.definitionName, event.timestamp).failed++
-              break
-            case "JOB_RESCUE":
-              if (event.finalized) bucket(event.definitionName, event.timestamp).failed++
-              break
-          }
-        })
-      ),
-      Effect.forkScoped
-    )
-    // one flush at a time: the periodic one and `flushCounters` never send the same deltas twice
-    const lock = yield* Semaphore.make(1)
-    // the consumer fiber is woken by each publish: yielding lets it take what is queued before a flush reads
-    const catchUp = Effect.andThen(Effect.yieldNow, Effect.andThen(Effect.yieldNow, Effect.yieldNow))
-    const flush: Effect.Effect<void, StorageError> = lock.withPermits(1)(Effect.andThen(catchUp, Effect.suspend(() => {
-      if (pending.size === 0) return Effect.void
-      const taken = pending
-      pending = new Map()
-      const deltas = Array.from(taken.values(), (r): Backend.CounterDelta => ({ ...r, minute: new Date(r.minute) }))
-      return backend.flushCounters(processId, deltas, retainSecs).pipe(
-        Effect.tapError(() =>
-          Effect.map(Clock.currentTimeMillis, (nowMs) => {
-            // keep them for the next flush, but not forever: a minute older than the rows' retention would be
-            // deleted by the next flush that succeeds anyway (and a store that stays down must not grow this map)
-            const oldest = nowMs - retainSecs * 1000
-            for (const [key, r] of taken) {
-              if (r.minute < oldest) continue
-              const now = pending.get(key)
-              if (now === undefined) pending.set(key, r)
-              else {
-                now.succeeded += r.succeeded
-                now.failed += r.failed
-                now.errored += r.errored
-                now.runMs += r.runMs
-                now.attempts += r.attempts
-              }
-            }
-          })
-        )
-      )
-    })))
-    yield* Effect.forkScoped(Effect.forever(
-      Effect.andThen(
-        Effect.sleep(Duration.millis(flushMs)),
-        Effect.catchCause(flush, (cause) => Effect.logWarning("cuckmq: flushing the admin counters failed (kept for the next flush)", cause))
-      )
-    ))
-    yield* Effect.addFinalizer(() => Effect.ignore(flush))
-    return flush
-  })
-
-interface SharedRecorder {
-  refs: number
-  readonly flush: Effect.Effect<void, StorageError>
-  readonly scope: Scope.Closeable
-}
-
-/**
- * One recorder per `Cuckmq` context (its engine): `layer`, `layerMemory` and `layerRecorder` on the same
- * context share it, so a process that runs several of them counts each outcome once. Reference-counted: it
- * lives in a scope of its own, closed (with a last flush) when the last layer using it is released. The first
- * layer's `flushInterval` is the one it keeps.
- */
-const recorders = new WeakMap<Engine.Engine, SharedRecorder>()
-/** Serialises taking and releasing recorders (two layers built at once must not start two). */
-const recordersLock = Semaphore.makeUnsafe(1)
-
-const sharedRecorder = (backend: Backend.AdminBackend, flushMs: number) =>
-  Effect.gen(function*() {
-    const engine = Engine.get(yield* Cuckmq)
-    const entry = yield* recordersLock.withPermits(1)(Effect.gen(function*() {
-      let found = recorders.get(engine)
-      if (found === undefined) {
-        const scope = yield* Scope.make()
-        const flush = yield* recorder(backend, flushMs).pipe(
-          Scope.provide(scope),
-          Effect.onError(() => Scope.close(scope, Exit.void))
-        )
-        found = { refs: 0, flush, scope }
-        recorders.set(engine, found)
-      }
-      found.refs++
-      return found
-    }))
-    yield* Effect.addFinalizer(() =>
-      recordersLock.withPermits(1)(Effect.suspend(() => {
-        entry.refs--
-        if (entry.refs > 0) return Effect.void
-        recorders.delete(engine)
-        return Scope.close(entry.scope, Exit.void)
-      }))
-    )
-    return entry.flush
+    return { cap }
   })
 
 // ---- shaping ----
@@ -426,13 +267,14 @@ const decodeCursor = (text: string): CursorBody | undefined => {
 
 // ---- the service ----
 
-/** The service on a backend, with this process's recorder. */
+/** The service on a backend. */
 const make = (backend: Backend.AdminBackend, options: Admin.Options) =>
   Effect.gen(function*() {
-    const { cap, flushMs } = yield* resolveOptions(options)
+    const { cap } = yield* resolveOptions(options)
     const cuckmq = yield* Cuckmq
     const engine = Engine.get(cuckmq)
-    const flushCounters = yield* sharedRecorder(backend, flushMs)
+    // the context's own counters (every context counts its workers' outcomes: src/internal/outcomes.ts)
+    const flushCounters = engine.outcomes.flush
 
     const publish = (
       tag: "ADMIN_JOB_RETRY" | "ADMIN_JOB_CANCEL" | "ADMIN_JOB_DELETE" | "ADMIN_JOB_RUN_NOW",
@@ -664,14 +506,8 @@ const memoryBackend = Effect.gen(function*() {
   return MemoryAdmin.make(state)
 })
 
-export const makePg = (options: Admin.Options): Effect.Effect<Admin.CuckmqAdmin["Service"], InvalidOptions, Cuckmq | PgClient.PgClient | Scope.Scope> =>
+export const makePg = (options: Admin.Options): Effect.Effect<Admin.CuckmqAdmin["Service"], InvalidOptions, Cuckmq | PgClient.PgClient> =>
   Effect.flatMap(pgBackend, (backend) => make(backend, options))
 
-export const makeMemory = (options: Admin.Options): Effect.Effect<Admin.CuckmqAdmin["Service"], InvalidOptions, Cuckmq | Scope.Scope> =>
+export const makeMemory = (options: Admin.Options): Effect.Effect<Admin.CuckmqAdmin["Service"], InvalidOptions, Cuckmq> =>
   Effect.flatMap(memoryBackend, (backend) => make(backend, options))
-
-export const recorderPg = (options: Admin.RecorderOptions): Effect.Effect<void, InvalidOptions, Cuckmq | PgClient.PgClient | Scope.Scope> =>
-  Effect.gen(function*() {
-    const { flushMs } = yield* resolveOptions(options)
-    yield* sharedRecorder(yield* pgBackend, flushMs)
-  })

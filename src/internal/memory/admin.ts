@@ -2,8 +2,8 @@
  * The admin backend on the memory store: the same reads and actions as PostgreSQL's
  * (src/internal/pg/admin.ts), each one synchronous step over the store's maps (so concurrent fibers see it
  * as one statement), with time from Effect's `Clock`. Every count here is exact (there is no planner), but
- * counts are capped like PostgreSQL's, so the two backends report the same figures. The counters' rows live
- * in this module, per store.
+ * counts are capped like PostgreSQL's, so the two backends report the same figures. The counters' rows are
+ * the store's (`recordOutcomes` writes them: src/internal/memory/store.ts).
  */
 import { Clock, Effect } from "effect"
 import { JobDefinitionNotDeployed } from "../../CuckmqError.js"
@@ -14,9 +14,6 @@ import { AdminState, type AdminStateView, type Finalized, type Job } from "./sto
 /** The admin's view of a memory store, or undefined for any other backend. */
 export const stateOf = (store: JobStore.JobStore["Service"]): AdminStateView | undefined =>
   (store as { readonly [AdminState]?: AdminStateView })[AdminState]
-
-/** Counter rows per store: `${processId}\0${definition}\0${minute}`. */
-const counterRows = new WeakMap<AdminStateView, Map<string, Backend.CounterDelta>>()
 
 const json = (value: unknown): unknown => value === undefined ? undefined : JSON.parse(JSON.stringify(value))
 
@@ -44,9 +41,6 @@ const row = (job: Job, now: number, fin?: Finalized): Backend.JobRow => ({
 })
 
 export const make = (s: AdminStateView): Backend.AdminBackend => {
-  const counters = counterRows.get(s) ?? new Map<string, Backend.CounterDelta>()
-  counterRows.set(s, counters)
-
   /** Every job with its row, live then finalized. */
   const all = (now: number): Array<Backend.JobRow> => [
     ...Array.from(s.jobs.values(), (j) => row(j, now)),
@@ -159,7 +153,7 @@ export const make = (s: AdminStateView): Backend.AdminBackend => {
         ])
         const since = Math.floor(now / 60_000) * 60_000 - sinceSecs * 1000 + 60_000
         const sums = new Map<string, Backend.MinuteRow>()
-        for (const r of counters.values()) {
+        for (const r of s.counters.values()) {
           if (r.minute.getTime() < since) continue
           const key = `${r.definition}\u0000${r.minute.getTime()}`
           const m = sums.get(key)
@@ -352,23 +346,6 @@ export const make = (s: AdminStateView): Backend.AdminBackend => {
     }),
 
     channelKnown: (channel) =>
-      Effect.sync(() => s.channels.has(channel) || Array.from(s.definitions.values()).some((d) => d.record.channel === channel)),
-
-    flushCounters: (processId, deltas, retainSecs) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        for (const d of deltas) {
-          const key = `${processId}\u0000${d.definition}\u0000${d.minute.getTime()}`
-          const r = counters.get(key)
-          counters.set(key, r === undefined ? d : {
-            ...r,
-            succeeded: r.succeeded + d.succeeded,
-            failed: r.failed + d.failed,
-            errored: r.errored + d.errored,
-            runMs: r.runMs + d.runMs,
-            attempts: r.attempts + d.attempts
-          })
-        }
-        for (const [key, r] of counters) if (r.minute.getTime() < now - retainSecs * 1000) counters.delete(key)
-      })
+      Effect.sync(() => s.channels.has(channel) || Array.from(s.definitions.values()).some((d) => d.record.channel === channel))
   }
 }

@@ -143,6 +143,11 @@ export interface AdminStateView {
   readonly finalized: Map<number, Finalized>
   readonly channels: ReadonlyMap<string, Channel>
   readonly workers: ReadonlyMap<string, Worker>
+  /**
+   * The outcome counters' rows (`recordOutcomes`), by `${processId}\0${definition}\0${minute}`: one per
+   * process, definition and minute, as PostgreSQL's `stats_minute`.
+   */
+  readonly counters: ReadonlyMap<string, JobStore.OutcomeCounts>
   /** Promotes the held jobs of `groups` where they can run now (as after a slot freed). */
   readonly promote: (groups: ReadonlySet<string>, now: number) => void
   /** Wakes every worker. */
@@ -235,6 +240,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
     const groups = new Map<string, Group>()
     const channels = new Map<string, Channel>()
     const workers = new Map<string, Worker>()
+    const counters = new Map<string, JobStore.OutcomeCounts>()
     const liveSessions = new Set<number>()
     let session: { key: number; lost: Deferred.Deferred<void> } | undefined
     let nextId = 1
@@ -943,6 +949,23 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           return promoted
         }),
 
+      recordOutcomes: (processId, counts, retainSecs) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          for (const d of counts) {
+            const key = `${processId}\u0000${d.definition}\u0000${d.minute.getTime()}`
+            const r = counters.get(key)
+            counters.set(key, r === undefined ? d : {
+              ...r,
+              succeeded: r.succeeded + d.succeeded,
+              failed: r.failed + d.failed,
+              errored: r.errored + d.errored,
+              runMs: r.runMs + d.runMs,
+              attempts: r.attempts + d.attempts
+            })
+          }
+          for (const [key, r] of counters) if (r.minute.getTime() < now - retainSecs * 1000) counters.delete(key)
+        }),
+
       [AdminState]: {
         keepFinalized: options.keepFinalized,
         definitions,
@@ -950,6 +973,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
         finalized,
         channels,
         workers,
+        counters,
         promote: (names, now) => void promote(names, now),
         wakeAll
       },

@@ -1,6 +1,6 @@
 /**
- * The admin backend on PostgreSQL (`CuckmqAdmin`): the statistics' reads, listings, actions and the
- * counters' flush. Every statement is fixed text per schema (identifiers escaped by `names`), every value a
+ * The admin backend on PostgreSQL (`CuckmqAdmin`): the statistics' reads, listings and actions (the
+ * counters' rows are written by each process's store: src/internal/pg/outcomes.ts). Every statement is fixed text per schema (identifiers escaped by `names`), every value a
  * bind parameter; the only text that varies is chosen from fixed fragments (the state conditions, the sort).
  *
  * What a refresh (`snapshot`) costs, whatever the backlog:
@@ -147,7 +147,6 @@ export const statementTimeoutMs = 30_000
 
 export const make = (sql: PgClient.PgClient, schema: string, keepFinalized: boolean): Backend.AdminBackend => {
   const n = names(schema)
-  const stats = n.fn("stats_minute")
   const liveCols = `j.id, j.name, j.channel, j.job_group, j.payload, ${liveStateSql} AS state, j.attempts, j.max_attempts,
   j.claims, j.crashes, j.priority, j.run_at, j.last_error, j.worker_id, j.created_at, NULL::timestamptz AS finalized_at,
   j.scheduled_for`
@@ -521,16 +520,6 @@ ORDER BY c.channel`
   const channelKnownSql = `SELECT EXISTS (SELECT 1 FROM ${n.definition} WHERE channel = $1)
   OR EXISTS (SELECT 1 FROM ${n.channel} WHERE name = $1) AS known`
 
-  const flushSql = `
-INSERT INTO ${stats} AS s (process_id, definition, minute, channel, succeeded, failed, errored, run_ms, attempts)
-SELECT $1::uuid, x.d, x.m, x.c, x.s, x.f, x.e, x.r, x.a
-FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::int[], $7::int[], $8::float8[], $9::int[])
-  AS x(d, m, c, s, f, e, r, a)
-ON CONFLICT (process_id, definition, minute) DO UPDATE SET
-  succeeded = s.succeeded + excluded.succeeded, failed = s.failed + excluded.failed,
-  errored = s.errored + excluded.errored, run_ms = s.run_ms + excluded.run_ms, attempts = s.attempts + excluded.attempts`
-  const retainSql = `DELETE FROM ${stats} WHERE minute < now() - make_interval(secs => $1::float8)`
-
   return {
     snapshot,
     list,
@@ -566,23 +555,6 @@ ON CONFLICT (process_id, definition, minute) DO UPDATE SET
           : { limit: Number(r.rate_limit), periodSecs: Number(r.rate_period_secs) },
         definitions: r.definitions as Array<string>
       }))),
-    channelKnown: (channel) => run("admin channel", channelKnownSql, [channel], (rows) => rows[0]?.known === true),
-    flushCounters: (processId, deltas, retainSecs) =>
-      Effect.gen(function*() {
-        if (deltas.length > 0) {
-          yield* run("admin flush counters", flushSql, [
-            processId,
-            deltas.map((d) => d.definition),
-            deltas.map((d) => d.minute.toISOString()),
-            deltas.map((d) => d.channel),
-            deltas.map((d) => d.succeeded),
-            deltas.map((d) => d.failed),
-            deltas.map((d) => d.errored),
-            deltas.map((d) => d.runMs),
-            deltas.map((d) => d.attempts)
-          ], () => undefined)
-        }
-        yield* run("admin flush counters", retainSql, [retainSecs], () => undefined)
-      })
+    channelKnown: (channel) => run("admin channel", channelKnownSql, [channel], (rows) => rows[0]?.known === true)
   }
 }

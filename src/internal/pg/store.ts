@@ -1,8 +1,8 @@
 /**
  * The PostgreSQL implementation of the JobStore contract, assembled from its parts: enqueue (enqueue.ts),
  * claim (claim.ts), settle and start confirmation (settle.ts), worker rows (workers.ts), rescue
- * (rescue.ts), groups (groups.ts), schedules and retention (schedule.ts), reads (jobs.ts), and the
- * process's own session for wake-ups and liveness (session.ts).
+ * (rescue.ts), groups (groups.ts), schedules and retention (schedule.ts), reads (jobs.ts), the outcome
+ * counters' writes (outcomes.ts), and the process's own session for wake-ups and liveness (session.ts).
  */
 import { Effect, Layer, type Scope } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
@@ -13,6 +13,7 @@ import * as Enqueue from "./enqueue.js"
 import * as Flow from "./flow.js"
 import { deleteUnreferencedGroups } from "./groups.js"
 import { getJob } from "./jobs.js"
+import { recordOutcomes } from "./outcomes.js"
 import { rescue } from "./rescue.js"
 import * as Schedule from "./schedule.js"
 import * as Session from "./session.js"
@@ -107,7 +108,8 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       getChannel: flow.getChannel,
       setGroupLimits: flow.setGroupLimits,
       getGroup: flow.getGroup,
-      promoteGroups: flow.promoteGroups
+      promoteGroups: flow.promoteGroups,
+      recordOutcomes: recordOutcomes(sql, n)
     })
   })
 
