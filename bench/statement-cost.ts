@@ -50,11 +50,11 @@ const sys = {
     bulk: `EXECUTE bulk('d', 'PAYLOADS')`, one: `EXECUTE one('d', NULL, '{"i":1}', 0, NULL, NULL)`, claim: `EXECUTE cl('${W}', 'a', 100)` },
   new: { s: "cuckmq_cost_new", prep: [
     `PREPARE bulk(text, text, int) AS ${newPayloads(on.new)}`,
-    `PREPARE one(text, text, text, float8, text, text, int) AS ${newOne(on.new, false)}`,
+    `PREPARE one(text, text, text, float8, text, text, int, float8) AS ${newOne(on.new, false)}`,
     `PREPARE cl(uuid, text[], int, float8) AS ${newClaim(on.new, false, false, false)}`,
     `PREPARE pl(uuid, text[], int, float8) AS ${newPlain(on.new, false)}`,
-    `PREPARE st(uuid, bigint[], int[], text[], text[], bigint[], bigint[], bigint[], boolean) AS ${newSettle(on.new)}`],
-    bulk: `EXECUTE bulk('d', 'PAYLOADS', 0)`, one: `EXECUTE one('d', NULL, '{"i":1}', 0, NULL, NULL, 0)`, claim: `EXECUTE cl('${W}', '{a}', 100, 60)`, plain: `EXECUTE pl('${W}', '{a}', 100, 60)` }
+    `PREPARE st(uuid, bigint[], int[], text[], text[], bigint[], bigint[], bigint[], boolean, text[]) AS ${newSettle(on.new)}`],
+    bulk: `EXECUTE bulk('d', 'PAYLOADS', 0)`, one: `EXECUTE one('d', NULL, '{"i":1}', 0, NULL, NULL, 0, NULL)`, claim: `EXECUTE cl('${W}', '{a}', 100, 60)`, plain: `EXECUTE pl('${W}', '{a}', 100, 60)` }
 } as const
 const res: Record<string, Record<string, Array<number>>> = { old: { bulk: [], one: [], claim: [], settle: [] }, new: { bulk: [], one: [], claim: [], plain: [], settle: [] } }
 const ex = async (text: string, params: unknown[] = []) => {
@@ -79,7 +79,8 @@ for (let round = 0; round < 12; round++) {
       const rows = await q(`SELECT id, claims FROM ${x.s}.job WHERE worker_id = '${W}'`)
       const ids = rows.map((r) => r.id), claims = rows.map((r) => r.claims)
       const arr = (xs: Array<unknown>) => `'{${xs.map((v) => `"${v}"`).join(",")}}'`
-      const t = await ex(`EXECUTE ${k}_st('${W}', ${arr(ids)}, ${arr(claims)}, ${arr(ids.map(() => "Succeeded"))}, ${arr(ids.map(() => ""))}, '{}', ${arr(ids)}, '{}', true)`)
+      // the new settlement takes per-job delays as a 10th parameter (NULL: none, as a batch of successes sends)
+      const t = await ex(`EXECUTE ${k}_st('${W}', ${arr(ids)}, ${arr(claims)}, ${arr(ids.map(() => "Succeeded"))}, ${arr(ids.map(() => ""))}, '{}', ${arr(ids)}, '{}', true${k === "new" ? ", NULL" : ""})`)
       res[k]!.settle!.push(t)
     }
   }

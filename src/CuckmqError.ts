@@ -253,6 +253,70 @@ export class ChannelNotFound extends Schema.TaggedError<ChannelNotFound>()("Chan
 }
 
 /**
+ * A handler's answer "not now, run me again in `delaySecs`" (`JobDefinition.snooze`): the job goes back to
+ * the queue without spending an attempt, and its snooze counter grows. Beyond the definition's `maxSnoozes`
+ * a snooze fails the attempt instead, with {@link JobSnoozeLimitExceeded}. Not an error of cuckmq's own:
+ * a handler fails with it to steer its job (it is never reported as a failure).
+ *
+ * @since 0.2.0
+ */
+export class JobSnooze extends Schema.TaggedError<JobSnooze>()("JobSnooze", {
+  /** Seconds from the end of the attempt until the job may run again (>= 0). */
+  delaySecs: Schema.Number,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * A handler's failure that chooses its own retry delay (`JobDefinition.retryAfter`): the attempt is spent,
+ * as for any failure, and if attempts remain the job runs again `delaySecs` after the attempt ended, instead
+ * of the definition's retry policy or `timeout`. With no attempt left the job is finalized as failed.
+ *
+ * @since 0.2.0
+ */
+export class JobRetryAfter extends Schema.TaggedError<JobRetryAfter>()("JobRetryAfter", {
+  /** Seconds from the end of the attempt until the retry (>= 0). */
+  delaySecs: Schema.Number,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * An attempt ran past its time limit (the definition's `timeLimit`, or the enqueue's): its handler was
+ * interrupted and the attempt failed with this error, retried as any failure is. `limitSecs` is the limit.
+ *
+ * @since 0.2.0
+ */
+export class JobTimeLimitExceeded extends Schema.TaggedError<JobTimeLimitExceeded>()("JobTimeLimitExceeded", {
+  jobId: Schema.String,
+  limitSecs: Schema.Number,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * A handler snoozed a job that had already snoozed `maxSnoozes` times (its definition's bound): the snooze
+ * counts as a failed attempt with this error (retried while attempts remain, as any failure is).
+ *
+ * @since 0.2.0
+ */
+export class JobSnoozeLimitExceeded extends Schema.TaggedError<JobSnoozeLimitExceeded>()("JobSnoozeLimitExceeded", {
+  jobId: Schema.String,
+  snoozes: Schema.Number,
+  maxSnoozes: Schema.Number,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
  * Every error that enqueueing a job can fail with.
  *
  * @since 0.1.0
@@ -283,6 +347,10 @@ export type CuckmqError =
   | JobNotFound
   | JobActionRefused
   | ChannelNotFound
+  | JobSnooze
+  | JobRetryAfter
+  | JobTimeLimitExceeded
+  | JobSnoozeLimitExceeded
 
 /**
  * Whether a value is a cuckmq error (any of the classes of this module; checked by {@link TypeId}, so a
@@ -391,3 +459,35 @@ export const isJobActionRefused: (u: unknown) => u is JobActionRefused = guard<J
  * @since 0.2.0
  */
 export const isChannelNotFound: (u: unknown) => u is ChannelNotFound = guard<ChannelNotFound>("ChannelNotFound")
+
+/**
+ * Whether a value is a {@link JobTimeLimitExceeded}.
+ *
+ * @since 0.2.0
+ */
+export const isJobTimeLimitExceeded: (u: unknown) => u is JobTimeLimitExceeded = guard<JobTimeLimitExceeded>(
+  "JobTimeLimitExceeded"
+)
+
+/**
+ * Whether a value is a {@link JobSnoozeLimitExceeded}.
+ *
+ * @since 0.2.0
+ */
+export const isJobSnoozeLimitExceeded: (u: unknown) => u is JobSnoozeLimitExceeded = guard<JobSnoozeLimitExceeded>(
+  "JobSnoozeLimitExceeded"
+)
+
+/**
+ * Whether a value is a {@link JobSnooze} (what `JobDefinition.snooze` fails with).
+ *
+ * @since 0.2.0
+ */
+export const isJobSnooze: (u: unknown) => u is JobSnooze = guard<JobSnooze>("JobSnooze")
+
+/**
+ * Whether a value is a {@link JobRetryAfter} (what `JobDefinition.retryAfter` fails with).
+ *
+ * @since 0.2.0
+ */
+export const isJobRetryAfter: (u: unknown) => u is JobRetryAfter = guard<JobRetryAfter>("JobRetryAfter")

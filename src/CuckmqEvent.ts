@@ -151,6 +151,23 @@ export class WorkerJobInterrupt extends Schema.TaggedClass<WorkerJobInterrupt>()
 }) {}
 
 /**
+ * A handler snoozed its job (`JobDefinition.snooze`): it went back to the queue until `runAt`, with no
+ * attempt spent. `snoozes` counts this one (the job's snoozes so far); beyond the definition's `maxSnoozes`
+ * a snooze is a failed attempt instead (a `WORKER_JOB_RUN_ERROR` with `JobSnoozeLimitExceeded`).
+ *
+ * @since 0.2.0
+ */
+export class WorkerJobSnooze extends Schema.TaggedClass<WorkerJobSnooze>()("WORKER_JOB_SNOOZE", {
+  ...jobFields,
+  workerId: Schema.String,
+  attempt: Schema.Int,
+  snoozes: Schema.Int,
+  delaySecs: Schema.Number,
+  runAt: Schema.DateFromString,
+  durationMs: Schema.Number
+}) {}
+
+/**
  * The orchestrator deleted a finalized job past its retention (`jobPostFinalizeDeleteSecs`).
  *
  * @since 0.1.0
@@ -316,6 +333,7 @@ export const CuckmqEvent = Schema.Union([
   WorkerJobRunSuccess,
   WorkerJobExpire,
   WorkerJobInterrupt,
+  WorkerJobSnooze,
   OrchestratorJobDelete,
   OrchestratorJobGroupDelete,
   OrchestratorJobSchedule,

@@ -9,6 +9,7 @@
  * | `cuckmq_jobs_succeeded_total` | counter | handler runs that succeeded |
  * | `cuckmq_jobs_failed_total` | counter | handler runs that failed (retried or not) |
  * | `cuckmq_jobs_expired_total` | counter | jobs finalized as failed (no attempt left) |
+ * | `cuckmq_jobs_snoozed_total` | counter | handler runs that snoozed their job (no attempt spent) |
  * | `cuckmq_job_run_duration_seconds` | histogram | handler run time |
  * | `cuckmq_job_queue_wait_seconds` | histogram | from when a job became available to when its handler started |
  * | `cuckmq_jobs_in_flight` | gauge | handlers running in a worker |
@@ -53,6 +54,17 @@ export const jobsFailed = Metric.counter("cuckmq_jobs_failed_total", {
  */
 export const jobsExpired = Metric.counter("cuckmq_jobs_expired_total", {
   description: "Jobs finalized as failed after their last attempt",
+  incremental: true
+})
+
+/**
+ * Counter `cuckmq_jobs_snoozed_total`: handler runs that snoozed their job (`JobDefinition.snooze`: back to
+ * the queue, no attempt spent). A snooze beyond `maxSnoozes` is counted as failed instead.
+ *
+ * @since 0.2.0
+ */
+export const jobsSnoozed = Metric.counter("cuckmq_jobs_snoozed_total", {
+  description: "Handler runs that snoozed their job (no attempt spent)",
   incremental: true
 })
 

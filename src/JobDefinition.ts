@@ -25,15 +25,18 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, type Exit, Result, Schema } from "effect"
+import { Cause, Duration, Effect, type Exit, Result, Schedule, Schema } from "effect"
 import { Cuckmq, type RateLimit, type RateLimitOptions } from "./Cuckmq.js"
 import {
   type EnqueueError,
   InvalidEnqueueOptions,
   type InvalidJobDefinition,
   InvalidPayload,
+  JobRetryAfter,
+  JobSnooze,
   type StorageError
 } from "./CuckmqError.js"
+import * as Attempts from "./internal/attempts.js"
 import * as internal from "./internal/definition.js"
 import * as Engine from "./internal/engine.js"
 import * as TimeOption from "./internal/duration.js"
@@ -98,6 +101,11 @@ export interface EnqueueOptions {
    * `priorityAging`), so a lower priority is delayed, never starved. Defaults to the definition's `priority`.
    */
   readonly priority?: number | undefined
+  /**
+   * This job's limit on one attempt's run time (stored with the job), instead of the definition's
+   * `timeLimit`: `"5 minutes"`, `Duration.seconds(30)`; > 0, at most 100 years. Defaults to the definition's.
+   */
+  readonly timeLimit?: Duration.Input | undefined
 }
 
 /**
@@ -132,6 +140,12 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly groupConcurrency: number
   /** The rate limit of every job group of the definition's jobs that has no rate limit of its own. */
   readonly groupRateLimit: RateLimit | undefined
+  /** The retry policy: the delays between attempts (undefined: `timeoutSecs` every time). */
+  readonly retry: Schedule.Schedule<unknown, unknown> | undefined
+  /** How many times a job may snooze; a snooze beyond fails the attempt (100 unless set). */
+  readonly maxSnoozes: number
+  /** The limit on one attempt's run time, unless an enqueue gives its own (undefined: none). */
+  readonly timeLimit: Duration.Duration | undefined
   /** Runs one attempt of a job: its decoded payload and what the worker knows about the job. */
   readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
   /**
@@ -236,6 +250,31 @@ export type MakeOptions<S extends Schema.Top, E, R> = {
    * across every worker. A group's own setting (`Cuckmq.setGroupLimits`) wins. Defaults to none.
    */
   readonly groupRateLimit?: RateLimitOptions | undefined
+  /**
+   * The retry policy, an Effect `Schedule` of the delays between attempts, e.g.
+   * `Schedule.exponential("1 second").pipe(Schedule.jittered)`, or capped:
+   * `Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("1 minute")])`. The delay before the
+   * k-th retry is the k-th step's delay of the schedule run from its start, with the attempt's failure (the
+   * typed error or the defect) as every step's input; the job's next run time is stored, the schedule never
+   * is. Attempts stay bounded by `numAttempts`; a schedule that ends first stops the retries (the job is
+   * finalized as failed). It must be pure (no services, never failing). A handler's
+   * `JobDefinition.retryAfter` wins over it; a job taken back from a crashed worker is retried after
+   * `timeout`. Defaults to none: every retry waits `timeout`.
+   */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * How many times one job may snooze (`JobDefinition.snooze`: no attempt spent); a snooze beyond this
+   * fails the attempt with `JobSnoozeLimitExceeded` (retried while attempts remain). An integer >= 0; 0
+   * makes every snooze a failed attempt. Defaults to 100.
+   */
+  readonly maxSnoozes?: number | undefined
+  /**
+   * The limit on one attempt's run time: at the limit the handler's fiber is interrupted and the attempt
+   * fails with `JobTimeLimitExceeded` (retried per the policy). Independent of the worker's lease: a slow
+   * job is never taken away from a live worker. An enqueue may give its own (`EnqueueOptions.timeLimit`).
+   * > 0, at most 100 years. Defaults to none.
+   */
+  readonly timeLimit?: Duration.Input | undefined
 } & RepeatOptions<S["Type"]>
 
 /** The time options of definitions and enqueue, in their two forms (see internal/duration.ts). */
@@ -303,6 +342,18 @@ export const make = <
   const groupRateLimit = options.groupRateLimit === undefined
     ? undefined
     : internal.resolveRateLimit("groupRateLimit", options.groupRateLimit)
+  // the attempt options: like the others, checked here and reported by validate
+  const timeLimit = options.timeLimit === undefined
+    ? undefined
+    : TimeOption.resolve(Attempts.timeLimitSpec, options.timeLimit, undefined, 0)
+  const maxSnoozes = options.maxSnoozes ?? Attempts.defaultMaxSnoozes
+  const attemptProblem = timeLimit !== undefined && Result.isFailure(timeLimit)
+    ? timeLimit.failure
+    : Attempts.checkMaxSnoozes(maxSnoozes) ??
+      (options.retry !== undefined && !Schedule.isSchedule(options.retry)
+        ? `retry must be a Schedule (e.g. Schedule.exponential("1 second")), got ${String(options.retry)}`
+        : undefined)
+  const timeLimitSecs = timeLimit !== undefined && Result.isSuccess(timeLimit) ? timeLimit.success.secs : undefined
   const self: JobDefinition<S["Type"], E, R> & internal.Internals = {
     [TypeId]: TypeId,
     name: options.name,
@@ -321,12 +372,17 @@ export const make = <
           ? Duration.seconds(groupRateLimit.success.periodSecs)
           : Duration.zero // never deployed: validate reports the problem
       },
+    retry: options.retry,
+    maxSnoozes,
+    timeLimit: timeLimitSecs === undefined ? undefined : Duration.seconds(timeLimitSecs),
     handler: options.handler,
     [internal.InternalsId]: {
       decode: Schema.decodeUnknownExit(codec),
       repeatSecsAndCronBoth: options.cron !== undefined && every !== undefined,
       timeProblem: problem,
-      groupRateLimit
+      groupRateLimit,
+      timeLimitSecs,
+      attemptProblem
     },
     get deploy() {
       return deploy(self)
@@ -375,6 +431,14 @@ const insertItems = <A>(
         }
         delaySecs = delay.success.secs
       }
+      let timeLimitSecs: number | undefined
+      if (item.timeLimit !== undefined) {
+        const limit = TimeOption.resolve(Attempts.timeLimitSpec, item.timeLimit, undefined, 0)
+        if (Result.isFailure(limit)) {
+          return yield* new InvalidEnqueueOptions({ definitionName: definition.name, message: `${limit.failure}${where}` })
+        }
+        timeLimitSecs = limit.success.secs
+      }
       const badPriority = item.priority === undefined ? undefined : internal.checkPriority("priority", item.priority)
       if (badPriority !== undefined) {
         return yield* new InvalidEnqueueOptions({ definitionName: definition.name, message: `${badPriority}${where}` })
@@ -405,7 +469,8 @@ const insertItems = <A>(
         priority: item.priority ?? definition.priority,
         jobGroup: item.jobGroup,
         traceId,
-        spanId
+        spanId,
+        ...(timeLimitSecs !== undefined ? { timeLimitSecs } : {})
       })
     }
     return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
@@ -459,3 +524,67 @@ const enqueueItems = <A>(
  * @since 0.1.0
  */
 export const isJobDefinition = (u: unknown): u is Any => typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * Fails a handler's attempt with "not now, run me again in `delay`" (a {@link JobSnooze}): the job goes back
+ * to the queue without spending an attempt, to run again `delay` after the attempt ended, and its snooze
+ * counter grows (`WORKER_JOB_SNOOZE` event, `cuckmq_jobs_snoozed_total` metric). Beyond the definition's
+ * `maxSnoozes` the snooze fails the attempt with `JobSnoozeLimitExceeded` instead. `delay` is a
+ * `Duration.Input` >= 0 (at most 100 years); an invalid one is a defect of the attempt (a failed attempt).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobDefinition } from "@cuckmq/effect"
+ *
+ * const isReady = (_id: string) => Effect.succeed(false)
+ * export const Publish = JobDefinition.make({
+ *   name: "publish-when-ready",
+ *   payload: Schema.Struct({ id: Schema.String }),
+ *   handler: ({ id }) =>
+ *     Effect.gen(function*() {
+ *       if (!(yield* isReady(id))) return yield* JobDefinition.snooze("30 seconds")
+ *       yield* Effect.log(`publishing ${id}`)
+ *     })
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const snooze = (delay: Duration.Input): Effect.Effect<never, JobSnooze> =>
+  Effect.suspend(() => {
+    const secs = Attempts.delaySecs("snooze delay", delay)
+    return Result.isSuccess(secs)
+      ? Effect.fail(new JobSnooze({ delaySecs: secs.success, message: `snoozed for ${Duration.format(Duration.seconds(secs.success))}` }))
+      : Effect.die(new Error(secs.failure))
+  })
+
+/**
+ * Fails a handler's attempt and chooses when the retry runs (a {@link JobRetryAfter}): `delay` after the
+ * attempt ended, instead of the definition's `retry` policy or `timeout`. The attempt is spent: with none
+ * left the job is finalized as failed. `delay` is a `Duration.Input` >= 0 (at most 100 years); an invalid
+ * one is a defect of the attempt (retried per the policy). `message` is recorded as the attempt's error.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobDefinition } from "@cuckmq/effect"
+ *
+ * // a rate-limited API said "Retry-After: 120"
+ * export const backOff = (retryAfterSecs: number) => JobDefinition.retryAfter(`${retryAfterSecs} seconds`, "HTTP 429")
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const retryAfter = (delay: Duration.Input, message?: string): Effect.Effect<never, JobRetryAfter> =>
+  Effect.suspend(() => {
+    const secs = Attempts.delaySecs("retryAfter delay", delay)
+    return Result.isSuccess(secs)
+      ? Effect.fail(
+        new JobRetryAfter({
+          delaySecs: secs.success,
+          message: message ?? `retry after ${Duration.format(Duration.seconds(secs.success))}`
+        })
+      )
+      : Effect.die(new Error(secs.failure))
+  })

@@ -156,6 +156,11 @@ export interface NewJob {
   readonly jobGroup: string | undefined
   readonly traceId: string | undefined
   readonly spanId: string | undefined
+  /**
+   * The limit on one attempt's run time given at enqueue, in seconds (> 0), stored with the job; undefined:
+   * the definition's `timeLimit` (if any) applies.
+   */
+  readonly timeLimitSecs?: number | undefined
 }
 
 /**
@@ -177,6 +182,10 @@ export interface ClaimedJob {
   readonly timeoutSecs: number
   /** How many times the job was taken back from a worker that died holding it. */
   readonly crashes: number
+  /** How many times a handler snoozed the job (`Snooze` settlements). */
+  readonly snoozes: number
+  /** The attempt time limit given at enqueue, in seconds, or undefined (see `NewJob.timeLimitSecs`). */
+  readonly timeLimitSecs: number | undefined
   readonly priority: number
   readonly runAt: Date
   readonly sortAt: Date
@@ -190,7 +199,10 @@ export interface ClaimedJob {
  * What a worker reports about a claimed job:
  * - `Started`: the handler started (records the attempt; the job stays claimed).
  * - `Succeeded`: finalize as succeeded.
- * - `Retry`: the attempt failed and attempts remain: available again `timeoutSecs` from now.
+ * - `Retry`: the attempt failed and attempts remain: available again `delaySecs` (default: the job's
+ *   `timeoutSecs`) from now.
+ * - `Snooze`: the handler asked to run again `delaySecs` from now: back to waiting, its attempt refunded
+ *   (a recorded start is given back, as for `Released`), its `snoozes` counter incremented.
  * - `Expired`: the last attempt failed: finalize as failed.
  * - `Released`: not run to an end by no fault of the job (never started, an orphan, the worker stopping or
  *   losing its lease): back to the queue in its place, a recorded start refunded.
@@ -203,9 +215,14 @@ export interface ClaimedJob {
 export interface Settlement {
   readonly id: string
   readonly claim: number
-  readonly outcome: "Started" | "Succeeded" | "Retry" | "Expired" | "Released"
+  readonly outcome: "Started" | "Succeeded" | "Retry" | "Snooze" | "Expired" | "Released"
   /** The failure, as JSON, recorded on the job (`Retry`/`Expired`). */
   readonly error?: unknown
+  /**
+   * `Retry` and `Snooze`: seconds from now (the store's clock) until the job is claimable again, >= 0.
+   * A `Retry` without it waits the job's `timeoutSecs`; a `Snooze` without it is due at once.
+   */
+  readonly delaySecs?: number | undefined
   /**
    * The job belongs to a named group (as claimed). A backend may settle a batch without grouped jobs more
    * cheaply; a settlement that says false for a grouped job changes nothing.
@@ -380,6 +397,8 @@ export interface JobInfo {
   readonly claims: number
   /** How many times the job was taken back from a worker that died holding it. */
   readonly crashes: number
+  /** How many times a handler snoozed the job (kept once finalized, except after a rescue finalized it). */
+  readonly snoozes: number
   /** Waiting only: held behind a full group. */
   readonly held: boolean
   /** Live jobs only (a finalized job's priority is not kept): undefined once finalized. */

@@ -71,7 +71,10 @@ export interface EnqueuedJob<A> {
 export interface DrainResult {
   /** Jobs whose handler succeeded. */
   readonly succeeded: number
-  /** Jobs that failed with attempts left: waiting again, `timeoutSecs` later. */
+  /**
+   * Jobs that failed with attempts left (waiting again after their retry delay), or that snoozed (waiting
+   * again after the snooze, no attempt spent).
+   */
   readonly retried: number
   /** Jobs that failed their last attempt: finalized as failed. */
   readonly failed: number
@@ -178,7 +181,7 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
           const settlement = Execute.conclude(cuckmq, job, workerId, exit, started, ended, undefined)
           yield* Effect.orDie(memory.settle(workerId, [settlement]))
           if (settlement.outcome === "Succeeded") result.succeeded++
-          else if (settlement.outcome === "Retry") result.retried++
+          else if (settlement.outcome === "Retry" || settlement.outcome === "Snooze") result.retried++
           else result.failed++
         }
       })

@@ -35,6 +35,15 @@ const samples: { readonly [T in CuckmqEvent.Tag]: Extract<CuckmqEvent.CuckmqEven
   WORKER_JOB_RUN_SUCCESS: new CuckmqEvent.WorkerJobRunSuccess({ ...job, workerId: "w1", attempt: 1, durationMs: 3 }),
   WORKER_JOB_EXPIRE: new CuckmqEvent.WorkerJobExpire({ ...job, workerId: "w1", attempts: 3 }),
   WORKER_JOB_INTERRUPT: new CuckmqEvent.WorkerJobInterrupt({ ...job, workerId: "w1", attempt: 1, reason: "lease-lost" }),
+  WORKER_JOB_SNOOZE: new CuckmqEvent.WorkerJobSnooze({
+    ...job,
+    workerId: "w1",
+    attempt: 1,
+    snoozes: 2,
+    delaySecs: 30,
+    runAt: new Date("2026-12-02T00:00:30.123Z"),
+    durationMs: 4
+  }),
   ORCHESTRATOR_JOB_DELETE: new CuckmqEvent.OrchestratorJobDelete(job),
   ORCHESTRATOR_JOB_GROUP_DELETE: new CuckmqEvent.OrchestratorJobGroupDelete({ timestamp: at, jobGroup: "account-7" }),
   ORCHESTRATOR_JOB_SCHEDULE: new CuckmqEvent.OrchestratorJobSchedule({ ...job, scheduledFor: new Date("2026-12-02T01:00:00Z") }),
@@ -77,7 +86,7 @@ const assertRoundTrip = (event: CuckmqEvent.CuckmqEvent) => {
 describe("events as Schema values", () => {
   it("the samples cover every event class, each under its own tag", () => {
     assert.deepStrictEqual(Object.keys(samples).sort(), Object.keys(CuckmqEvent.CuckmqEvent.cases).sort())
-    assert.strictEqual(Object.keys(samples).length, 22)
+    assert.strictEqual(Object.keys(samples).length, 23)
     for (const [tag, event] of Object.entries(samples)) assert.strictEqual(event._tag, tag)
   })
 

@@ -217,6 +217,21 @@ describe("examples", () => {
       assert.deepStrictEqual(yield* leftoversThenClean, [])
     }))
 
+  it.live("attempt-control: a capped exponential retry policy, retryAfter, snooze, a time limit", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* runExample("attempt-control.ts")
+      assert.strictEqual(code, 0, output)
+      assert.include(output, "flaky-upload attempt 1 failed (upload failed (attempt 1)): retry in 100 ms")
+      assert.include(output, "flaky-upload attempt 2 failed (upload failed (attempt 2)): retry in 200 ms")
+      assert.include(output, "flaky-upload attempt 3 failed (upload failed (attempt 3)): retry in 300 ms")
+      assert.include(output, "call-throttled-api attempt 1 failed (HTTP 429): retry in 250 ms")
+      assert.include(output, "publish-when-ready snoozed (2 so far), again in 100 ms")
+      assert.include(output, "published launch-post on attempt 1 after 2 snoozes")
+      assert.include(output, "render attempt 1 interrupted at its time limit")
+      assert.include(output, "rendered on attempt 2")
+      assert.include(output, "all 4 jobs done")
+    }))
+
   it.live("a scratch schema is never one that exists already", () =>
     Effect.gen(function*() {
       const schema = exampleSchema("taken")

@@ -16,7 +16,8 @@ describe("Migrations", () => {
         )
         const applied = results.filter((r) => r.length > 0)
         assert.strictEqual(applied.length, 1)
-        const all = [[1, "init"], [2, "claims_starts_slots_sessions"], [3, "flow_control"], [4, "admin_statistics"]]
+        const all = [[1, "init"], [2, "claims_starts_slots_sessions"], [3, "flow_control"], [4, "admin_statistics"],
+          [5, "attempt_control"]]
         assert.deepStrictEqual(applied[0]!.map(([id, name]) => [id, name]), all)
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql<{ id: number; name: string }>`
@@ -76,7 +77,33 @@ describe("Migrations", () => {
         assert.strictEqual(Number(before!.n), 1)
         yield* sql.withTransaction(Effect.forEach(upgrade, (s) => sql.unsafe(s), { discard: true }))
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
-        assert.strictEqual(Migrations.latestVersion, 4)
+        assert.strictEqual(Migrations.latestVersion, 5)
+      }).pipe(Effect.scoped))
+
+    it.effect("migration 5 upgrades a version-4 schema with live jobs: snoozes 0, no time limit, settle_v2 kept", () =>
+      Effect.gen(function*() {
+        const other = `${schema}_v4`
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(other)} CASCADE`))
+        const all = yield* Migrations.generateMigrationSql(other)
+        const v5 = yield* Migrations.generateMigrationSql(other, { fromVersion: 4 })
+        const own = v5.slice(2)
+        yield* sql.withTransaction(Effect.forEach(all.filter((s) => !own.includes(s)), (s) => sql.unsafe(s), { discard: true }))
+        const q = (t: string) => sql(`${other}.${t}`)
+        yield* sql`INSERT INTO ${q("job_definition")} (name, channel, num_attempts, timeout_secs) VALUES ('d', '_default', 3, 5)`
+        yield* sql`INSERT INTO ${q("job")} (name, channel, payload, max_attempts, timeout_secs) VALUES ('d', '_default', '{}', 3, 5)`
+        yield* sql.withTransaction(Effect.forEach(v5, (s) => sql.unsafe(s), { discard: true }))
+        const [job] = yield* sql<{ snoozes: number; time_limit_secs: number | null }>`
+          SELECT snoozes, time_limit_secs FROM ${q("job")}`
+        assert.deepStrictEqual({ ...job }, { snoozes: 0, time_limit_secs: null })
+        const fns = yield* sql<{ proname: string }>`
+          SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = ${other} AND p.proname LIKE 'settle_%' ORDER BY p.proname`
+        assert.deepStrictEqual(fns.map((f) => f.proname), ["settle_v2", "settle_v3"])
+        // a time limit must be positive
+        const bad = yield* Effect.flip(sql`UPDATE ${q("job")} SET time_limit_secs = 0`)
+        assert.strictEqual(bad._tag, "SqlError")
+        assert.deepStrictEqual(yield* Migrations.migrate(other), [])
       }).pipe(Effect.scoped))
 
     it.effect("a schema name PostgreSQL reserves (pg_ prefix) is refused before anything is written", () =>

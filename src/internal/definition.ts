@@ -28,6 +28,10 @@ export interface Internals {
     readonly timeProblem: string | undefined
     /** `groupRateLimit` as the store takes it, resolved when the definition was made (or why it cannot be). */
     readonly groupRateLimit: Result.Result<JobStore.RateLimit, string> | undefined
+    /** `timeLimit` in seconds (undefined: none), resolved when the definition was made. */
+    readonly timeLimitSecs: number | undefined
+    /** Why the attempt options (`timeLimit`, `maxSnoozes`, `retry`) cannot be used, if they cannot. */
+    readonly attemptProblem: string | undefined
   }
 }
 
@@ -157,6 +161,8 @@ export const validate = (
   if (flow !== undefined) return fail(flow)
   const groupRateLimit = internals(definition).groupRateLimit
   if (groupRateLimit !== undefined && Result.isFailure(groupRateLimit)) return fail(groupRateLimit.failure)
+  const attemptProblem = internals(definition).attemptProblem
+  if (attemptProblem !== undefined) return fail(attemptProblem)
   const repeat = definition.repeat
   if (repeat?._tag === "Cron") {
     const parsed = Cron.parse(repeat.expression, repeat.tz ?? "UTC")

@@ -1,8 +1,13 @@
 /**
  * Running one claimed job, shared by the worker and the test backend's `drain`: the handler (with the
- * group-lock ceiling), the outcome it leads to, and the events that report it.
+ * attempt's time limit and the group-lock ceiling), the outcome it leads to (retry delays from the
+ * definition's policy or the handler's `retryAfter`, snoozes and their bound: see attempts.ts), and the
+ * events that report it.
  */
-import { Cause, Duration, Effect, Exit, Tracer } from "effect"
+import { Cause, Duration, Effect, Exit, Option, Tracer } from "effect"
+import { isJobRetryAfter, isJobSnooze, JobSnoozeLimitExceeded, JobTimeLimitExceeded } from "../CuckmqError.js"
+import * as Attempts from "./attempts.js"
+import { internals } from "./definition.js"
 import type { Engine } from "./engine.js"
 import type { JobMetadata } from "../JobDefinition.js"
 import type * as JobStore from "../JobStore.js"
@@ -78,9 +83,10 @@ export class GroupCeilingError extends Error {
 }
 
 /**
- * The job's handler (decode, then run). A job of a named group is stopped, as a failure, at `deadline` (a
- * `Clock` time in ms): shortly before it would hold its group's slot for `jobGroupUnlockSecs` counted from
- * its claim, the point at which a rescue frees the slot.
+ * The job's handler (decode, then run). An attempt with a time limit (the job's own, given at enqueue, else
+ * its definition's) is interrupted at the limit and fails with `JobTimeLimitExceeded`. A job of a named group
+ * is stopped, as a failure, at `deadline` (a `Clock` time in ms): shortly before it would hold its group's
+ * slot for `jobGroupUnlockSecs` counted from its claim, the point at which a rescue frees the slot.
  */
 export const handler = (
   cuckmq: Engine,
@@ -90,7 +96,22 @@ export const handler = (
   deadline: number | undefined,
   now: number
 ): Effect.Effect<void, unknown> => {
-  let run = cuckmq.definitions.get(job.name)!.run(job, metadata(job, workerId))
+  const registered = cuckmq.definitions.get(job.name)!
+  let run = registered.run(job, metadata(job, workerId))
+  const limitSecs = job.timeLimitSecs ?? internals(registered.definition).timeLimitSecs
+  if (limitSecs !== undefined) {
+    run = Effect.timeoutOrElse(run, {
+      duration: Duration.seconds(limitSecs),
+      orElse: () =>
+        Effect.fail(
+          new JobTimeLimitExceeded({
+            jobId: job.id,
+            limitSecs,
+            message: `the attempt ran past its time limit (${Duration.format(Duration.seconds(limitSecs))}) and was interrupted`
+          })
+        )
+    })
+  }
   if (deadline !== undefined) {
     const ceilingSecs = cuckmq.settings.jobGroupUnlockSecs
     run = Effect.timeoutOrElse(run, {
@@ -178,8 +199,55 @@ export const conclude = (
     }))
     return { id: job.id, claim: job.claim, outcome: "Released" }
   }
-  const { json, message } = describeCause(exit.cause)
-  const willRetry = job.attempt < job.maxAttempts
+  const definition = cuckmq.definitions.get(job.name)?.definition
+  const failure = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
+  let cause: Cause.Cause<unknown> = exit.cause
+  if (isJobSnooze(failure)) {
+    const maxSnoozes = definition?.maxSnoozes ?? Attempts.defaultMaxSnoozes
+    if (job.snoozes < maxSnoozes) {
+      cuckmq.metrics.snoozed(job.name)
+      cuckmq.publish(() => ({
+        _tag: "WORKER_JOB_SNOOZE",
+        timestamp: new Date(ended),
+        jobId: job.id,
+        definitionName: job.name,
+        workerId,
+        attempt: job.attempt,
+        snoozes: job.snoozes + 1,
+        delaySecs: failure.delaySecs,
+        runAt: new Date(ended + failure.delaySecs * 1000),
+        durationMs
+      }))
+      return { id: job.id, claim: job.claim, outcome: "Snooze", delaySecs: failure.delaySecs }
+    }
+    // beyond the bound: a failed attempt
+    cause = Cause.fail(
+      new JobSnoozeLimitExceeded({
+        jobId: job.id,
+        snoozes: job.snoozes,
+        maxSnoozes,
+        message: `the job snoozed ${job.snoozes} times already, its definition's maxSnoozes (${maxSnoozes}): ` +
+          `this snooze fails the attempt`
+      })
+    )
+  }
+  const { json, message } = describeCause(cause)
+  let willRetry = job.attempt < job.maxAttempts
+  // the delay before the retry: the handler's own, else the definition's policy, else its timeout
+  let delaySecs: number | undefined
+  if (willRetry) {
+    if (isJobRetryAfter(failure)) delaySecs = failure.delaySecs
+    else if (definition?.retry !== undefined) {
+      const policy = Attempts.retryDelaySecs(
+        definition.retry as Attempts.RetryPolicy,
+        job.attempt,
+        Cause.squash(cause),
+        ended
+      )
+      if (policy === undefined) willRetry = false // the schedule ended: no more retries
+      else if (policy !== "invalid") delaySecs = policy
+    }
+  }
   cuckmq.metrics.failed(job.name, durationMs, !willRetry, ended)
   cuckmq.publish(() => ({
     _tag: "WORKER_JOB_RUN_ERROR",
@@ -188,10 +256,10 @@ export const conclude = (
     definitionName: job.name,
     workerId,
     attempt: job.attempt,
-    error: Cause.squash(exit.cause),
+    error: Cause.squash(cause),
     message,
     willRetry,
-    retryAt: willRetry ? new Date(ended + job.timeoutSecs * 1000) : undefined,
+    retryAt: willRetry ? new Date(ended + (delaySecs ?? job.timeoutSecs) * 1000) : undefined,
     durationMs
   }))
   if (!willRetry) {
@@ -204,5 +272,7 @@ export const conclude = (
       attempts: job.attempt
     }))
   }
-  return { id: job.id, claim: job.claim, outcome: willRetry ? "Retry" : "Expired", error: json }
+  return willRetry
+    ? { id: job.id, claim: job.claim, outcome: "Retry", error: json, ...(delaySecs !== undefined ? { delaySecs } : {}) }
+    : { id: job.id, claim: job.claim, outcome: "Expired", error: json }
 }

@@ -16,6 +16,8 @@ export interface Recorder {
   /** An attempt failed; `expired`: it was the job's last (finalized as failed). */
   readonly failed: (definition: string, durationMs: number, expired: boolean, at: number) => void
   readonly waited: (definition: string, seconds: number) => void
+  /** A handler snoozed its job (no attempt spent). */
+  readonly snoozed: (definition: string) => void
   readonly inFlight: (worker: string, n: number) => void
 }
 
@@ -24,6 +26,7 @@ interface PerDefinition {
   readonly succeeded: Metric.Metric<number, any>
   readonly failed: Metric.Metric<number, any>
   readonly expired: Metric.Metric<number, any>
+  readonly snoozed: Metric.Metric<number, any>
   readonly runDuration: Metric.Metric<number, any>
   readonly queueWait: Metric.Metric<number, any>
 }
@@ -39,6 +42,7 @@ export const make = (context: Context.Context<never>, outcomes: Outcomes): Recor
         succeeded: tag(M.jobsSucceeded),
         failed: tag(M.jobsFailed),
         expired: tag(M.jobsExpired),
+        snoozed: tag(M.jobsSnoozed),
         runDuration: tag(M.runDuration),
         queueWait: tag(M.queueWait)
       }
@@ -71,6 +75,7 @@ export const make = (context: Context.Context<never>, outcomes: Outcomes): Recor
       outcomes.errored(definition, durationMs, expired, at)
     },
     waited: (definition, seconds) => forDefinition(definition).queueWait.updateUnsafe(seconds, context),
+    snoozed: (definition) => forDefinition(definition).snoozed.updateUnsafe(1, context),
     inFlight: (worker, n) => forWorker(worker).updateUnsafe(n, context)
   }
 }

@@ -256,6 +256,116 @@ export const conformance = (
       yield* store.deregisterWorker(w.id)
     }))
 
+  it.effect("settle: a Retry with delaySecs waits that delay instead of timeoutSecs (grouped or not); without, timeoutSecs", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("retry-delay"), { numAttempts: 3, timeoutSecs: 3600 })], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const group = `${prefix}-retry-delay`
+      const [plain, grouped, fallback] = yield* store.enqueue(
+        n("retry-delay"),
+        [newJob({ i: 1 }), newJob({ i: 2 }, { jobGroup: group }), newJob({ i: 3 })],
+        noCommit
+      )
+      const claimed = (yield* claimOf(w.id, n("retry-delay"), 3)).jobs
+      assert.strictEqual(claimed.length, 3)
+      const byId = new Map(claimed.map((j) => [j.id, j]))
+      // the ungrouped batch (one plain statement on PostgreSQL), then the grouped one (settle_v3)
+      yield* store.settle(w.id, [
+        { id: plain!, claim: byId.get(plain!)!.claim, outcome: "Retry", error: { message: "a" }, delaySecs: 0.3, grouped: false },
+        { id: fallback!, claim: byId.get(fallback!)!.claim, outcome: "Retry", error: { message: "c" }, grouped: false }
+      ])
+      yield* store.settle(w.id, [
+        { id: grouped!, claim: byId.get(grouped!)!.claim, outcome: "Retry", error: { message: "b" }, delaySecs: 0.3 }
+      ])
+      assert.strictEqual((yield* store.getGroup(group)).running, 0, "the retry freed its group slot")
+      for (const id of [plain!, grouped!, fallback!]) assert.deepInclude(yield* state(store, id), { state: "waiting", attempts: 1 })
+      const runAt = (id: string) => Effect.map(state(store, id), (j) => j.runAt!.getTime())
+      const now = yield* Clock.currentTimeMillis
+      assert.isBelow((yield* runAt(plain!)) - now, 5_000, "due after its delay")
+      assert.isAbove((yield* runAt(fallback!)) - now, 3_000_000, "no delay given: the definition's timeoutSecs")
+      assert.deepStrictEqual((yield* claimOf(w.id, n("retry-delay"), 3)).jobs, [], "not before its delay")
+      yield* advance(0.4)
+      const again = (yield* claimOf(w.id, n("retry-delay"), 3)).jobs
+      assert.sameMembers(ids(again), [plain!, grouped!])
+      assert.deepStrictEqual(again.map((j) => j.attempt), [2, 2])
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("settle: Snooze comes back after its delay with no attempt spent (a recorded start refunded), counts snoozes, frees the group slot", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("snooze"), { numAttempts: 1, timeoutSecs: 3600 })], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const group = `${prefix}-snooze`
+      const [a, b] = yield* store.enqueue(n("snooze"), [newJob({ i: 1 }), newJob({ i: 2 }, { jobGroup: group })], noCommit)
+      const first = (yield* claimOf(w.id, n("snooze"), 2)).jobs
+      assert.deepStrictEqual(first.map((j) => [j.snoozes, j.attempt]), [[0, 1], [0, 1]])
+      const ja = first.find((j) => j.id === a)!
+      const jb = first.find((j) => j.id === b)!
+      yield* store.settle(w.id, [{ id: a!, claim: ja.claim, outcome: "Started" }])
+      assert.deepInclude(yield* state(store, a!), { attempts: 1 })
+      yield* store.settle(w.id, [
+        { id: a!, claim: ja.claim, outcome: "Snooze", delaySecs: 0.3, grouped: false },
+        { id: b!, claim: jb.claim, outcome: "Snooze", delaySecs: 0.3, grouped: true }
+      ])
+      for (const id of [a!, b!]) {
+        assert.deepInclude(yield* state(store, id), { state: "waiting", attempts: 0, snoozes: 1, lastError: undefined })
+      }
+      assert.strictEqual((yield* store.getGroup(group)).running, 0, "the snooze freed its group slot")
+      assert.deepStrictEqual((yield* claimOf(w.id, n("snooze"), 2)).jobs, [], "not before its delay")
+      yield* advance(0.4)
+      const second = (yield* claimOf(w.id, n("snooze"), 2)).jobs
+      assert.sameMembers(ids(second), [a!, b!])
+      assert.deepStrictEqual(second.map((j) => [j.snoozes, j.attempt]), [[1, 1], [1, 1]], "the attempt is still the first")
+      // a snooze with no delay is due at once; the count keeps growing, and is kept when the job is finalized
+      const sa = second.find((j) => j.id === a)!
+      yield* store.settle(w.id, [{ id: a!, claim: sa.claim, outcome: "Snooze", grouped: false }])
+      const [third] = (yield* claimOf(w.id, n("snooze"), 1)).jobs
+      assert.deepStrictEqual([third!.id, third!.snoozes, third!.attempt], [a!, 2, 1])
+      yield* store.settle(w.id, [
+        { id: a!, claim: third!.claim, outcome: "Succeeded", grouped: false },
+        { id: b!, claim: second.find((j) => j.id === b)!.claim, outcome: "Expired", error: { message: "x" } }
+      ])
+      assert.deepInclude(yield* state(store, a!), { state: "succeeded", attempts: 1, snoozes: 2 })
+      assert.deepInclude(yield* state(store, b!), { state: "failed", attempts: 1, snoozes: 1 })
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("the time limit given at enqueue is stored with the job and comes back in every claim (single, bulk, grouped, fast path)", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      yield* store.deploy([def(n("time-limit"))], Definition.firstDue)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const [one] = yield* store.enqueue(n("time-limit"), [newJob({ i: 1 }, { timeLimitSecs: 2.5 })], noCommit)
+      const [none] = yield* store.enqueue(n("time-limit"), [newJob({ i: 2 })], noCommit)
+      const [g] = yield* store.enqueue(n("time-limit"), [newJob({ i: 3 }, { timeLimitSecs: 7, jobGroup: `${prefix}-time-limit` })], noCommit)
+      const bulk = yield* store.enqueue(n("time-limit"), [newJob({ i: 4 }, { timeLimitSecs: 0.5 }), newJob({ i: 5 })], noCommit)
+      const expected = new Map<string, number | undefined>([[one!, 2.5], [none!, undefined], [g!, 7], [bulk[0]!, 0.5], [bulk[1]!, undefined]])
+      // one at a time: on PostgreSQL, a full claim, then plain ones
+      const seen = new Map<string, number | undefined>()
+      for (let i = 0; i < 5; i++) {
+        const { jobs } = yield* claimOf(w.id, n("time-limit"), 1)
+        for (const j of jobs) seen.set(j.id, j.timeLimitSecs)
+      }
+      assert.deepStrictEqual(seen, expected)
+      let delivered: Store.ClaimedJob | undefined
+      const local: Store.LocalClaim = {
+        reserve: () => ({
+          workerId: w.id,
+          channels: [n("time-limit")],
+          deliver: (job) => void (delivered = job),
+          cancel: () => {}
+        })
+      }
+      yield* store.enqueue(n("time-limit"), [newJob({ i: 6 }, { timeLimitSecs: 3 })], noCommit, local)
+      assert.deepInclude(delivered, { timeLimitSecs: 3, snoozes: 0 })
+      yield* store.deregisterWorker(w.id)
+    }))
+
   it.effect("settle is fenced by the claim token: another worker, or an older claim of the same worker, changes nothing", () =>
     Effect.gen(function*() {
       const store = yield* JobStore

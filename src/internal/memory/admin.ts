@@ -263,6 +263,9 @@ export const make = (s: AdminStateView): Backend.AdminBackend => {
               sortAt: now,
               attempts: 0,
               crashes: 0,
+              // the definition's settings, as on PostgreSQL (a finalized job keeps no time limit of its own)
+              snoozes: 0,
+              timeLimitSecs: undefined,
               workerId: undefined,
               started: false,
               held: fin.job.jobGroup !== undefined,

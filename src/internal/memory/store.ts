@@ -45,6 +45,10 @@ export interface Job {
   attempts: number
   readonly maxAttempts: number
   readonly timeoutSecs: number
+  /** The attempt time limit given at enqueue (seconds), if any. */
+  readonly timeLimitSecs: number | undefined
+  /** How many times a handler snoozed the job. */
+  snoozes: number
   workerId: string | undefined
   claims: number
   started: boolean
@@ -263,6 +267,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       maxAttempts: job.maxAttempts,
       claims: job.claims,
       crashes: job.crashes,
+      snoozes: job.snoozes,
       held: fin ? false : job.held,
       priority: job.priority,
       runAt: fin ? undefined : new Date(job.runAt),
@@ -284,6 +289,8 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       maxAttempts: job.maxAttempts,
       timeoutSecs: job.timeoutSecs,
       crashes: job.crashes,
+      snoozes: job.snoozes,
+      timeLimitSecs: job.timeLimitSecs,
       priority: job.priority,
       runAt: new Date(job.runAt),
       sortAt: new Date(job.sortAt),
@@ -445,6 +452,8 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
         attempts: 0,
         maxAttempts: definition.record.numAttempts,
         timeoutSecs: definition.record.timeoutSecs,
+        timeLimitSecs: j.timeLimitSecs,
+        snoozes: 0,
         workerId: undefined,
         claims: 0,
         started: false,
@@ -742,9 +751,19 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
               case "Retry": {
                 job.attempts += job.started ? 0 : 1
                 if (giveBack(job)) freed.push(job.jobGroup!)
-                job.runAt = now + job.timeoutSecs * 1000
+                job.runAt = now + (s.delaySecs ?? job.timeoutSecs) * 1000
                 job.sortAt = job.runAt
                 job.lastError = json(s.error)
+                requeued = true
+                break
+              }
+              case "Snooze": {
+                // no attempt spent: a recorded start is given back, as for Released
+                job.attempts -= job.started ? 1 : 0
+                if (giveBack(job)) freed.push(job.jobGroup!)
+                job.snoozes++
+                job.runAt = now + (s.delaySecs ?? 0) * 1000
+                job.sortAt = job.runAt
                 requeued = true
                 break
               }

@@ -30,7 +30,8 @@ import { type Names, optionalDate, optionalString, type Row, storageError } from
 
 /** Columns returned for a claimed job. */
 const claimedColumnNames = ["id", "claims", "name", "channel", "job_group", "payload", "attempts", "max_attempts",
-  "timeout_secs", "crashes", "priority", "run_at", "sort_at", "created_at", "scheduled_for", "trace_id", "span_id"]
+  "timeout_secs", "crashes", "priority", "run_at", "sort_at", "created_at", "scheduled_for", "trace_id", "span_id",
+  "snoozes", "time_limit_secs"]
 
 /** Columns returned for a claimed job. */
 export const claimedColumns = (alias: string) => claimedColumnNames.map((c) => `${alias}.${c}`).join(", ")
@@ -46,6 +47,8 @@ export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
   maxAttempts: Number(row.max_attempts),
   timeoutSecs: Number(row.timeout_secs),
   crashes: Number(row.crashes),
+  snoozes: Number(row.snoozes),
+  timeLimitSecs: row.time_limit_secs === null || row.time_limit_secs === undefined ? undefined : Number(row.time_limit_secs),
   priority: Number(row.priority),
   runAt: row.run_at as Date,
   sortAt: row.sort_at as Date,

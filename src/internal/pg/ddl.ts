@@ -18,7 +18,7 @@ import { Statement } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { freeSlotsFunction, freeSlotsV2Delegate, freeSlotsV3Function } from "./groups.js"
 import { rescueFunction } from "./rescue.js"
-import { settleFunction } from "./settle.js"
+import { settleFunction, settleV3Function } from "./settle.js"
 import { ident, names } from "./sql.js"
 import { releaseFunction } from "./workers.js"
 
@@ -291,6 +291,24 @@ export const v4 = (schema: string): ReadonlyArray<string> => {
   ]
 }
 
+/**
+ * Version 5: attempt control. `job.snoozes` (and `job_finalized.snoozes`): how many times a handler snoozed
+ * the job; `job.time_limit_secs`: the limit on one attempt's run time given at enqueue (NULL: the
+ * definition's, if any, which lives in the process, not here); `settle_v3`: settlements with per-job retry
+ * and snooze delays and the `Snooze` outcome (`settle_v2` stays, for workers of the previous version during a
+ * rolling deploy). Additive: workers of version 4 keep running against it.
+ */
+export const v5 = (schema: string): ReadonlyArray<string> => {
+  const n = names(schema)
+  return [
+    `ALTER TABLE ${n.job}
+  ADD COLUMN snoozes integer NOT NULL DEFAULT 0,
+  ADD COLUMN time_limit_secs double precision NULL CHECK (time_limit_secs > 0)`,
+    `ALTER TABLE ${n.finalized} ADD COLUMN snoozes integer NOT NULL DEFAULT 0`,
+    settleV3Function(n)
+  ]
+}
+
 /** One migration: `[id, name, statements]`, each statement SQL text. */
 export type Migration = readonly [number, string, ReadonlyArray<string>]
 
@@ -299,7 +317,8 @@ export const migrations = (schema: string): ReadonlyArray<Migration> => [
   [1, "init", compile(v1(schema))],
   [2, "claims_starts_slots_sessions", v2(schema)],
   [3, "flow_control", v3(schema)],
-  [4, "admin_statistics", v4(schema)]
+  [4, "admin_statistics", v4(schema)],
+  [5, "attempt_control", v5(schema)]
 ]
 
 /** Compiles fragments to SQL text with the PostgreSQL compiler (no connection needed). */

@@ -51,15 +51,16 @@ const groupLoadSql = (n: Names, grp: string) => `LEFT JOIN LATERAL (
 ) a ON ${grp} IS NOT NULL`
 
 /**
- * One job, waiting: $1 definition, $2 group, $3 payload, $4 delay, $5 trace id, $6 span id, $7 priority. Two
+ * One job, waiting: $1 definition, $2 group, $3 payload, $4 delay, $5 trace id, $6 span id, $7 priority, $8 the
+ * attempt time limit (NULL: the definition's). Two
  * shapes: a job without a group skips the group's load (a lateral subquery the planner runs even when the
  * group is NULL).
  */
 export const oneSql = (n: Names, grouped = true) => `
 INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
-  trace_id, span_id, priority, held)
+  trace_id, span_id, priority, held, time_limit_secs)
 SELECT d.name, d.channel, $2, $3::jsonb, t.run_at, t.run_at, t.now, d.num_attempts, d.timeout_secs, $5, $6, $7::int,
-  ${grouped ? "COALESCE(a.active + 1 > a.conc, false)" : "false"}
+  ${grouped ? "COALESCE(a.active + 1 > a.conc, false)" : "false"}, $8::float8
 FROM ${n.definition} d
 CROSS JOIN (SELECT statement_timestamp() AS now, statement_timestamp() + make_interval(secs => $4::float8) AS run_at) t
 ${grouped ? groupLoadSql(n, "$2::text") : ""}
@@ -70,12 +71,12 @@ RETURNING id, channel, CASE WHEN held THEN job_group END AS held_group`
  * One job, claimed in its insert by the local worker $3 when the deployed channel is one of its channels ($6)
  * and its lease is live and the channel is neither paused nor rate limited; otherwise inserted waiting. Only
  * outside a transaction (the claim commits with the job). $1 definition, $2 payload, $4 trace id, $5 span id,
- * $7 priority.
+ * $7 priority, $8 the attempt time limit (NULL: the definition's).
  */
 export const claimedSql = (n: Names) => `
 INSERT INTO ${n.job} AS j (name, channel, payload, run_at, sort_at, created_at, max_attempts, timeout_secs,
-  trace_id, span_id, priority, worker_id, claims, claimed_at)
-SELECT d.name, d.channel, $2::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, $4, $5, $7::int,
+  trace_id, span_id, priority, time_limit_secs, worker_id, claims, claimed_at)
+SELECT d.name, d.channel, $2::jsonb, t.now, t.now, t.now, d.num_attempts, d.timeout_secs, $4, $5, $7::int, $8::float8,
   CASE WHEN o.ok THEN $3::uuid END,
   CASE WHEN o.ok THEN 1 ELSE 0 END,
   CASE WHEN o.ok THEN t.now END
@@ -91,8 +92,8 @@ WHERE d.name = $1
 RETURNING ${claimedColumns("j")}, j.worker_id`
 
 /**
- * Many jobs with options: the payloads as one JSON array ($2), delays, groups, trace ids and priorities as
- * parallel arrays ($3-$7). A grouped job is held when its group's slots taken, due ready jobs and its rank
+ * Many jobs with options: the payloads as one JSON array ($2), delays, groups, trace ids, priorities and
+ * attempt time limits ('' for none) as parallel arrays ($3-$8). A grouped job is held when its group's slots taken, due ready jobs and its rank
  * in the call (by run time, then input order) exceed the group's concurrency. One row back: the ids in
  * order, the channel, and the groups that got held jobs.
  */
@@ -100,9 +101,10 @@ export const manySql = (n: Names) => `
 WITH t AS (SELECT statement_timestamp() AS now),
 src AS (
   SELECT i.payload, t.now + make_interval(secs => i.delay) AS run_at, NULLIF(i.job_group, '') AS job_group,
-    NULLIF(i.trace_id, '') AS trace_id, NULLIF(i.span_id, '') AS span_id, i.priority, i.ord
+    NULLIF(i.trace_id, '') AS trace_id, NULLIF(i.span_id, '') AS span_id, i.priority,
+    NULLIF(i.time_limit, '')::float8 AS time_limit_secs, i.ord
   FROM t, ROWS FROM (jsonb_array_elements($2::jsonb), unnest($3::text[]::float8[], $4::text[], $5::text[], $6::text[],
-    $7::int[])) WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, priority, ord)
+    $7::int[], $8::text[])) WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, priority, time_limit, ord)
 ),
 gact AS (
   SELECT x.job_group, a.active, a.conc
@@ -118,9 +120,9 @@ ranked AS (
 ),
 ins AS (
   INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, held, max_attempts,
-    timeout_secs, trace_id, span_id, priority)
+    timeout_secs, trace_id, span_id, priority, time_limit_secs)
   SELECT d.name, d.channel, r.job_group, r.payload, r.run_at, r.run_at, t.now, r.held, d.num_attempts,
-    d.timeout_secs, r.trace_id, r.span_id, r.priority
+    d.timeout_secs, r.trace_id, r.span_id, r.priority, r.time_limit_secs
   FROM ${n.definition} d, ranked r, t
   WHERE d.name = $1
   ORDER BY r.ord
@@ -217,7 +219,8 @@ export const make = (ctx: Context) =>
           job.delaySecs,
           job.traceId ?? null,
           job.spanId ?? null,
-          job.priority
+          job.priority,
+          job.timeLimitSecs ?? null
         ]),
         (rows): Inserted | undefined =>
           rows.length === 0 ? undefined : {
@@ -233,7 +236,7 @@ export const make = (ctx: Context) =>
         const priority = jobs[0]!.priority
         const plain = jobs.every((j) =>
           j.delaySecs === 0 && j.jobGroup === undefined && j.traceId === undefined && j.spanId === undefined &&
-          j.priority === priority
+          j.priority === priority && j.timeLimitSecs === undefined
         )
         const insert = plain
           ? client.unsafe<Row>(texts.payloads, [definitionName, payloads, priority])
@@ -244,7 +247,8 @@ export const make = (ctx: Context) =>
             jobs.map((j) => j.jobGroup ?? ""),
             jobs.map((j) => j.traceId ?? ""),
             jobs.map((j) => j.spanId ?? ""),
-            jobs.map((j) => j.priority)
+            jobs.map((j) => j.priority),
+            jobs.map((j) => j.timeLimitSecs === undefined ? "" : String(j.timeLimitSecs))
           ])
         return Effect.map(insert, (rows): Inserted | undefined => {
           // ids come from an identity column in insertion order, sorted (numerically) by the statement
@@ -431,7 +435,8 @@ export const make = (ctx: Context) =>
           job.traceId ?? null,
           job.spanId ?? null,
           [...reservation.channels],
-          job.priority
+          job.priority,
+          job.timeLimitSecs ?? null
         ]).pipe(
           // failed or interrupted mid-statement: it may have committed, claimed, so the worker reconciles
           Effect.onExit((exit) => exit._tag === "Failure" ? Effect.sync(() => reservation.cancel(true)) : Effect.void),

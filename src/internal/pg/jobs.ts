@@ -8,11 +8,12 @@ export const getJobSql = (n: Names) => `
 SELECT id, name, channel, job_group, payload,
   CASE WHEN worker_id IS NULL THEN 'waiting' ELSE 'running' END AS state,
   attempts, max_attempts, claims, crashes, held, run_at, last_error, worker_id, created_at,
-  NULL::timestamptz AS finalized_at, scheduled_for, priority
+  NULL::timestamptz AS finalized_at, scheduled_for, priority, snoozes
 FROM ${n.job} WHERE id = $1::bigint
 UNION ALL
 SELECT id, name, channel, job_group, payload, CASE WHEN succeeded THEN 'succeeded' ELSE 'failed' END,
-  attempts, max_attempts, claims, crashes, false, NULL, last_error, NULL, created_at, finalized_at, scheduled_for, NULL
+  attempts, max_attempts, claims, crashes, false, NULL, last_error, NULL, created_at, finalized_at, scheduled_for, NULL,
+  snoozes
 FROM ${n.finalized} WHERE id = $1::bigint`
 
 export const toJobInfo = (r: Row): JobStore.JobInfo => ({
@@ -26,6 +27,7 @@ export const toJobInfo = (r: Row): JobStore.JobInfo => ({
   maxAttempts: Number(r.max_attempts),
   claims: Number(r.claims),
   crashes: Number(r.crashes),
+  snoozes: Number(r.snoozes ?? 0),
   held: r.held === true,
   priority: r.priority === null || r.priority === undefined ? undefined : Number(r.priority),
   runAt: optionalDate(r.run_at),

@@ -1,5 +1,8 @@
 /**
- * Settling claimed jobs on PostgreSQL: a batch of outcomes (and start marks) in one call of `settle_v2`.
+ * Settling claimed jobs on PostgreSQL: a batch of outcomes (and start marks) in one call of `settle_v3`
+ * (migration 5: per-job retry and snooze delays, the `Snooze` outcome, the snooze counter), or, for a batch
+ * without a grouped job, one plain statement. `settle_v2` (migration 2) stays in the schema, unchanged, for
+ * workers of the previous version during a rolling deploy; its text here must never change.
  *
  * Every write is fenced by the claim token: the job must still be claimed by this worker (`worker_id`) under
  * the same claim (`claims`), a counter that only grows, so a worker that lost a job (rescued, then claimed
@@ -126,15 +129,127 @@ BEGIN
 END
 $fn$`
 
+// ---- version 3 (migration 5): per-job delays, Snooze, snoozes --------------------------------------------
+// New pieces beside version 2's (whose text is part of migration 2 and must not change).
+
+/** The batch's maps, with the per-job delays (seconds as text, '' for none; the array NULL when none has one). */
+const mapsV3Sql = (ids: string, claims: string, outcomes: string, errors: string, delays: string) => `
+  SELECT jsonb_object(${ids}, ${claims}) AS claim, jsonb_object(${ids}, ${outcomes}) AS outcome,
+    jsonb_object(${ids}, ${errors}) AS error, jsonb_object(${ids}, ${delays}) AS delay`
+
+/** `archive` with the snooze counter. */
+const archiveV3 = (n: Names, from: string, attempts: string, succeeded: string, error: string) => `
+INSERT INTO ${n.finalized} (${finalizedColumns}, snoozes)
+SELECT id, name, channel, job_group, payload, ${attempts}, max_attempts, claims, crashes, ${succeeded}, ${error},
+  scheduled_for, created_at, snoozes
+FROM ${from}`
+
+/** Archives the rows of `from` (deleted with `finalizedReturning`), snoozes kept. */
+const archiveFinalizedV3 = (n: Names, from: string) =>
+  archiveV3(n, from, "attempts + (NOT started)::int", "outcome = 'Succeeded'",
+    "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END")
+
+/** The job's outcome in the batch, and its delay (NULL: none given). */
+const outcomeOf = "m.outcome->>j.id::text"
+const delayOf = "NULLIF(m.delay->>j.id::text, '')::float8"
+
+/** When a job going back is due: a retry after its delay (default its timeout), a snooze after its delay. */
+const backDue = (column: string) => `CASE WHEN ${outcomeOf} = 'Retry'
+      THEN statement_timestamp() + make_interval(secs => COALESCE(${delayOf}, j.timeout_secs))
+      WHEN ${outcomeOf} = 'Snooze' THEN statement_timestamp() + make_interval(secs => COALESCE(${delayOf}, 0))
+      ELSE j.${column} END`
+
+/**
+ * The SET list of a job going back: retried (after its delay, an attempt spent if not yet), snoozed (after its
+ * delay, the attempt refunded, counted) or released (in its place, the attempt refunded).
+ */
+const backSetV3 = `worker_id = NULL, claimed_at = NULL, started = false,
+    attempts = CASE WHEN ${outcomeOf} = 'Retry' THEN j.attempts + (NOT j.started)::int
+      ELSE j.attempts - j.started::int END,
+    run_at = ${backDue("run_at")},
+    sort_at = ${backDue("sort_at")},
+    snoozes = j.snoozes + (${outcomeOf} = 'Snooze')::int,
+    last_error = CASE WHEN ${outcomeOf} = 'Retry'
+      THEN NULLIF(m.error->>j.id::text, '')::jsonb ELSE j.last_error END`
+
+/**
+ * `settle_v3(worker, ids, claims, outcomes, errors, delays, keep)`: as `settle_v2`, with per-job delays
+ * (seconds as text, '' for none: a retry then waits the job's `timeout_secs`, a snooze none; `delays` may be
+ * NULL when no job of the batch has one) and the `Snooze` outcome.
+ * Part of migration 5: a change is a new migration and a new function name.
+ */
+export const settleV3Function = (n: Names) => `
+CREATE OR REPLACE FUNCTION ${n.fn("settle_v3")}(
+  p_worker uuid, p_ids bigint[], p_claims integer[], p_outcomes text[], p_errors text[], p_delays text[],
+  p_keep boolean)
+RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_start bigint[];
+  v_fin bigint[];
+  v_back bigint[];
+  v_groups text[];
+  v_counts integer[];
+BEGIN
+  SELECT
+    coalesce(array_agg(x.id) FILTER (WHERE x.o = 'Started'), '{}'),
+    coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Succeeded', 'Expired')), '{}'),
+    coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Retry', 'Snooze', 'Released')), '{}')
+  INTO v_start, v_fin, v_back
+  FROM unnest(p_ids, p_outcomes) AS x(id, o);
+
+  WITH m AS (${mapsV3Sql("p_ids::text[]", "p_claims::text[]", "p_outcomes", "p_errors", "p_delays")}),
+  started AS (
+    UPDATE ${n.job} j SET ${startedSet}
+    FROM m
+    WHERE ${fencedSql("v_start", "p_worker")} AND NOT j.started
+    RETURNING j.id
+  ),
+  fin AS (
+    DELETE FROM ${n.job} j USING m
+    WHERE ${fencedSql("v_fin", "p_worker")}
+    ${finalizedReturning}
+  ),
+  fin_ins AS (${archiveFinalizedV3(n, "fin WHERE p_keep")}
+    RETURNING 1
+  ),
+  old AS (
+    -- locked first, so that the group slot read is the one the update replaces
+    SELECT j.id, j.group_slot, j.job_group FROM ${n.job} j, m
+    WHERE ${fencedSql("v_back", "p_worker")}
+    FOR UPDATE OF j
+  ),
+  back AS (
+    UPDATE ${n.job} j SET group_slot = false, ${backSetV3}
+    FROM m, old
+    WHERE j.id = old.id
+    RETURNING old.group_slot, old.job_group
+  ),
+  freed AS (
+    SELECT job_group FROM fin WHERE group_slot
+    UNION ALL
+    SELECT job_group FROM back WHERE group_slot
+  )
+  SELECT array_agg(f.job_group ORDER BY f.job_group), array_agg(f.n ORDER BY f.job_group)
+  INTO v_groups, v_counts
+  FROM (SELECT job_group, count(*)::int AS n FROM freed GROUP BY job_group) f;
+
+  IF v_groups IS NOT NULL THEN
+    PERFORM ${n.fn("free_slots_v3")}(v_groups, v_counts);
+  END IF;
+  RETURN coalesce(array_length(v_groups, 1), 0);
+END
+$fn$`
+
 /**
  * A batch with no job of a named group frees no group slot, so it needs neither the function's second
  * snapshot nor its group locks: one plain statement, as fast as settling gets (the common case). Each row
  * must also be in no group (`job_group IS NULL`), so a settlement wrongly marked ungrouped changes nothing.
  * $1 worker, $2 ids, $3 claims, $4 outcomes, $5 errors (parallel), $6 / $7 / $8 the ids to mark started /
- * finalize / send back, $9 keep finalized jobs.
+ * finalize / send back, $9 keep finalized jobs, $10 delays (parallel to $2; '' for none). Client-side (not
+ * part of a migration): it follows `settle_v3`'s semantics.
  */
 export const settleUngroupedSql = (n: Names) => `
-WITH m AS (${mapsSql("$2::bigint[]::text[]", "$3::int[]::text[]", "$4::text[]", "$5::text[]")}),
+WITH m AS (${mapsV3Sql("$2::bigint[]::text[]", "$3::int[]::text[]", "$4::text[]", "$5::text[]", "$10::text[]")}),
 started AS (
   UPDATE ${n.job} j SET ${startedSet}
   FROM m
@@ -146,11 +261,11 @@ fin AS (
   WHERE ${fencedSql("$7::bigint[]", "$1::uuid", " AND j.job_group IS NULL")}
   ${finalizedReturning}
 ),
-fin_ins AS (${archiveFinalized(n, "fin WHERE $9::boolean")}
+fin_ins AS (${archiveFinalizedV3(n, "fin WHERE $9::boolean")}
   RETURNING 1
 ),
 back AS (
-  UPDATE ${n.job} j SET ${backSet}
+  UPDATE ${n.job} j SET ${backSetV3}
   FROM m
   WHERE ${fencedSql("$8::bigint[]", "$1::uuid", " AND j.job_group IS NULL")}
   RETURNING j.id
@@ -158,11 +273,13 @@ back AS (
 SELECT 0 AS freed`
 
 /**
- * Settles a batch: one plain statement when no job of the batch is in a named group, else `settle_v2`.
+ * Settles a batch: one plain statement when no job of the batch is in a named group, else `settle_v3`.
  * Resolves to the number of groups with slots freed.
  */
 export const settle = (sql: PgClient.PgClient, n: Names, keepFinalized: boolean) => {
-  const grouped = `SELECT ${n.fn("settle_v2")}($1::uuid, $2::bigint[], $3::int[], $4::text[], $5::text[], $6::boolean) AS freed`
+  const grouped = `SELECT ${
+    n.fn("settle_v3")
+  }($1::uuid, $2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::boolean) AS freed`
   const ungrouped = settleUngroupedSql(n)
   return (workerId: string, settlements: ReadonlyArray<JobStore.Settlement>) => {
     // one pass over the batch (ids go as text: PostgreSQL parses them as bigint)
@@ -170,23 +287,32 @@ export const settle = (sql: PgClient.PgClient, n: Names, keepFinalized: boolean)
     const claims: Array<number> = []
     const outcomes: Array<string> = []
     const errors: Array<string> = []
+    const delays: Array<string> = []
     const started: Array<string> = []
     const finalized: Array<string> = []
     const back: Array<string> = []
     let anyGrouped = false
+    let anyDelay = false
     for (const x of settlements) {
       ids.push(x.id)
       claims.push(x.claim)
       outcomes.push(x.outcome)
       errors.push(x.error === undefined ? "" : JSON.stringify(x.error))
+      if (x.delaySecs === undefined) delays.push("")
+      else {
+        delays.push(String(x.delaySecs))
+        anyDelay = true
+      }
       if (x.grouped !== false) anyGrouped = true
       if (x.outcome === "Started") started.push(x.id)
       else if (x.outcome === "Succeeded" || x.outcome === "Expired") finalized.push(x.id)
       else back.push(x.id)
     }
+    // no delay in the batch (the common case: successes): NULL, so no map is built (jsonb_object is strict)
+    const delayArg = anyDelay ? delays : null
     const statement = anyGrouped
-      ? sql.unsafe<Row>(grouped, [workerId, ids, claims, outcomes, errors, keepFinalized])
-      : sql.unsafe<Row>(ungrouped, [workerId, ids, claims, outcomes, errors, started, finalized, back, keepFinalized])
+      ? sql.unsafe<Row>(grouped, [workerId, ids, claims, outcomes, errors, delayArg, keepFinalized])
+      : sql.unsafe<Row>(ungrouped, [workerId, ids, claims, outcomes, errors, started, finalized, back, keepFinalized, delayArg])
     return statement.pipe(
       Effect.map((rows) => Number(rows[0]?.freed ?? 0)),
       Effect.catchTag("SqlError", storageError("settle"))

@@ -24,7 +24,7 @@ export const make = (env: Env) =>
     const queue = yield* Queue.unbounded<Pending>()
 
     /** Queues a settlement of a claimed job (under the registration that claimed it). */
-    const submit = (c: Claimed, outcome: JobStore.Settlement["outcome"], error?: unknown) => {
+    const submit = (c: Claimed, outcome: JobStore.Settlement["outcome"], error?: unknown, delaySecs?: number) => {
       state.unsettled++
       // one object shape for every settlement (the store reads them in tight loops)
       const settlement: JobStore.Settlement = {
@@ -32,6 +32,7 @@ export const make = (env: Env) =>
         claim: c.job.claim,
         outcome,
         error,
+        delaySecs,
         grouped: c.job.jobGroup !== undefined
       }
       Queue.offerUnsafe(queue, { workerId: c.claimedBy, settlement })

@@ -128,8 +128,12 @@ export const make = (env: Env, completer: Completer) => {
     }
   }
 
-  const finish = (entry: Running, settlement: Pick<JobStore.Settlement, "outcome" | "error">, durationMs: number) => {
-    completer.submit(entry.claimed, settlement.outcome, settlement.error)
+  const finish = (
+    entry: Running,
+    settlement: Pick<JobStore.Settlement, "outcome" | "error" | "delaySecs">,
+    durationMs: number
+  ) => {
+    completer.submit(entry.claimed, settlement.outcome, settlement.error, settlement.delaySecs)
     state.running.delete(entry.claimed.job.id)
     if (entry.startedAt !== undefined) state.avgDurationMs = state.avgDurationMs * 0.7 + durationMs * 0.3
     if (!state.stopping) startBuffered()
