@@ -122,7 +122,7 @@ describe("crash detection", () => {
           Effect.gen(function*() {
             const jobs = yield* sql`SELECT id, worker_id, claims, started, crashes, held, group_slot, claimed_at, run_at FROM ${table("job")}`
             const workers = yield* sql`SELECT * FROM ${table("worker")}`
-            const finalized = yield* sql`SELECT id, name, succeeded, attempts, claims, crashes, last_error FROM ${table("job_finalized")}`
+            const finalized = yield* sql`SELECT id, name, succeeded, attempts, claims, crashes, last_error::text AS last_error FROM ${table("job_finalized")}`
             const runs = yield* sql`SELECT * FROM ${table("runs")}`
             yield* Effect.logError("stuck", { jobs, finalized, runs, workers, worker: worker.output(), rescuer: rescuer.output() })
           }).pipe(Effect.ignore)
@@ -133,6 +133,12 @@ describe("crash detection", () => {
           SELECT (SELECT count(*) FROM ${table("runs")}) AS runs,
             (SELECT count(DISTINCT job_id) FROM ${table("runs")}) AS jobs,
             (SELECT coalesce(sum(crashes), 0) FROM ${table("job_finalized")}) AS crashes`
+        if (Number(stats!.runs) !== 6 || Number(stats!.crashes) !== 0) {
+          // say which job ran again, where, and why (its finalized row), with both processes' output
+          const runs = yield* sql`SELECT * FROM ${table("runs")} ORDER BY id`
+          const finalized = yield* sql`SELECT id, name, succeeded, attempts, claims, crashes, last_error::text AS last_error FROM ${table("job_finalized")}`
+          yield* Effect.logError("a job ran more than once", { runs, finalized, worker: worker.output(), rescuer: rescuer.output() })
+        }
         assert.strictEqual(Number(stats!.runs), 6, "every job ran once: none was taken away from its live worker")
         assert.strictEqual(Number(stats!.jobs), 6)
         assert.strictEqual(Number(stats!.crashes), 0)
