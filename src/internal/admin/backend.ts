@@ -6,6 +6,7 @@
  */
 import type { Effect } from "effect"
 import type { JobDefinitionNotDeployed, StorageError } from "../../CuckmqError.js"
+import type * as JobStore from "../../JobStore.js"
 
 /** A job's state as the admin sees it (a waiting job split into due, delayed and held). */
 export type State = "waiting" | "delayed" | "held" | "running" | "succeeded" | "failed"
@@ -40,21 +41,11 @@ export interface DefinitionCountsRow {
   readonly running: CountRow
 }
 
-/** One minute of one definition's outcomes, summed over every process that flushed counters. */
-export interface MinuteRow {
-  readonly definition: string
-  readonly channel: string
-  /** The start of the minute. */
-  readonly minute: Date
-  readonly succeeded: number
-  readonly failed: number
-  /** Attempts that failed (retried or not). */
-  readonly errored: number
-  /** The summed run time of the attempts that ended in the minute, in milliseconds. */
-  readonly runMs: number
-  /** Attempts that ended in the minute (succeeded or errored): `runMs / attempts` is the mean run time. */
-  readonly attempts: number
-}
+/**
+ * One minute of one definition's outcomes, summed over every process that flushed counters: the fields of
+ * the counts each process records (`runMs / attempts` is the mean run time of the attempts that ended in it).
+ */
+export type MinuteRow = JobStore.OutcomeCounts
 
 /** A deployed definition. */
 export interface DefinitionRow {

@@ -58,6 +58,27 @@ export const toClaimedJob = (row: Row): JobStore.ClaimedJob => ({
   spanId: optionalString(row.span_id)
 })
 
+/** A claimable row of the ready index (`w`): unclaimed, not held. */
+const ready = "w.worker_id IS NULL AND NOT w.held"
+
+/** The filter of excluded definition names ($5), when the claim has any. */
+const excludedOf = (exclude: boolean) => exclude ? "AND w.name <> ALL($5::text[])" : ""
+
+/**
+ * Per channel `c.channel`, its priority levels with ready rows, highest first (`l.priority`): a skip scan of
+ * the ready index, one probe per level. Shared by both claim shapes.
+ */
+const levelsOf = (n: Names) => `  CROSS JOIN LATERAL (
+    WITH RECURSIVE r(p) AS (
+      (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} ORDER BY w.priority DESC LIMIT 1)
+      UNION ALL
+      SELECT (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} AND w.priority < r.p
+              ORDER BY w.priority DESC LIMIT 1)
+      FROM r WHERE r.p IS NOT NULL
+    )
+    SELECT r.p AS priority FROM r WHERE r.p IS NOT NULL
+  ) l`
+
 /**
  * The claim, in eight shapes (one channel or several, with or without excluded definition names, with or
  * without the marker row), each planned once and reused (prepared, generic plan). Parameters: $1 worker id, $2 channels, $3 limit, $4 priority aging (seconds),
@@ -89,8 +110,7 @@ export const claimSql = (n: Names, exclude: boolean, marker: boolean, multiChann
   // a channel of the claim is paused or rate limited (so the plain shape would claim nothing)
   const flow = "(EXISTS (SELECT 1 FROM chan))"
   const isHeld = "(j.job_group IS NOT NULL AND j.id = ANY(ARRAY(SELECT id FROM ranked WHERE r > free)))"
-  const excluded = exclude ? "AND w.name <> ALL($5::text[])" : ""
-  const ready = "w.worker_id IS NULL AND NOT w.held"
+  const excluded = excludedOf(exclude)
   const current = (t: string, period: string) =>
     `(${t}.window_start IS NOT NULL AND ${t}.window_start + make_interval(secs => ${period}) > now())`
   return `
@@ -111,16 +131,7 @@ lv AS (
     CASE WHEN ch.rate_limit IS NULL THEN $3::int ELSE LEAST($3::int, GREATEST(ch.rate_limit - ch.used, 0)) END AS lim
   FROM unnest($2::text[]) AS c(channel)
   LEFT JOIN chan ch ON ch.name = c.channel
-  CROSS JOIN LATERAL (
-    WITH RECURSIVE r(p) AS (
-      (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} ORDER BY w.priority DESC LIMIT 1)
-      UNION ALL
-      SELECT (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} AND w.priority < r.p
-              ORDER BY w.priority DESC LIMIT 1)
-      FROM r WHERE r.p IS NOT NULL
-    )
-    SELECT r.p AS priority FROM r WHERE r.p IS NOT NULL
-  ) l
+${levelsOf(n)}
   WHERE ch.paused IS NOT TRUE AND EXISTS (SELECT 1 FROM live)
 ),
 ${multiChannel ? "cand0" : "cand"} AS (
@@ -298,22 +309,12 @@ WHERE NOT EXISTS (SELECT 1 FROM upd) AND (EXISTS (SELECT 1 FROM refill WHERE at 
  * Parameters as the full shape's ($1 worker, $2 channels, $3 limit, $4 aging, $5 excluded names).
  */
 export const plainClaimSql = (n: Names, exclude: boolean) => {
-  const ready = "w.worker_id IS NULL AND NOT w.held"
-  const excluded = exclude ? "AND w.name <> ALL($5::text[])" : ""
+  const excluded = excludedOf(exclude)
   return `
 WITH lv AS (
   SELECT c.channel, l.priority
   FROM unnest($2::text[]) AS c(channel)
-  CROSS JOIN LATERAL (
-    WITH RECURSIVE r(p) AS (
-      (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} ORDER BY w.priority DESC LIMIT 1)
-      UNION ALL
-      SELECT (SELECT w.priority FROM ${n.job} w WHERE w.channel = c.channel AND ${ready} AND w.priority < r.p
-              ORDER BY w.priority DESC LIMIT 1)
-      FROM r WHERE r.p IS NOT NULL
-    )
-    SELECT r.p AS priority FROM r WHERE r.p IS NOT NULL
-  ) l
+${levelsOf(n)}
   WHERE EXISTS (SELECT 1 FROM ${n.worker} WHERE id = $1::uuid AND expires_at > now())
     AND NOT EXISTS (SELECT 1 FROM ${n.channel} ch WHERE ch.name = ANY($2::text[]) AND (ch.paused OR ch.rate_limit IS NOT NULL))
 ),
@@ -362,7 +363,7 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
   // workers whose next claim may be plain, with the channels and exclusions that claim was for
   const plainFor = new Map<string, string>()
   const shapeKey = (r: JobStore.ClaimRequest) => `${r.channels.join("\u0000")}\u0001${r.excludeNames.join("\u0000")}`
-  const full = (r: JobStore.ClaimRequest, exclude: boolean, params: ReadonlyArray<unknown>) => {
+  const full = (r: JobStore.ClaimRequest, key: string, exclude: boolean, params: ReadonlyArray<unknown>) => {
     const marker = r.reportRefill !== false
     const multi = r.channels.length > 1
     return sql.unsafe<Row>(texts[multi ? 1 : 0]![exclude ? 1 : 0]![marker ? 1 : 0]!, params).pipe(
@@ -387,7 +388,7 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
           // a hint only (the plain claim re-checks everything): bounded by clearing, should workers that
           // ended without deregistering (their process crashed) pile up
           if (plainFor.size >= 10_000) plainFor.clear()
-          plainFor.set(r.workerId, shapeKey(r))
+          plainFor.set(r.workerId, key)
         } else plainFor.delete(r.workerId)
         jobs.sort(byClaimOrder(r.priorityAgingSecs))
         return { jobs, held, refillAt, rateLimited }
@@ -398,12 +399,13 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
     const exclude = r.excludeNames.length > 0
     const params: Array<unknown> = [r.workerId, [...r.channels], r.limit, r.priorityAgingSecs]
     if (exclude) params.push([...r.excludeNames])
-    const statement = plainFor.get(r.workerId) === shapeKey(r)
+    const key = shapeKey(r)
+    const statement = plainFor.get(r.workerId) === key
       ? sql.unsafe<Row>(plainTexts[exclude ? 1 : 0]!, params).pipe(
         Effect.flatMap((rows): Effect.Effect<JobStore.ClaimResult, import("effect/sql").SqlError.SqlError> => {
           if (rows.length === 0) {
             plainFor.delete(r.workerId)
-            return full(r, exclude, params)
+            return full(r, key, exclude, params)
           }
           if (rows.length < r.limit) plainFor.delete(r.workerId)
           const jobs = rows.map(toClaimedJob).sort(byClaimOrder(r.priorityAgingSecs))
@@ -411,7 +413,7 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
           return Effect.succeed({ jobs, held: 0, refillAt: undefined, rateLimited: false })
         })
       )
-      : full(r, exclude, params)
+      : full(r, key, exclude, params)
     return statement.pipe(Effect.catchTag("SqlError", storageError("claim")))
   }
   /** A deregistered worker claims no more: its hint goes. */

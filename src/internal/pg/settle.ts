@@ -26,10 +26,18 @@ const finalizedColumns = `id, name, channel, job_group, payload, attempts, max_a
  * `INSERT INTO job_finalized ... SELECT ... FROM <from>` for deleted job rows; `attempts`, `succeeded` and
  * `error` are SQL expressions over those rows.
  */
-export const archive = (n: Names, from: string, attempts: string, succeeded: string, error: string, crashes = "crashes") => `
-INSERT INTO ${n.finalized} (${finalizedColumns})
+export const archive = (
+  n: Names,
+  from: string,
+  attempts: string,
+  succeeded: string,
+  error: string,
+  crashes = "crashes",
+  extra = ""
+) => `
+INSERT INTO ${n.finalized} (${finalizedColumns}${extra})
 SELECT id, name, channel, job_group, payload, ${attempts}, max_attempts, claims, ${crashes}, ${succeeded}, ${error},
-  scheduled_for, created_at
+  scheduled_for, created_at${extra}
 FROM ${from}`
 
 /** The batch's per-job values as jsonb maps keyed by job id, from parallel arrays (SQL expressions). */
@@ -47,10 +55,10 @@ const startedSet = "started = true, attempts = j.attempts + 1"
 /** What a deleted (finalized) row returns for `archiveFinalized`. */
 const finalizedReturning = "RETURNING j.*, m.outcome->>j.id::text AS outcome, NULLIF(m.error->>j.id::text, '')::jsonb AS error"
 
-/** Archives the rows of `from` (deleted with `finalizedReturning`). */
-const archiveFinalized = (n: Names, from: string) =>
+/** Archives the rows of `from` (deleted with `finalizedReturning`); `extra`: further columns copied as they are. */
+const archiveFinalized = (n: Names, from: string, extra = "") =>
   archive(n, from, "attempts + (NOT started)::int", "outcome = 'Succeeded'",
-    "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END")
+    "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END", "crashes", extra)
 
 /** The SET list of a job going back: retried (after its timeout, an attempt spent if not yet) or released. */
 const backSet = `worker_id = NULL, claimed_at = NULL, started = false,
@@ -63,14 +71,30 @@ const backSet = `worker_id = NULL, claimed_at = NULL, started = false,
     last_error = CASE WHEN m.outcome->>j.id::text = 'Retry'
       THEN NULLIF(m.error->>j.id::text, '')::jsonb ELSE j.last_error END`
 
+/** What distinguishes one version of the settle function from another (each a migration's, fixed once shipped). */
+interface SettleVersion {
+  readonly name: string
+  /** The parameter list, as it follows the opening parenthesis. */
+  readonly params: string
+  /** The outcomes that send a job back (quoted, comma-separated). */
+  readonly back: string
+  /** The batch's maps (`mapsSql` over the parameters). */
+  readonly maps: string
+  /** Columns archived as they are beyond `finalizedColumns` (", a, b"). */
+  readonly archived: string
+  /** The SET list of a job going back. */
+  readonly backSet: string
+  /** The function that frees group slots. */
+  readonly freeSlots: string
+}
+
 /**
- * `settle_v2(worker, ids, claims, outcomes, errors, keep)`: the settlements of one batch, parallel arrays
- * with at most one entry per job. Returns how many groups had slots freed (workers are woken when > 0).
- * Part of migration 2: a change is a new migration and a new function name.
+ * The settle function of a version: the settlements of one batch, parallel arrays with at most one entry per
+ * job. Returns how many groups had slots freed (workers are woken when > 0).
  */
-export const settleFunction = (n: Names) => `
-CREATE OR REPLACE FUNCTION ${n.fn("settle_v2")}(
-  p_worker uuid, p_ids bigint[], p_claims integer[], p_outcomes text[], p_errors text[], p_keep boolean)
+const settleFunctionOf = (n: Names, v: SettleVersion) => `
+CREATE OR REPLACE FUNCTION ${n.fn(v.name)}(
+  ${v.params}
 RETURNS integer LANGUAGE plpgsql AS $fn$
 DECLARE
   v_start bigint[];
@@ -82,11 +106,11 @@ BEGIN
   SELECT
     coalesce(array_agg(x.id) FILTER (WHERE x.o = 'Started'), '{}'),
     coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Succeeded', 'Expired')), '{}'),
-    coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Retry', 'Released')), '{}')
+    coalesce(array_agg(x.id) FILTER (WHERE x.o IN (${v.back})), '{}')
   INTO v_start, v_fin, v_back
   FROM unnest(p_ids, p_outcomes) AS x(id, o);
 
-  WITH m AS (${mapsSql("p_ids::text[]", "p_claims::text[]", "p_outcomes", "p_errors")}),
+  WITH m AS (${v.maps}),
   started AS (
     UPDATE ${n.job} j SET ${startedSet}
     FROM m
@@ -98,7 +122,7 @@ BEGIN
     WHERE ${fencedSql("v_fin", "p_worker")}
     ${finalizedReturning}
   ),
-  fin_ins AS (${archiveFinalized(n, "fin WHERE p_keep")}
+  fin_ins AS (${archiveFinalized(n, "fin WHERE p_keep", v.archived)}
     RETURNING 1
   ),
   old AS (
@@ -108,7 +132,7 @@ BEGIN
     FOR UPDATE OF j
   ),
   back AS (
-    UPDATE ${n.job} j SET group_slot = false, ${backSet}
+    UPDATE ${n.job} j SET group_slot = false, ${v.backSet}
     FROM m, old
     WHERE j.id = old.id
     RETURNING old.group_slot, old.job_group
@@ -123,31 +147,33 @@ BEGIN
   FROM (SELECT job_group, count(*)::int AS n FROM freed GROUP BY job_group) f;
 
   IF v_groups IS NOT NULL THEN
-    PERFORM ${n.fn("free_slots_v2")}(v_groups, v_counts);
+    PERFORM ${n.fn(v.freeSlots)}(v_groups, v_counts);
   END IF;
   RETURN coalesce(array_length(v_groups, 1), 0);
 END
 $fn$`
 
+/**
+ * `settle_v2(worker, ids, claims, outcomes, errors, keep)`. Part of migration 2: a change is a new migration
+ * and a new function name (its text must not change, so neither may what `settleFunctionOf` makes of this).
+ */
+export const settleFunction = (n: Names) =>
+  settleFunctionOf(n, {
+    name: "settle_v2",
+    params: "p_worker uuid, p_ids bigint[], p_claims integer[], p_outcomes text[], p_errors text[], p_keep boolean)",
+    back: "'Retry', 'Released'",
+    maps: mapsSql("p_ids::text[]", "p_claims::text[]", "p_outcomes", "p_errors"),
+    archived: "",
+    backSet,
+    freeSlots: "free_slots_v2"
+  })
+
 // ---- version 3 (migration 5): per-job delays, Snooze, snoozes --------------------------------------------
 // New pieces beside version 2's (whose text is part of migration 2 and must not change).
 
 /** The batch's maps, with the per-job delays (seconds as text, '' for none; the array NULL when none has one). */
-const mapsV3Sql = (ids: string, claims: string, outcomes: string, errors: string, delays: string) => `
-  SELECT jsonb_object(${ids}, ${claims}) AS claim, jsonb_object(${ids}, ${outcomes}) AS outcome,
-    jsonb_object(${ids}, ${errors}) AS error, jsonb_object(${ids}, ${delays}) AS delay`
-
-/** `archive` with the snooze counter. */
-const archiveV3 = (n: Names, from: string, attempts: string, succeeded: string, error: string) => `
-INSERT INTO ${n.finalized} (${finalizedColumns}, snoozes)
-SELECT id, name, channel, job_group, payload, ${attempts}, max_attempts, claims, crashes, ${succeeded}, ${error},
-  scheduled_for, created_at, snoozes
-FROM ${from}`
-
-/** Archives the rows of `from` (deleted with `finalizedReturning`), snoozes kept. */
-const archiveFinalizedV3 = (n: Names, from: string) =>
-  archiveV3(n, from, "attempts + (NOT started)::int", "outcome = 'Succeeded'",
-    "CASE WHEN outcome = 'Expired' THEN error ELSE last_error END")
+const mapsV3Sql = (ids: string, claims: string, outcomes: string, errors: string, delays: string) =>
+  `${mapsSql(ids, claims, outcomes, errors)}, jsonb_object(${ids}, ${delays}) AS delay`
 
 /** The job's outcome in the batch, and its delay (NULL: none given). */
 const outcomeOf = "m.outcome->>j.id::text"
@@ -178,67 +204,16 @@ const backSetV3 = `worker_id = NULL, claimed_at = NULL, started = false,
  * NULL when no job of the batch has one) and the `Snooze` outcome.
  * Part of migration 5: a change is a new migration and a new function name.
  */
-export const settleV3Function = (n: Names) => `
-CREATE OR REPLACE FUNCTION ${n.fn("settle_v3")}(
-  p_worker uuid, p_ids bigint[], p_claims integer[], p_outcomes text[], p_errors text[], p_delays text[],
-  p_keep boolean)
-RETURNS integer LANGUAGE plpgsql AS $fn$
-DECLARE
-  v_start bigint[];
-  v_fin bigint[];
-  v_back bigint[];
-  v_groups text[];
-  v_counts integer[];
-BEGIN
-  SELECT
-    coalesce(array_agg(x.id) FILTER (WHERE x.o = 'Started'), '{}'),
-    coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Succeeded', 'Expired')), '{}'),
-    coalesce(array_agg(x.id) FILTER (WHERE x.o IN ('Retry', 'Snooze', 'Released')), '{}')
-  INTO v_start, v_fin, v_back
-  FROM unnest(p_ids, p_outcomes) AS x(id, o);
-
-  WITH m AS (${mapsV3Sql("p_ids::text[]", "p_claims::text[]", "p_outcomes", "p_errors", "p_delays")}),
-  started AS (
-    UPDATE ${n.job} j SET ${startedSet}
-    FROM m
-    WHERE ${fencedSql("v_start", "p_worker")} AND NOT j.started
-    RETURNING j.id
-  ),
-  fin AS (
-    DELETE FROM ${n.job} j USING m
-    WHERE ${fencedSql("v_fin", "p_worker")}
-    ${finalizedReturning}
-  ),
-  fin_ins AS (${archiveFinalizedV3(n, "fin WHERE p_keep")}
-    RETURNING 1
-  ),
-  old AS (
-    -- locked first, so that the group slot read is the one the update replaces
-    SELECT j.id, j.group_slot, j.job_group FROM ${n.job} j, m
-    WHERE ${fencedSql("v_back", "p_worker")}
-    FOR UPDATE OF j
-  ),
-  back AS (
-    UPDATE ${n.job} j SET group_slot = false, ${backSetV3}
-    FROM m, old
-    WHERE j.id = old.id
-    RETURNING old.group_slot, old.job_group
-  ),
-  freed AS (
-    SELECT job_group FROM fin WHERE group_slot
-    UNION ALL
-    SELECT job_group FROM back WHERE group_slot
-  )
-  SELECT array_agg(f.job_group ORDER BY f.job_group), array_agg(f.n ORDER BY f.job_group)
-  INTO v_groups, v_counts
-  FROM (SELECT job_group, count(*)::int AS n FROM freed GROUP BY job_group) f;
-
-  IF v_groups IS NOT NULL THEN
-    PERFORM ${n.fn("free_slots_v3")}(v_groups, v_counts);
-  END IF;
-  RETURN coalesce(array_length(v_groups, 1), 0);
-END
-$fn$`
+export const settleV3Function = (n: Names) =>
+  settleFunctionOf(n, {
+    name: "settle_v3",
+    params: "p_worker uuid, p_ids bigint[], p_claims integer[], p_outcomes text[], p_errors text[], p_delays text[],\n  p_keep boolean)",
+    back: "'Retry', 'Snooze', 'Released'",
+    maps: mapsV3Sql("p_ids::text[]", "p_claims::text[]", "p_outcomes", "p_errors", "p_delays"),
+    archived: ", snoozes",
+    backSet: backSetV3,
+    freeSlots: "free_slots_v3"
+  })
 
 /**
  * A batch with no job of a named group frees no group slot, so it needs neither the function's second
@@ -261,7 +236,7 @@ fin AS (
   WHERE ${fencedSql("$7::bigint[]", "$1::uuid", " AND j.job_group IS NULL")}
   ${finalizedReturning}
 ),
-fin_ins AS (${archiveFinalizedV3(n, "fin WHERE $9::boolean")}
+fin_ins AS (${archiveFinalized(n, "fin WHERE $9::boolean", ", snoozes")}
   RETURNING 1
 ),
 back AS (
