@@ -41,6 +41,7 @@ import * as internal from "./internal/definition.js"
 import * as Engine from "./internal/engine.js"
 import * as TimeOption from "./internal/duration.js"
 import * as Execute from "./internal/execute.js"
+import * as Uniqueness from "./internal/uniqueness.js"
 import type * as JobStore from "./JobStore.js"
 
 /**
@@ -109,6 +110,67 @@ export interface EnqueueOptions {
 }
 
 /**
+ * The uniqueness rule of a definition (`JobDefinition.make({ unique })`).
+ *
+ * An enqueue is a duplicate when the job that last took its key (same definition, same key) is in one of
+ * `states` and, with a `period`, was enqueued less than `period` ago. A job that gave its key away (it ran
+ * while `running` is not among the states, and a new job took the key) does not take it back when it is
+ * retried: at most one waiting job holds a key at a time.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobDefinition } from "@cuckmq/effect"
+ *
+ * // one reindex per document waiting at a time; a new request while one waits pushes it back 10 s
+ * export const Reindex = JobDefinition.make({
+ *   name: "reindex",
+ *   payload: Schema.Struct({ documentId: Schema.String }),
+ *   unique: { key: ({ documentId }) => documentId, states: ["waiting"], onConflict: "debounce" },
+ *   handler: ({ documentId }) => Effect.log(`reindexing ${documentId}`)
+ * })
+ *
+ * export const documentChanged = (documentId: string) => Reindex.enqueue({ documentId }, { delay: "10 seconds" })
+ * ```
+ *
+ * @since 0.2.0
+ */
+export interface UniqueOptions<A> {
+  /** The job's key, from its payload: a non-empty string of at most 1,000 characters. */
+  readonly key: (payload: A) => string
+  /**
+   * With a period, only a job enqueued less than `period` ago holds its key (and a job finalized, then
+   * deleted, still does until then); e.g. `period: "1 hour", states: ["waiting", "running", "succeeded"]`:
+   * at most one successful run per key per hour. > 0. Defaults to none (a job holds its key while in one of
+   * the states).
+   */
+  readonly period?: Duration.Input | undefined
+  /**
+   * The states in which a job holds its key: `"waiting"` (not claimed: due, delayed, retrying or held by
+   * its group), `"running"`, `"succeeded"`, `"failed"` (finalized, while finalized jobs are kept: see
+   * `jobPostFinalizeDeleteSecs`). Non-empty. Defaults to `["waiting", "running"]`, and with a `period` to
+   * `["waiting", "running", "succeeded"]`.
+   */
+  readonly states?: ReadonlyArray<JobStore.UniqueState> | undefined
+  /**
+   * What a duplicate does: `"keep"` the existing job (nothing written), `"replace"` its payload, run time,
+   * priority and time limit with the new job's, or `"debounce"`: move its run time to the new job's (now
+   * plus the new delay), keeping its payload. `replace` and `debounce` change a waiting job only; a
+   * duplicate of a running or finalized job keeps it. Defaults to `"keep"`.
+   */
+  readonly onConflict?: JobStore.UniqueConflict | undefined
+}
+
+/**
+ * What an enqueue did (`enqueueWithOutcome`): `inserted` a new job, or met a duplicate (`id` is the existing
+ * job's) and `kept` it unchanged, `replaced` it or `debounced` it (see `UniqueOptions`). Without a
+ * uniqueness rule every job is `inserted`.
+ *
+ * @since 0.2.0
+ */
+export type EnqueueOutcome = JobStore.UniqueOutcome
+
+/**
  * One job for `enqueueMany`.
  *
  * @since 0.1.0
@@ -146,6 +208,8 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly maxSnoozes: number
   /** The limit on one attempt's run time, unless an enqueue gives its own (undefined: none). */
   readonly timeLimit: Duration.Duration | undefined
+  /** The uniqueness rule, as given (undefined: none). */
+  readonly unique: UniqueOptions<A> | undefined
   /** Runs one attempt of a job: its decoded payload and what the worker knows about the job. */
   readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
   /**
@@ -164,6 +228,15 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
    * payload or option is invalid, nothing is inserted.
    */
   readonly enqueueMany: (jobs: Iterable<EnqueueItem<A>>) => Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq>
+  /**
+   * Enqueues one job and says what happened: with a uniqueness rule, whether it was inserted or met a
+   * duplicate (then `id` is the existing job's) and what it did to it. `enqueue` returns the same `id`.
+   */
+  readonly enqueueWithOutcome: (payload: A, options?: EnqueueOptions) => Effect.Effect<EnqueueOutcome, EnqueueError, Cuckmq>
+  /** `enqueueWithOutcome` for many jobs (as `enqueueMany`), one outcome per job in input order. */
+  readonly enqueueManyWithOutcome: (
+    jobs: Iterable<EnqueueItem<A>>
+  ) => Effect.Effect<ReadonlyArray<EnqueueOutcome>, EnqueueError, Cuckmq>
 }
 
 /**
@@ -275,6 +348,13 @@ export type MakeOptions<S extends Schema.Top, E, R> = {
    * > 0, at most 100 years. Defaults to none.
    */
   readonly timeLimit?: Duration.Input | undefined
+  /**
+   * Unique jobs: a job whose key (a function of its payload) is taken by a job of this definition in one of
+   * the given states is a duplicate, decided by the database (a unique index and a row lock per key, never a
+   * check then an insert) in single, bulk and transactional enqueue, across processes. See `UniqueOptions`.
+   * Defaults to none.
+   */
+  readonly unique?: UniqueOptions<S["Type"]> | undefined
 } & RepeatOptions<S["Type"]>
 
 /** The time options of definitions and enqueue, in their two forms (see internal/duration.ts). */
@@ -354,6 +434,13 @@ export const make = <
         ? `retry must be a Schedule (e.g. Schedule.exponential("1 second")), got ${String(options.retry)}`
         : undefined)
   const timeLimitSecs = timeLimit !== undefined && Result.isSuccess(timeLimit) ? timeLimit.success.secs : undefined
+  const uniqueRule = options.unique === undefined ? undefined : Uniqueness.resolve(options.unique)
+  // a rule that cannot be used refuses every enqueue (and the deploy) rather than enqueue without it
+  const uniqueOf: Uniqueness.UniqueOf<S["Type"]> | string | undefined = uniqueRule === undefined
+    ? undefined
+    : Result.isFailure(uniqueRule)
+    ? uniqueRule.failure
+    : { rule: uniqueRule.success, key: options.unique!.key }
   const self: JobDefinition<S["Type"], E, R> & internal.Internals = {
     [TypeId]: TypeId,
     name: options.name,
@@ -375,6 +462,7 @@ export const make = <
     retry: options.retry,
     maxSnoozes,
     timeLimit: timeLimitSecs === undefined ? undefined : Duration.seconds(timeLimitSecs),
+    unique: options.unique,
     handler: options.handler,
     [internal.InternalsId]: {
       decode: Schema.decodeUnknownExit(codec),
@@ -382,14 +470,18 @@ export const make = <
       timeProblem: problem,
       groupRateLimit,
       timeLimitSecs,
-      attemptProblem
+      attemptProblem: attemptProblem ?? (uniqueRule !== undefined && Result.isFailure(uniqueRule) ? uniqueRule.failure : undefined)
     },
     get deploy() {
       return deploy(self)
     },
     enqueue: (payload, enqueueOptions) =>
-      Effect.map(enqueueItems(self, encode, [{ payload, ...enqueueOptions }]), (ids) => ids[0]!),
-    enqueueMany: (jobs) => enqueueItems(self, encode, Array.from(jobs))
+      Effect.map(enqueueItems(self, encode, uniqueOf, [{ payload, ...enqueueOptions }]), (outcomes) => outcomes[0]!.id),
+    enqueueMany: (jobs) =>
+      Effect.map(enqueueItems(self, encode, uniqueOf, Array.from(jobs)), (outcomes) => outcomes.map((o) => o.id)),
+    enqueueWithOutcome: (payload, enqueueOptions) =>
+      Effect.map(enqueueItems(self, encode, uniqueOf, [{ payload, ...enqueueOptions }]), (outcomes) => outcomes[0]!),
+    enqueueManyWithOutcome: (jobs) => enqueueItems(self, encode, uniqueOf, Array.from(jobs))
   }
   return self
 }
@@ -411,15 +503,23 @@ const deploy = Effect.fn("cuckmq.deploy")(function*(definition: Any) {
 const insertItems = <A>(
   definition: JobDefinition<A, any, any>,
   encode: (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>,
+  unique: Uniqueness.UniqueOf<A> | string | undefined,
   items: ReadonlyArray<EnqueueItem<A>>,
   traced: boolean
-): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
+): Effect.Effect<ReadonlyArray<EnqueueOutcome>, EnqueueError, Cuckmq> =>
   Effect.gen(function*() {
     const cuckmq = Engine.get(yield* Cuckmq)
     const parent = traced ? yield* Effect.option(Effect.currentSpan) : undefined
     const traceId = parent?._tag === "Some" ? parent.value.traceId : undefined
     const spanId = parent?._tag === "Some" ? parent.value.spanId : undefined
+    if (typeof unique === "string") {
+      return yield* new InvalidEnqueueOptions({
+        definitionName: definition.name,
+        message: `Job definition ${JSON.stringify(definition.name)} has a unique rule that cannot be used: ${unique}`
+      })
+    }
     const jobs: Array<JobStore.NewJob> = []
+    const keys: Array<string> = []
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!
       const where = items.length > 1 ? ` (job ${i})` : ""
@@ -463,6 +563,13 @@ const insertItems = <A>(
       }
       const json = internal.payloadJson(encoded.value)
       if (Result.isFailure(json)) return yield* invalidPayload(json.failure)
+      if (unique !== undefined) {
+        const key = Uniqueness.keyOf(unique, item.payload)
+        if (Result.isFailure(key)) {
+          return yield* new InvalidEnqueueOptions({ definitionName: definition.name, message: `${key.failure}${where}` })
+        }
+        keys.push(key.success)
+      }
       jobs.push({
         payloadJson: json.success,
         delaySecs,
@@ -473,13 +580,14 @@ const insertItems = <A>(
         ...(timeLimitSecs !== undefined ? { timeLimitSecs } : {})
       })
     }
-    return yield* cuckmq.store.enqueue(definition.name, jobs, (ids) =>
+    /** After the commit: the metric and an event per inserted job (`indices[i]`: its job in `jobs`). */
+    const announce = (ids: ReadonlyArray<string>, indices?: ReadonlyArray<number>) =>
       Effect.sync(() => {
         cuckmq.metrics.enqueued(definition.name, ids.length)
         if (!cuckmq.hasSubscribers()) return
         const timestamp = new Date()
         for (let i = 0; i < ids.length; i++) {
-          const job = jobs[i]!
+          const job = jobs[indices === undefined ? i : indices[i]!]!
           cuckmq.publish(() => ({
             _tag: "JOB_DEFINITION_JOB_ENQUEUE",
             timestamp,
@@ -489,19 +597,29 @@ const insertItems = <A>(
             delaySecs: job.delaySecs
           }))
         }
-      }),
-      cuckmq.localClaim
-    )
+      })
+    if (unique !== undefined) {
+      return yield* cuckmq.store.enqueueUnique(
+        definition.name,
+        unique.rule,
+        jobs,
+        keys,
+        (ids, _channel, indices) => announce(ids, indices)
+      )
+    }
+    const ids = yield* cuckmq.store.enqueue(definition.name, jobs, (ids) => announce(ids), cuckmq.localClaim)
+    return ids.map((id): EnqueueOutcome => ({ id, outcome: "inserted" }))
   })
 
 /** `insertItems` in a `cuckmq.enqueue` span: the span that job runs link to. */
 const tracedInsert = Effect.fn("cuckmq.enqueue", { kind: "producer" })(function*<A>(
   definition: JobDefinition<A, any, any>,
   encode: (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>,
+  unique: Uniqueness.UniqueOf<A> | string | undefined,
   items: ReadonlyArray<EnqueueItem<A>>
-): Effect.fn.Return<ReadonlyArray<string>, EnqueueError, Cuckmq> {
+): Effect.fn.Return<ReadonlyArray<EnqueueOutcome>, EnqueueError, Cuckmq> {
   yield* Effect.annotateCurrentSpan({ "cuckmq.definition": definition.name, "cuckmq.jobs": items.length })
-  return yield* insertItems(definition, encode, items, true)
+  return yield* insertItems(definition, encode, unique, items, true)
 })
 
 /**
@@ -511,12 +629,13 @@ const tracedInsert = Effect.fn("cuckmq.enqueue", { kind: "producer" })(function*
 const enqueueItems = <A>(
   definition: JobDefinition<A, any, any>,
   encode: (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>,
+  unique: Uniqueness.UniqueOf<A> | string | undefined,
   items: ReadonlyArray<EnqueueItem<A>>
-): Effect.Effect<ReadonlyArray<string>, EnqueueError, Cuckmq> =>
+): Effect.Effect<ReadonlyArray<EnqueueOutcome>, EnqueueError, Cuckmq> =>
   Effect.flatMap(Execute.isTraced, (traced) =>
     traced
-      ? tracedInsert(definition, encode, items)
-      : insertItems(definition, encode, items, false))
+      ? tracedInsert(definition, encode, unique, items)
+      : insertItems(definition, encode, unique, items, false))
 
 /**
  * Returns true when `u` is a job definition.

@@ -164,6 +164,48 @@ export interface NewJob {
 }
 
 /**
+ * A state of a job for uniqueness: `waiting` (not claimed, whether due, delayed, retrying or held), `running`
+ * (claimed by a worker), `succeeded`, `failed` (finalized).
+ *
+ * @since 0.2.0
+ */
+export type UniqueState = "waiting" | "running" | "succeeded" | "failed"
+
+/**
+ * What an enqueue of a job whose key is taken does: `keep` the existing job (nothing written), `replace` its
+ * payload, run time, priority and time limit with the new job's, or `debounce`: push its run time to the new
+ * job's (now plus the new delay), keeping its payload. `replace` and `debounce` change only a waiting job; a
+ * duplicate of a job in another state is kept.
+ *
+ * @since 0.2.0
+ */
+export type UniqueConflict = "keep" | "replace" | "debounce"
+
+/**
+ * A definition's uniqueness rule: an enqueue is a duplicate when a job of the same definition and key exists
+ * in one of `states` and, with a period, was enqueued less than `periodSecs` ago (a job gone from the store,
+ * finalized then deleted, counts as finalized for a period).
+ *
+ * @since 0.2.0
+ */
+export interface UniqueRule {
+  readonly states: ReadonlyArray<UniqueState>
+  readonly periodSecs: number | undefined
+  readonly onConflict: UniqueConflict
+}
+
+/**
+ * What an enqueue with a unique key did: `inserted` a new job, or met a duplicate (`id` is then the existing
+ * job's) and `kept`, `replaced` or `debounced` it.
+ *
+ * @since 0.2.0
+ */
+export interface UniqueOutcome {
+  readonly id: string
+  readonly outcome: "inserted" | "kept" | "replaced" | "debounced"
+}
+
+/**
  * A job as a worker claimed it.
  *
  * @since 0.1.0
@@ -541,6 +583,21 @@ export class JobStore extends Context.Service<JobStore, {
     onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>,
     local?: LocalClaim | undefined
   ) => Effect.Effect<ReadonlyArray<string>, JobDefinitionNotDeployed | StorageError>
+  /**
+   * Inserts jobs of one definition that carry unique keys (`keys[i]` for `jobs[i]`), race-free across
+   * processes: the database decides (a unique index, with a row lock per key), never a check then an insert.
+   * Jobs of one call with the same key are applied in order, as consecutive enqueues would be. Joins the
+   * caller's transaction like `enqueue` (a rolled-back transaction frees its keys; a concurrent enqueue of the
+   * same key waits for it). `onCommit` gets the inserted jobs' ids only, each with the index in `jobs` of the
+   * first job of its key. Never the in-process fast path.
+   */
+  readonly enqueueUnique: (
+    definitionName: string,
+    rule: UniqueRule,
+    jobs: ReadonlyArray<NewJob>,
+    keys: ReadonlyArray<string>,
+    onCommit: (ids: ReadonlyArray<string>, channel: string, indices: ReadonlyArray<number>) => Effect.Effect<void>
+  ) => Effect.Effect<ReadonlyArray<UniqueOutcome>, JobDefinitionNotDeployed | StorageError>
   /** Wake-ups for workers. The first subscription starts the backend's listener (one per store). */
   readonly wakeups: Effect.Effect<Stream.Stream<Wakeup>, never, Scope.Scope>
   /**

@@ -189,7 +189,9 @@ export class CuckmqTest extends Context.Service<CuckmqTest, {
       const store: JobStore.JobStore["Service"] = mode === "inline"
         ? {
           ...memory,
-          enqueue: (name, jobs, onCommit) => Effect.tap(memory.enqueue(name, jobs, onCommit), () => drain)
+          enqueue: (name, jobs, onCommit) => Effect.tap(memory.enqueue(name, jobs, onCommit), () => drain),
+          enqueueUnique: (name, rule, jobs, keys, onCommit) =>
+            Effect.tap(memory.enqueueUnique(name, rule, jobs, keys, onCommit), () => drain)
         }
         : memory
 

@@ -17,7 +17,7 @@ describe("Migrations", () => {
         const applied = results.filter((r) => r.length > 0)
         assert.strictEqual(applied.length, 1)
         const all = [[1, "init"], [2, "claims_starts_slots_sessions"], [3, "flow_control"], [4, "admin_statistics"],
-          [5, "attempt_control"]]
+          [5, "attempt_control"], [6, "unique_jobs"]]
         assert.deepStrictEqual(applied[0]!.map(([id, name]) => [id, name]), all)
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql<{ id: number; name: string }>`
@@ -26,7 +26,7 @@ describe("Migrations", () => {
         const tables = yield* sql<{ table_name: string }>`
           SELECT table_name FROM information_schema.tables WHERE table_schema = ${schema} ORDER BY table_name`
         assert.deepStrictEqual(tables.map((t) => t.table_name), [
-          "cuckmq_migrations", "job", "job_channel", "job_definition", "job_finalized", "job_group", "maintenance", "stats_minute", "worker"
+          "cuckmq_migrations", "job", "job_channel", "job_definition", "job_finalized", "job_group", "job_unique", "maintenance", "stats_minute", "worker"
         ])
         // a rerun applies nothing
         assert.deepStrictEqual(yield* Migrations.migrate(schema), [])
@@ -55,7 +55,7 @@ describe("Migrations", () => {
         yield* sql.withTransaction(Effect.forEach(statements, (s) => sql.unsafe(s), { discard: true }))
         const tables = yield* sql<{ n: bigint }>`
           SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ${other}`
-        assert.strictEqual(Number(tables[0]!.n), 9)
+        assert.strictEqual(Number(tables[0]!.n), 10)
         // migrate finds the schema current
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
         const error = yield* Effect.flip(Migrations.generateMigrationSql("bad.name"))
@@ -77,7 +77,7 @@ describe("Migrations", () => {
         assert.strictEqual(Number(before!.n), 1)
         yield* sql.withTransaction(Effect.forEach(upgrade, (s) => sql.unsafe(s), { discard: true }))
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
-        assert.strictEqual(Migrations.latestVersion, 5)
+        assert.strictEqual(Migrations.latestVersion, 6)
       }).pipe(Effect.scoped))
 
     it.effect("migration 5 upgrades a version-4 schema with live jobs: snoozes 0, no time limit, settle_v2 kept", () =>

@@ -11,11 +11,12 @@ import { Clock, Effect, Option, type Scope } from "effect"
 import * as Definition from "../../src/internal/definition.js"
 import { JobStore } from "../../src/JobStore.js"
 import type * as Store from "../../src/JobStore.js"
+import { uniqueCases } from "./conformance-unique.js"
 
 type Tester = Vitest.Test<JobStore | Scope.Scope>
 
 /** Each definition publishes on its own channel (its name): tests share one store but never each other's jobs. */
-const def = (name: string, extra: Partial<Store.DefinitionRecord> = {}): Store.DefinitionRecord => ({
+export const def = (name: string, extra: Partial<Store.DefinitionRecord> = {}): Store.DefinitionRecord => ({
   name,
   channel: name,
   numAttempts: 1,
@@ -27,7 +28,7 @@ const def = (name: string, extra: Partial<Store.DefinitionRecord> = {}): Store.D
   ...extra
 })
 
-const newJob = (payload: unknown, extra: Partial<Store.NewJob> = {}): Store.NewJob => ({
+export const newJob = (payload: unknown, extra: Partial<Store.NewJob> = {}): Store.NewJob => ({
   payloadJson: JSON.stringify(payload),
   delaySecs: 0,
   priority: 0,
@@ -37,7 +38,7 @@ const newJob = (payload: unknown, extra: Partial<Store.NewJob> = {}): Store.NewJ
   ...extra
 })
 
-const worker = (leaseSecs = 60, sessionKey?: number): Store.WorkerRegistration => ({
+export const worker = (leaseSecs = 60, sessionKey?: number): Store.WorkerRegistration => ({
   id: randomUUID(),
   name: "w",
   hostname: "h",
@@ -47,9 +48,9 @@ const worker = (leaseSecs = 60, sessionKey?: number): Store.WorkerRegistration =
   sessionKey
 })
 
-const state = (store: JobStore["Service"], id: string) => Effect.map(store.getJob(id), (j) => Option.getOrThrow(j))
+export const state = (store: JobStore["Service"], id: string) => Effect.map(store.getJob(id), (j) => Option.getOrThrow(j))
 
-const noCommit = () => Effect.void
+export const noCommit = () => Effect.void
 
 const rescueNow = (overrides: Partial<Store.RescueOptions> = {}): Store.RescueOptions => ({
   jobGroupUnlockSecs: 3600,
@@ -59,12 +60,12 @@ const rescueNow = (overrides: Partial<Store.RescueOptions> = {}): Store.RescueOp
   ...overrides
 })
 
-const settled = (
+export const settled = (
   jobs: ReadonlyArray<Store.ClaimedJob>,
   outcome: Store.Settlement["outcome"] = "Succeeded"
 ): ReadonlyArray<Store.Settlement> => jobs.map((j) => ({ id: j.id, claim: j.claim, outcome }))
 
-const ids = (jobs: ReadonlyArray<Store.ClaimedJob>) => jobs.map((j) => j.id)
+export const ids = (jobs: ReadonlyArray<Store.ClaimedJob>) => jobs.map((j) => j.id)
 
 /** Registers the suite's tests with `it` (inside a `layer(...)` that provides JobStore). */
 export const conformance = (
@@ -895,6 +896,7 @@ export const conformance = (
     }))
 
   flowControlCases(it, advance, prefix)
+  uniqueCases(it, advance, prefix)
 }
 
 /** Counts jobs per window of time: the most any `span` seconds saw, the bound fixed windows allow. */

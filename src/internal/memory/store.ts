@@ -241,6 +241,8 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
     const definitions = new Map<string, Definition>()
     const jobs = new Map<number, Job>()
     const finalized = new Map<number, Finalized>()
+    /** Unique keys (`${definition}\0${key}`): the job that last took each, as PostgreSQL's `job_unique`. */
+    const uniques = new Map<string, { jobId: number; createdAt: number; holdUntil: number | undefined }>()
     const groups = new Map<string, Group>()
     const channels = new Map<string, Channel>()
     const workers = new Map<string, Worker>()
@@ -470,6 +472,89 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       }
     }
 
+    /**
+     * Inserts jobs of a deployed definition now (one synchronous step): the in-process fast path, the held
+     * flags of grouped jobs, then the promotion PostgreSQL does after its commit. Returns the ids and what is
+     * left to do after the "commit": the caller's `onCommit`, then the local delivery.
+     */
+    const insertNow = (
+      definition: Definition,
+      newJobs: ReadonlyArray<JobStore.NewJob>,
+      now: number,
+      local: JobStore.LocalClaim | undefined,
+      onCommit: (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
+    ): { readonly ids: ReadonlyArray<string>; readonly after: Effect.Effect<void> } => {
+      // the in-process fast path, as with PostgreSQL (no transactions here); never for a channel that is
+      // paused or rate limited: the claim is where those are enforced
+      const channel = channels.get(definition.record.channel)
+      const single = newJobs.length === 1 && newJobs[0]!.delaySecs === 0 && newJobs[0]!.jobGroup === undefined &&
+        channel?.paused !== true && channel?.rateLimit === undefined
+      const reservation = single && local !== undefined ? local.reserve(definition.record.name) : undefined
+      const claimHere = reservation !== undefined && reservation.channels.includes(definition.record.channel) &&
+        isLive(reservation.workerId, now)
+      if (reservation !== undefined && !claimHere) reservation.cancel(false)
+      // a grouped job is held when activeDue(G) + rank > concurrency: activeDue = slots taken + due unheld
+      // waiting jobs before this call, rank = its place among this call's jobs of G by (run time, order)
+      const rank = new Map<number, number>()
+      const byGroup = new Map<string, Array<number>>()
+      newJobs.forEach((j, i) => {
+        if (j.jobGroup === undefined) return
+        const list = byGroup.get(j.jobGroup)
+        if (list === undefined) byGroup.set(j.jobGroup, [i])
+        else list.push(i)
+      })
+      for (const list of byGroup.values()) {
+        list.sort((a, b) => newJobs[a]!.delaySecs - newJobs[b]!.delaySecs || a - b)
+        list.forEach((i, r) => rank.set(i, r + 1))
+      }
+      const before = survey(new Set(byGroup.keys()), now)
+      const heldGroups = new Set<string>()
+      const ids = newJobs.map((j, i) => {
+        let held = false
+        if (j.jobGroup !== undefined) {
+          const g = groups.get(j.jobGroup)
+          const activeDue = (g?.running ?? 0) + before.get(j.jobGroup)!.due
+          held = activeDue + rank.get(i)! > (g?.concurrency ?? definition.record.groupConcurrency)
+          if (held) heldGroups.add(j.jobGroup)
+        }
+        const job = newJob(definition, j, now, held)
+        jobs.set(job.id, job)
+        return String(job.id)
+      })
+      if (claimHere) {
+        const job = jobs.get(Number(ids[0]))!
+        job.workerId = reservation!.workerId
+        job.claims = 1
+        job.claimedAt = now
+        job.lockedUntil = now + job.timeoutSecs * 1000
+        return {
+          ids,
+          after: Effect.andThen(onCommit(ids, definition.record.channel), Effect.sync(() => reservation!.deliver(claimedOf(job))))
+        }
+      }
+      // what PostgreSQL does after the commit, to close the race with a settlement that committed meanwhile
+      // (here nothing ran in between, but the group's recorded concurrency may differ from this
+      // definition's); done before `onCommit` yields, so that the enqueue stays one step
+      const promoted = heldGroups.size > 0 && promote(heldGroups, now).length > 0
+      wake({ _tag: "Channel", channel: definition.record.channel })
+      if (promoted) wakeAll()
+      return { ids, after: onCommit(ids, definition.record.channel) }
+    }
+
+    /** The state of job `id` for uniqueness ("gone": in neither map). */
+    const uniqueStateOf = (id: number): JobStore.UniqueState | "gone" => {
+      const job = jobs.get(id)
+      if (job !== undefined) return job.workerId === undefined ? "waiting" : "running"
+      const f = finalized.get(id)
+      return f === undefined ? "gone" : f.succeeded ? "succeeded" : "failed"
+    }
+
+    const notDeployed = (definitionName: string) =>
+      new JobDefinitionNotDeployed({
+        definitionName,
+        message: `Job definition ${JSON.stringify(definitionName)} was never deployed: deploy it before enqueueing`
+      })
+
     const store: MemoryStore = {
       deploy: (records, firstDue) =>
         Effect.map(Clock.currentTimeMillis, (now) =>
@@ -526,68 +611,98 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
         Effect.gen(function*() {
           if (newJobs.length === 0) return []
           const definition = definitions.get(definitionName)
-          if (definition === undefined) {
-            return yield* new JobDefinitionNotDeployed({
-              definitionName,
-              message: `Job definition ${JSON.stringify(definitionName)} was never deployed: deploy it before enqueueing`
+          if (definition === undefined) return yield* notDeployed(definitionName)
+          const now = yield* Clock.currentTimeMillis
+          const { after, ids } = insertNow(definition, newJobs, now, local, onCommit)
+          yield* after
+          return ids
+        }),
+
+      enqueueUnique: (definitionName, rule, newJobs, keys, onCommit) =>
+        Effect.gen(function*() {
+          if (newJobs.length === 0) return []
+          const now = yield* Clock.currentTimeMillis
+          const definition = definitions.get(definitionName)
+          if (definition === undefined) return yield* notDeployed(definitionName)
+          // as PostgreSQL: jobs of the call with one key folded in order, then each key resolved against its
+          // taker (held when its job is in one of the states and, with a period, younger than it)
+          const candidates = new Map<string, { job: JobStore.NewJob; readonly indices: Array<number> }>()
+          keys.forEach((key, i) => {
+            const job = newJobs[i]!
+            const c = candidates.get(key)
+            if (c === undefined) candidates.set(key, { job, indices: [i] })
+            else {
+              c.indices.push(i)
+              if (rule.onConflict === "replace") c.job = { ...job, jobGroup: c.job.jobGroup }
+              else if (rule.onConflict === "debounce") c.job = { ...c.job, delaySecs: job.delaySecs }
+            }
+          })
+          const finalStates = rule.states.includes("succeeded") || rule.states.includes("failed")
+          const settled = new Map<string, JobStore.UniqueOutcome>()
+          const insertKeys: Array<string> = []
+          let changedChannel: string | undefined
+          for (const [key, c] of candidates) {
+            const taker = uniques.get(`${definitionName}\0${key}`)
+            if (taker !== undefined) {
+              const state = uniqueStateOf(taker.jobId)
+              const held = (rule.periodSecs === undefined || taker.createdAt + rule.periodSecs * 1000 > now) &&
+                (state === "gone" ? rule.periodSecs !== undefined && finalStates : rule.states.includes(state))
+              if (held) {
+                const job = jobs.get(taker.jobId)
+                if (rule.onConflict === "keep" || state !== "waiting" || job === undefined) {
+                  settled.set(key, { id: String(taker.jobId), outcome: "kept" })
+                  continue
+                }
+                const runAt = now + c.job.delaySecs * 1000
+                job.runAt = runAt
+                job.sortAt = runAt
+                if (rule.onConflict === "replace") {
+                  Object.assign(job, {
+                    payload: JSON.parse(c.job.payloadJson),
+                    priority: c.job.priority,
+                    timeLimitSecs: c.job.timeLimitSecs
+                  })
+                }
+                changedChannel = job.channel
+                settled.set(key, { id: String(job.id), outcome: rule.onConflict === "replace" ? "replaced" : "debounced" })
+                continue
+              }
+            }
+            insertKeys.push(key)
+          }
+          let after: Effect.Effect<void> = Effect.void
+          if (insertKeys.length > 0) {
+            const indices = insertKeys.map((key) => candidates.get(key)!.indices[0]!)
+            const inserted = insertNow(
+              definition,
+              insertKeys.map((key) => candidates.get(key)!.job),
+              now,
+              undefined,
+              (ids, channel) => onCommit(ids, channel, indices)
+            )
+            after = inserted.after
+            insertKeys.forEach((key, i) => {
+              const id = inserted.ids[i]!
+              uniques.set(`${definitionName}\0${key}`, {
+                jobId: Number(id),
+                createdAt: now,
+                holdUntil: rule.periodSecs === undefined ? undefined : now + rule.periodSecs * 1000
+              })
+              settled.set(key, { id, outcome: "inserted" })
             })
           }
-          const now = yield* Clock.currentTimeMillis
-          // the in-process fast path, as with PostgreSQL (no transactions here); never for a channel that is
-          // paused or rate limited: the claim is where those are enforced
-          const channel = channels.get(definition.record.channel)
-          const single = newJobs.length === 1 && newJobs[0]!.delaySecs === 0 && newJobs[0]!.jobGroup === undefined &&
-            channel?.paused !== true && channel?.rateLimit === undefined
-          const reservation = single && local !== undefined ? local.reserve(definitionName) : undefined
-          const claimHere = reservation !== undefined && reservation.channels.includes(definition.record.channel) &&
-            isLive(reservation.workerId, now)
-          if (reservation !== undefined && !claimHere) reservation.cancel(false)
-          // a grouped job is held when activeDue(G) + rank > concurrency: activeDue = slots taken + due unheld
-          // waiting jobs before this call, rank = its place among this call's jobs of G by (run time, order)
-          const rank = new Map<number, number>()
-          const byGroup = new Map<string, Array<number>>()
-          newJobs.forEach((j, i) => {
-            if (j.jobGroup === undefined) return
-            const list = byGroup.get(j.jobGroup)
-            if (list === undefined) byGroup.set(j.jobGroup, [i])
-            else list.push(i)
-          })
-          for (const list of byGroup.values()) {
-            list.sort((a, b) => newJobs[a]!.delaySecs - newJobs[b]!.delaySecs || a - b)
-            list.forEach((i, r) => rank.set(i, r + 1))
+          if (changedChannel !== undefined) wake({ _tag: "Channel", channel: changedChannel })
+          const outcomes: Array<JobStore.UniqueOutcome> = new Array(newJobs.length)
+          for (const [key, c] of candidates) {
+            const first = settled.get(key)!
+            c.indices.forEach((index, k) => {
+              outcomes[index] = k === 0 || rule.onConflict === "keep" || first.outcome === "kept"
+                ? (k === 0 ? first : { id: first.id, outcome: "kept" })
+                : { id: first.id, outcome: rule.onConflict === "replace" ? "replaced" : "debounced" }
+            })
           }
-          const before = survey(new Set(byGroup.keys()), now)
-          const heldGroups = new Set<string>()
-          const ids = newJobs.map((j, i) => {
-            let held = false
-            if (j.jobGroup !== undefined) {
-              const g = groups.get(j.jobGroup)
-              const activeDue = (g?.running ?? 0) + before.get(j.jobGroup)!.due
-              held = activeDue + rank.get(i)! > (g?.concurrency ?? definition.record.groupConcurrency)
-              if (held) heldGroups.add(j.jobGroup)
-            }
-            const job = newJob(definition, j, now, held)
-            jobs.set(job.id, job)
-            return String(job.id)
-          })
-          if (claimHere) {
-            const job = jobs.get(Number(ids[0]))!
-            job.workerId = reservation!.workerId
-            job.claims = 1
-            job.claimedAt = now
-            job.lockedUntil = now + job.timeoutSecs * 1000
-            yield* onCommit(ids, definition.record.channel)
-            reservation!.deliver(claimedOf(job))
-            return ids
-          }
-          // what PostgreSQL does after the commit, to close the race with a settlement that committed meanwhile
-          // (here nothing ran in between, but the group's recorded concurrency may differ from this
-          // definition's); done before `onCommit` yields, so that the enqueue stays one step
-          const promoted = heldGroups.size > 0 && promote(heldGroups, now).length > 0
-          wake({ _tag: "Channel", channel: definition.record.channel })
-          if (promoted) wakeAll()
-          yield* onCommit(ids, definition.record.channel)
-          return ids
+          yield* after
+          return outcomes
         }),
 
       wakeups: Effect.map(PubSub.subscribe(hub), Stream.fromSubscription),
@@ -816,6 +931,15 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           for (const f of old.slice(0, limit)) {
             finalized.delete(f.job.id)
             deleted.push({ id: String(f.job.id), name: f.job.name })
+          }
+          // the unique keys whose job is gone and whose period ended, as PostgreSQL's sweep
+          let swept = 0
+          for (const [k, u] of uniques) {
+            if (swept >= limit) break
+            if ((u.holdUntil === undefined || u.holdUntil <= now) && !jobs.has(u.jobId) && !finalized.has(u.jobId)) {
+              uniques.delete(k)
+              swept++
+            }
           }
           return deleted
         }),

@@ -309,6 +309,27 @@ export const v5 = (schema: string): ReadonlyArray<string> => {
   ]
 }
 
+/**
+ * Version 6: unique jobs. `job_unique`: one row per definition and key, naming the job that last took the key
+ * (`job_id`) and when (`created_at`); whether it still holds it is decided at the next enqueue of the key, from
+ * where that job is then (waiting, running, finalized or gone), so claims, settlements and rescues never touch
+ * this table. `hold_until`: the end of the taker's period (NULL: none), for the retention sweep. Enqueues of
+ * one key serialise on its row (inserted, or locked by `ON CONFLICT DO UPDATE`). Additive.
+ */
+export const v6 = (schema: string): ReadonlyArray<string> => {
+  const n = names(schema)
+  return [
+    `CREATE TABLE ${n.unique} (
+  name text NOT NULL,
+  key text NOT NULL,
+  job_id bigint NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+  hold_until timestamptz NULL,
+  PRIMARY KEY (name, key)
+)`
+  ]
+}
+
 /** One migration: `[id, name, statements]`, each statement SQL text. */
 export type Migration = readonly [number, string, ReadonlyArray<string>]
 
@@ -318,7 +339,8 @@ export const migrations = (schema: string): ReadonlyArray<Migration> => [
   [2, "claims_starts_slots_sessions", v2(schema)],
   [3, "flow_control", v3(schema)],
   [4, "admin_statistics", v4(schema)],
-  [5, "attempt_control", v5(schema)]
+  [5, "attempt_control", v5(schema)],
+  [6, "unique_jobs", v6(schema)]
 ]
 
 /** Compiles fragments to SQL text with the PostgreSQL compiler (no connection needed). */

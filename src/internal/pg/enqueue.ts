@@ -36,6 +36,7 @@ import type * as JobStore from "../../JobStore.js"
 import { claimedColumns, toClaimedJob } from "./claim.js"
 import { readyCountSql } from "./groups.js"
 import { type Names, type Row, storageError, toStorageError } from "./sql.js"
+import * as Unique from "./unique.js"
 
 /**
  * The load of group `grp` (an SQL expression; the definition is `d`), as lateral columns `a.conc` (its
@@ -95,16 +96,17 @@ RETURNING ${claimedColumns("j")}, j.worker_id`
  * Many jobs with options: the payloads as one JSON array ($2), delays, groups, trace ids, priorities and
  * attempt time limits ('' for none) as parallel arrays ($3-$8). A grouped job is held when its group's slots taken, due ready jobs and its rank
  * in the call (by run time, then input order) exceed the group's concurrency. One row back: the ids in
- * order, the channel, and the groups that got held jobs.
+ * order, the channel, and the groups that got held jobs. `withIds`: the jobs' ids are given ($9, allocated
+ * from the job id sequence: unique jobs).
  */
-export const manySql = (n: Names) => `
+export const manySql = (n: Names, withIds = false) => `
 WITH t AS (SELECT statement_timestamp() AS now),
 src AS (
   SELECT i.payload, t.now + make_interval(secs => i.delay) AS run_at, NULLIF(i.job_group, '') AS job_group,
     NULLIF(i.trace_id, '') AS trace_id, NULLIF(i.span_id, '') AS span_id, i.priority,
-    NULLIF(i.time_limit, '')::float8 AS time_limit_secs, i.ord
+    NULLIF(i.time_limit, '')::float8 AS time_limit_secs, i.ord${withIds ? ", i.id" : ""}
   FROM t, ROWS FROM (jsonb_array_elements($2::jsonb), unnest($3::text[]::float8[], $4::text[], $5::text[], $6::text[],
-    $7::int[], $8::text[])) WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, priority, time_limit, ord)
+    $7::int[], $8::text[]${withIds ? ", $9::bigint[]" : ""})) WITH ORDINALITY AS i(payload, delay, job_group, trace_id, span_id, priority, time_limit, ${withIds ? "id, " : ""}ord)
 ),
 gact AS (
   SELECT x.job_group, a.active, a.conc
@@ -120,9 +122,9 @@ ranked AS (
 ),
 ins AS (
   INSERT INTO ${n.job} (name, channel, job_group, payload, run_at, sort_at, created_at, held, max_attempts,
-    timeout_secs, trace_id, span_id, priority, time_limit_secs)
+    timeout_secs, trace_id, span_id, priority, time_limit_secs${withIds ? ", id" : ""})
   SELECT d.name, d.channel, r.job_group, r.payload, r.run_at, r.run_at, t.now, r.held, d.num_attempts,
-    d.timeout_secs, r.trace_id, r.span_id, r.priority, r.time_limit_secs
+    d.timeout_secs, r.trace_id, r.span_id, r.priority, r.time_limit_secs${withIds ? ", r.id" : ""}
   FROM ${n.definition} d, ranked r, t
   WHERE d.name = $1
   ORDER BY r.ord
@@ -156,6 +158,7 @@ interface Inserted {
 }
 
 type OnCommit = (ids: ReadonlyArray<string>, channel: string) => Effect.Effect<void>
+type UniqueOnCommit = (ids: ReadonlyArray<string>, channel: string, indices: ReadonlyArray<number>) => Effect.Effect<void>
 type EnqueueError = JobDefinitionNotDeployed | StorageError
 
 /** The parts of the store enqueue needs. */
@@ -198,7 +201,11 @@ export const make = (ctx: Context) =>
       oneUngrouped: oneSql(n, false),
       claimed: claimedSql(n),
       many: manySql(n),
-      payloads: payloadsSql(n)
+      payloads: payloadsSql(n),
+      uniqueTake: Unique.takeSql(n),
+      uniqueResolve: Unique.resolveSql(n),
+      uniqueChange: Unique.changeSql(n),
+      uniqueInsert: manySql(n, true)
     }
     const storeContext = yield* Effect.context<never>()
 
@@ -460,6 +467,149 @@ export const make = (ctx: Context) =>
         }
       )
 
+    // ---- unique jobs (unique.ts) --------------------------------------------------------------------------
+    /** How many times a key met waiting is resolved again after a claim won its job first. */
+    const maxUniqueRounds = 3
+
+    /** The statements of an enqueue with unique keys, on `client` inside a transaction (see unique.ts). */
+    const writeUnique = (
+      client: PgClient.PgClient,
+      definitionName: string,
+      rule: JobStore.UniqueRule,
+      jobs: ReadonlyArray<JobStore.NewJob>,
+      keys: ReadonlyArray<string>
+    ) =>
+      Effect.gen(function*() {
+        // jobs of one call with the same key, folded in order as consecutive enqueues would be
+        const candidates = new Map<string, { job: JobStore.NewJob; readonly indices: Array<number> }>()
+        keys.forEach((key, i) => {
+          const job = jobs[i]!
+          const c = candidates.get(key)
+          if (c === undefined) candidates.set(key, { job, indices: [i] })
+          else {
+            c.indices.push(i)
+            if (rule.onConflict === "replace") c.job = { ...job, jobGroup: c.job.jobGroup }
+            else if (rule.onConflict === "debounce") c.job = { ...c.job, delaySecs: job.delaySecs }
+          }
+        })
+        const distinct = Array.from(candidates.keys())
+        const taken = yield* client.unsafe<Row>(texts.uniqueTake, [definitionName, distinct, rule.periodSecs ?? null])
+        if (taken.length === 0) return yield* Effect.fail(notDeployed(definitionName))
+        const newIds = new Map(taken.map((r) => [r.key as string, r.new_id as string]))
+        const settled = new Map<string, JobStore.UniqueOutcome>()
+        const insertKeys: Array<string> = []
+        let met: Array<string> = []
+        for (const r of taken) (r.taken === true ? insertKeys : met).push(r.key as string)
+        let changedChannel: string | undefined
+        for (let round = 1; met.length > 0; round++) {
+          const rows = yield* client.unsafe<Row>(texts.uniqueResolve, [
+            definitionName,
+            met,
+            met.map((k) => newIds.get(k)!),
+            [...rule.states],
+            rule.periodSecs ?? null
+          ])
+          const change: Array<readonly [string, string]> = []
+          for (const r of rows) {
+            const key = r.key as string
+            if (r.held !== true) insertKeys.push(key)
+            else if (rule.onConflict !== "keep" && r.state === "waiting" && round <= maxUniqueRounds) {
+              change.push([key, r.job_id as string])
+            } else settled.set(key, { id: r.job_id as string, outcome: "kept" })
+          }
+          met = []
+          if (change.length === 0) continue
+          const changing = change.map(([key]) => candidates.get(key)!.job)
+          const updated = yield* client.unsafe<Row>(texts.uniqueChange, [
+            change.map(([, id]) => id),
+            `[${changing.map((j) => j.payloadJson).join(",")}]`,
+            changing.map((j) => j.delaySecs),
+            changing.map((j) => j.priority),
+            changing.map((j) => j.timeLimitSecs === undefined ? "" : String(j.timeLimitSecs)),
+            rule.onConflict === "replace"
+          ])
+          const done = new Set(updated.map((r) => r.id as string))
+          if (updated.length > 0) changedChannel = updated[0]!.channel as string
+          for (const [key, id] of change) {
+            if (done.has(id)) settled.set(key, { id, outcome: rule.onConflict === "replace" ? "replaced" : "debounced" })
+            else met.push(key) // claimed (or gone) since: resolved again
+          }
+        }
+        let inserted: Inserted | undefined
+        if (insertKeys.length > 0) {
+          const ins = insertKeys.map((key) => candidates.get(key)!.job)
+          const rows = yield* client.unsafe<Row>(texts.uniqueInsert, [
+            definitionName,
+            `[${ins.map((j) => j.payloadJson).join(",")}]`,
+            ins.map((j) => String(j.delaySecs)),
+            ins.map((j) => j.jobGroup ?? ""),
+            ins.map((j) => j.traceId ?? ""),
+            ins.map((j) => j.spanId ?? ""),
+            ins.map((j) => j.priority),
+            ins.map((j) => j.timeLimitSecs === undefined ? "" : String(j.timeLimitSecs)),
+            insertKeys.map((key) => newIds.get(key)!)
+          ])
+          const ids = rows[0]?.ids as ReadonlyArray<string> | null | undefined
+          // undeployed since the keys were taken: nothing inserted, and the transaction must not commit
+          if (ids === null || ids === undefined || ids.length === 0) return yield* Effect.fail(notDeployed(definitionName))
+          inserted = {
+            ids: insertKeys.map((key) => newIds.get(key)!),
+            channel: rows[0]!.channel as string,
+            heldGroups: (rows[0]!.held_groups as ReadonlyArray<string> | null | undefined) ?? []
+          }
+          for (const key of insertKeys) settled.set(key, { id: newIds.get(key)!, outcome: "inserted" })
+        }
+        const outcomes: Array<JobStore.UniqueOutcome> = new Array(jobs.length)
+        for (const [key, c] of candidates) {
+          const first = settled.get(key)!
+          c.indices.forEach((index, k) => {
+            outcomes[index] = k === 0 || rule.onConflict === "keep" || first.outcome === "kept"
+              ? (k === 0 ? first : { id: first.id, outcome: "kept" })
+              : { id: first.id, outcome: rule.onConflict === "replace" ? "replaced" : "debounced" }
+          })
+        }
+        const indices = insertKeys.map((key) => candidates.get(key)!.indices[0]!)
+        return { outcomes, inserted, changedChannel, indices }
+      })
+
+    /** After the commit of a unique enqueue: announce what it inserted, wake workers for what it changed. */
+    const announceUnique = (
+      written: {
+        readonly inserted: Inserted | undefined
+        readonly changedChannel: string | undefined
+        readonly indices: ReadonlyArray<number>
+      },
+      onCommit: UniqueOnCommit
+    ) =>
+      Effect.andThen(
+        written.inserted === undefined
+          ? Effect.void
+          : announce(written.inserted, (ids, channel) => onCommit(ids, channel, written.indices)),
+        written.changedChannel === undefined ? Effect.void : ctx.wake(written.changedChannel)
+      )
+
+    const enqueueUnique = (
+      definitionName: string,
+      rule: JobStore.UniqueRule,
+      jobs: ReadonlyArray<JobStore.NewJob>,
+      keys: ReadonlyArray<string>,
+      onCommit: UniqueOnCommit
+    ): Effect.Effect<ReadonlyArray<JobStore.UniqueOutcome>, EnqueueError> => {
+      if (jobs.length === 0) return Effect.succeed([])
+      return Effect.flatMap(Effect.serviceOption(app.transactionService), (tx) => {
+        if (tx._tag === "Some") {
+          return writeUnique(app, definitionName, rule, jobs, keys).pipe(
+            Effect.catchTag("SqlError", storageError("enqueue")),
+            Effect.flatMap((written) => Effect.as(app.afterCommit(announceUnique(written, onCommit)), written.outcomes))
+          )
+        }
+        return detached(afterInsert(
+          Effect.catchTag(sql.withTransaction(writeUnique(sql, definitionName, rule, jobs, keys)), "SqlError", storageError("enqueue")),
+          (written) => Effect.as(announceUnique(written, onCommit), written.outcomes)
+        ))
+      })
+    }
+
     const enqueue = (
       definitionName: string,
       jobs: ReadonlyArray<JobStore.NewJob>,
@@ -501,5 +651,5 @@ export const make = (ctx: Context) =>
       })
     }
 
-    return { enqueue }
+    return { enqueue, enqueueUnique }
   })

@@ -15,6 +15,7 @@ import type { PgClient } from "@effect/sql-pg"
 import { JobDefinitionInUse } from "../../CuckmqError.js"
 import type * as JobStore from "../../JobStore.js"
 import { type Names, optionalString, type Row, storageError } from "./sql.js"
+import * as Unique from "./unique.js"
 
 export const make = (sql: PgClient.PgClient, n: Names, wake: (channel: string) => Effect.Effect<void>) => {
   const deploySql = `
@@ -132,8 +133,11 @@ DELETE FROM ${n.finalized} WHERE id IN (
 )
 RETURNING id, name`
 
+  const sweepUniqueSql = Unique.sweepSql(n)
+  // the unique keys whose job is gone go with the retention pass (up to as many as jobs it may delete)
   const deleteFinalized = (olderThanSecs: number, limit: number) =>
     sql.unsafe<Row>(deleteFinalizedSql, [olderThanSecs, limit]).pipe(
+      Effect.tap(() => sql.unsafe(sweepUniqueSql, [limit])),
       Effect.map((rows) => rows.map((r) => ({ id: String(r.id), name: r.name as string }))),
       Effect.catchTag("SqlError", storageError("delete finalized jobs"))
     )

@@ -31,6 +31,7 @@ export const names = (schema: string) => ({
   worker: ident(`${schema}.worker`),
   maintenance: ident(`${schema}.maintenance`),
   channel: ident(`${schema}.job_channel`),
+  unique: ident(`${schema}.job_unique`),
   /** A function of the schema. */
   fn: (name: string) => ident(`${schema}.${name}`)
 })

@@ -63,7 +63,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     /** Wakes every worker (a group slot freed, a job went back): `*` = any channel. */
     const wakeAll = session.wake("*")
     const flow = Flow.make(sql, n, wakeAll)
-    const { enqueue } = yield* Enqueue.make({
+    const { enqueue, enqueueUnique } = yield* Enqueue.make({
       sql,
       app,
       names: n,
@@ -82,6 +82,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       deploy: schedules.deploy,
       undeploy: schedules.undeploy,
       enqueue,
+      enqueueUnique,
       wakeups: session.wakeups,
       session: session.session,
       registerWorker: workers.registerWorker,

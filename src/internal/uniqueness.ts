@@ -1,0 +1,89 @@
+/**
+ * Unique jobs, the backend-independent part: a definition's `unique` options resolved to the rule the stores
+ * apply (or why they cannot be used: reported by `validate` as an `InvalidJobDefinition`), and the key of
+ * one enqueued job (or why it is not one: an `InvalidEnqueueOptions`).
+ */
+import { Result } from "effect"
+import type * as JobStore from "../JobStore.js"
+import * as TimeOption from "./duration.js"
+
+/** The states a job can hold a key in. */
+export const uniqueStates: ReadonlyArray<JobStore.UniqueState> = ["waiting", "running", "succeeded", "failed"]
+
+const conflicts: ReadonlyArray<JobStore.UniqueConflict> = ["keep", "replace", "debounce"]
+
+/** The longest key. */
+export const maxKeyLength = 1000
+
+const periodSpec: TimeOption.Spec = { name: "unique.period", secsName: "unique.periodSecs", min: 0, minExclusive: true }
+
+/** The options as `JobDefinition.make` takes them (the key function aside). */
+export interface Options {
+  readonly key: unknown
+  readonly period?: unknown
+  readonly states?: ReadonlyArray<unknown> | undefined
+  readonly onConflict?: unknown
+}
+
+/** A definition's rule and key function, as enqueue uses them. */
+export interface UniqueOf<A> {
+  readonly rule: JobStore.UniqueRule
+  readonly key: (payload: A) => string
+}
+
+/** Resolves `unique` options to the stores' rule, or says why they cannot be used. */
+export const resolve = (options: Options): Result.Result<JobStore.UniqueRule, string> => {
+  if (typeof options !== "object" || options === null) return Result.fail("unique must be an object with a key function")
+  if (typeof options.key !== "function") {
+    return Result.fail(`unique.key must be a function from the payload to a string, got ${String(options.key)}`)
+  }
+  let periodSecs: number | undefined
+  if (options.period !== undefined) {
+    const period = TimeOption.resolve(periodSpec, options.period, undefined, 0)
+    if (Result.isFailure(period)) return Result.fail(period.failure)
+    periodSecs = period.success.secs
+  }
+  const states = options.states ?? (periodSecs === undefined
+    ? ["waiting", "running"]
+    : ["waiting", "running", "succeeded"])
+  if (!Array.isArray(states) || states.length === 0) {
+    return Result.fail(`unique.states must be a non-empty array of ${uniqueStates.map((s) => JSON.stringify(s)).join(", ")}`)
+  }
+  for (const state of states) {
+    if (!uniqueStates.includes(state as JobStore.UniqueState)) {
+      return Result.fail(
+        `unique.states: ${JSON.stringify(state)} is not a state; expected ${uniqueStates.map((s) => JSON.stringify(s)).join(", ")}`
+      )
+    }
+  }
+  const onConflict = options.onConflict ?? "keep"
+  if (!conflicts.includes(onConflict as JobStore.UniqueConflict)) {
+    return Result.fail(
+      `unique.onConflict must be one of ${conflicts.map((s) => JSON.stringify(s)).join(", ")}, got ${JSON.stringify(onConflict)}`
+    )
+  }
+  return Result.succeed({
+    states: Array.from(new Set(states as ReadonlyArray<JobStore.UniqueState>)),
+    periodSecs,
+    onConflict: onConflict as JobStore.UniqueConflict
+  })
+}
+
+/** The key of one job, or why it cannot be one (the key function threw or returned no usable string). */
+export const keyOf = <A>(unique: UniqueOf<A>, payload: A): Result.Result<string, string> => {
+  let key: unknown
+  try {
+    key = unique.key(payload)
+  } catch (error) {
+    return Result.fail(`unique.key threw: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  if (typeof key !== "string" || key.length === 0) {
+    return Result.fail(`unique.key must return a non-empty string, got ${typeof key === "string" ? '""' : String(key)}`)
+  }
+  if (key.length > maxKeyLength) {
+    return Result.fail(`unique.key returned ${key.length} characters; at most ${maxKeyLength} are allowed`)
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/\u0000/.test(key)) return Result.fail("unique.key must not contain NUL characters (PostgreSQL text cannot)")
+  return Result.succeed(key)
+}
