@@ -232,6 +232,22 @@ describe("examples", () => {
       assert.include(output, "all 4 jobs done")
     }))
 
+  it.live("unique-jobs: kept, replaced, debounced, a period, a rolled-back transaction frees its key", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* runExample("unique-jobs.ts")
+      assert.strictEqual(code, 0, output)
+      assert.include(output, "receipt: inserted, then kept (same job: true)")
+      assert.include(output, "profile: inserted, replaced")
+      assert.include(output, "synced u-1 as Ada Lovelace")
+      assert.notInclude(output, "synced u-1 as Ada {")
+      assert.include(output, "edit 1: inserted")
+      assert.include(output, "edit 3: debounced")
+      assert.strictEqual(output.split("reindexed doc-7").length - 1, 1, "one reindex")
+      assert.include(output, "digest after a rollback: inserted")
+      assert.include(output, "digest again within the hour: kept")
+      assert.include(output, "all done: 4 jobs ran")
+    }))
+
   it.live("a scratch schema is never one that exists already", () =>
     Effect.gen(function*() {
       const schema = exampleSchema("taken")
