@@ -87,3 +87,58 @@ export const keyOf = <A>(unique: UniqueOf<A>, payload: A): Result.Result<string,
   if (/\u0000/.test(key)) return Result.fail("unique.key must not contain NUL characters (PostgreSQL text cannot)")
   return Result.succeed(key)
 }
+
+/** The jobs of one call with one key, folded into the job its key gets, and their places in the call. */
+export interface Candidate {
+  readonly job: JobStore.NewJob
+  readonly indices: ReadonlyArray<number>
+}
+
+/**
+ * Folds the jobs of one call by key, in order, as consecutive enqueues would be applied: `keep` keeps the
+ * first job, `replace` takes the last one's payload and options (the first's group), `debounce` the first
+ * one with the last delay. Keys in first-seen order.
+ */
+export const fold = (
+  rule: JobStore.UniqueRule,
+  jobs: ReadonlyArray<JobStore.NewJob>,
+  keys: ReadonlyArray<string>
+): Map<string, Candidate> => {
+  const candidates = new Map<string, { job: JobStore.NewJob; readonly indices: Array<number> }>()
+  keys.forEach((key, i) => {
+    const job = jobs[i]!
+    const c = candidates.get(key)
+    if (c === undefined) candidates.set(key, { job, indices: [i] })
+    else {
+      c.indices.push(i)
+      if (rule.onConflict === "replace") c.job = { ...job, jobGroup: c.job.jobGroup }
+      else if (rule.onConflict === "debounce") c.job = { ...c.job, delaySecs: job.delaySecs }
+    }
+  })
+  return candidates
+}
+
+/**
+ * Every job's outcome, in call order, from what its key's first job got: later jobs of a key met the first
+ * as a duplicate (kept, or replaced/debounced it when it is changeable).
+ */
+export const outcomes = (
+  rule: JobStore.UniqueRule,
+  candidates: ReadonlyMap<string, Candidate>,
+  settled: ReadonlyMap<string, JobStore.UniqueOutcome>,
+  size: number
+): ReadonlyArray<JobStore.UniqueOutcome> => {
+  const out: Array<JobStore.UniqueOutcome> = new Array(size)
+  const later = rule.onConflict === "replace" ? "replaced" : "debounced"
+  for (const [key, c] of candidates) {
+    const first = settled.get(key)!
+    c.indices.forEach((index, k) => {
+      out[index] = k === 0
+        ? first
+        : rule.onConflict === "keep" || first.outcome === "kept"
+        ? { id: first.id, outcome: "kept" }
+        : { id: first.id, outcome: later }
+    })
+  }
+  return out
+}

@@ -27,6 +27,7 @@
 import { Clock, Deferred, Effect, Exit, Option, PubSub, Stream } from "effect"
 import { JobDefinitionInUse, JobDefinitionNotDeployed } from "../../CuckmqError.js"
 import type * as JobStore from "../../JobStore.js"
+import * as Uniqueness from "../uniqueness.js"
 
 export interface Definition {
   record: JobStore.DefinitionRecord
@@ -626,17 +627,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           if (definition === undefined) return yield* notDeployed(definitionName)
           // as PostgreSQL: jobs of the call with one key folded in order, then each key resolved against its
           // taker (held when its job is in one of the states and, with a period, younger than it)
-          const candidates = new Map<string, { job: JobStore.NewJob; readonly indices: Array<number> }>()
-          keys.forEach((key, i) => {
-            const job = newJobs[i]!
-            const c = candidates.get(key)
-            if (c === undefined) candidates.set(key, { job, indices: [i] })
-            else {
-              c.indices.push(i)
-              if (rule.onConflict === "replace") c.job = { ...job, jobGroup: c.job.jobGroup }
-              else if (rule.onConflict === "debounce") c.job = { ...c.job, delaySecs: job.delaySecs }
-            }
-          })
+          const candidates = Uniqueness.fold(rule, newJobs, keys)
           const finalStates = rule.states.includes("succeeded") || rule.states.includes("failed")
           const settled = new Map<string, JobStore.UniqueOutcome>()
           const insertKeys: Array<string> = []
@@ -692,15 +683,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             })
           }
           if (changedChannel !== undefined) wake({ _tag: "Channel", channel: changedChannel })
-          const outcomes: Array<JobStore.UniqueOutcome> = new Array(newJobs.length)
-          for (const [key, c] of candidates) {
-            const first = settled.get(key)!
-            c.indices.forEach((index, k) => {
-              outcomes[index] = k === 0 || rule.onConflict === "keep" || first.outcome === "kept"
-                ? (k === 0 ? first : { id: first.id, outcome: "kept" })
-                : { id: first.id, outcome: rule.onConflict === "replace" ? "replaced" : "debounced" }
-            })
-          }
+          const outcomes = Uniqueness.outcomes(rule, candidates, settled, newJobs.length)
           yield* after
           return outcomes
         }),

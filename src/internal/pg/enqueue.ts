@@ -36,6 +36,7 @@ import type * as JobStore from "../../JobStore.js"
 import { claimedColumns, toClaimedJob } from "./claim.js"
 import { readyCountSql } from "./groups.js"
 import { type Names, type Row, storageError, toStorageError } from "./sql.js"
+import * as Uniqueness from "../uniqueness.js"
 import * as Unique from "./unique.js"
 
 /**
@@ -481,17 +482,7 @@ export const make = (ctx: Context) =>
     ) =>
       Effect.gen(function*() {
         // jobs of one call with the same key, folded in order as consecutive enqueues would be
-        const candidates = new Map<string, { job: JobStore.NewJob; readonly indices: Array<number> }>()
-        keys.forEach((key, i) => {
-          const job = jobs[i]!
-          const c = candidates.get(key)
-          if (c === undefined) candidates.set(key, { job, indices: [i] })
-          else {
-            c.indices.push(i)
-            if (rule.onConflict === "replace") c.job = { ...job, jobGroup: c.job.jobGroup }
-            else if (rule.onConflict === "debounce") c.job = { ...c.job, delaySecs: job.delaySecs }
-          }
-        })
+        const candidates = Uniqueness.fold(rule, jobs, keys)
         const distinct = Array.from(candidates.keys())
         const taken = yield* client.unsafe<Row>(texts.uniqueTake, [definitionName, distinct, rule.periodSecs ?? null])
         if (taken.length === 0) return yield* Effect.fail(notDeployed(definitionName))
@@ -559,15 +550,7 @@ export const make = (ctx: Context) =>
           }
           for (const key of insertKeys) settled.set(key, { id: newIds.get(key)!, outcome: "inserted" })
         }
-        const outcomes: Array<JobStore.UniqueOutcome> = new Array(jobs.length)
-        for (const [key, c] of candidates) {
-          const first = settled.get(key)!
-          c.indices.forEach((index, k) => {
-            outcomes[index] = k === 0 || rule.onConflict === "keep" || first.outcome === "kept"
-              ? (k === 0 ? first : { id: first.id, outcome: "kept" })
-              : { id: first.id, outcome: rule.onConflict === "replace" ? "replaced" : "debounced" }
-          })
-        }
+        const outcomes = Uniqueness.outcomes(rule, candidates, settled, jobs.length)
         const indices = insertKeys.map((key) => candidates.get(key)!.indices[0]!)
         return { outcomes, inserted, changedChannel, indices }
       })
