@@ -136,7 +136,7 @@ export interface EnqueueOptions {
  * @since 0.2.0
  */
 export interface UniqueOptions<A> {
-  /** The job's key, from its payload: a non-empty string of at most 1,000 characters. */
+  /** The job's key, from its payload: a non-empty string of at most 1,000 bytes in UTF-8. */
   readonly key: (payload: A) => string
   /**
    * With a period, only a job enqueued less than `period` ago holds its key (and a job finalized, then
@@ -434,7 +434,14 @@ export const make = <
         ? `retry must be a Schedule (e.g. Schedule.exponential("1 second")), got ${String(options.retry)}`
         : undefined)
   const timeLimitSecs = timeLimit !== undefined && Result.isSuccess(timeLimit) ? timeLimit.success.secs : undefined
-  const uniqueRule = options.unique === undefined ? undefined : Uniqueness.resolve(options.unique)
+  const uniqueRule = options.unique === undefined
+    ? undefined
+    : repeat !== undefined
+    ? Result.fail(
+      "unique cannot be combined with repeatEvery, repeatSecs or cron: a repeating definition's jobs are enqueued " +
+        "once per due time already"
+    )
+    : Uniqueness.resolve(options.unique)
   // a rule that cannot be used refuses every enqueue (and the deploy) rather than enqueue without it
   const uniqueOf: Uniqueness.UniqueOf<S["Type"]> | string | undefined = uniqueRule === undefined
     ? undefined

@@ -644,6 +644,11 @@ export class JobStore extends Context.Service<JobStore, {
     olderThanSecs: number,
     limit: number
   ) => Effect.Effect<ReadonlyArray<{ readonly id: string; readonly name: string }>, StorageError>
+  /**
+   * Deletes up to `limit` unique keys that can no longer hold: their job is in neither the live nor the
+   * finalized jobs and their period (if any) ended. Returns how many.
+   */
+  readonly deleteStaleUniqueKeys: (limit: number) => Effect.Effect<number, StorageError>
   /** Deletes up to `limit` job groups with no slot taken that no live job refers to. */
   readonly deleteUnreferencedGroups: (limit: number) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /**

@@ -246,8 +246,10 @@ const rolePattern = /^[^.\u0000]{1,63}$/
  * `PgJobStore.migrate({ grantTo })` does that). The role also needs `CONNECT` on the database.
  *
  * - `USAGE` on the schema;
- * - `SELECT, INSERT, UPDATE, DELETE` on its tables (inserting into the identity column needs no sequence
- *   privilege), then only `SELECT` on the migrations table (the version check);
+ * - `SELECT, INSERT, UPDATE, DELETE` on its tables, then only `SELECT` on the migrations table (the version
+ *   check);
+ * - `USAGE` on its sequences (an enqueue of unique jobs allocates job ids before it inserts them; grant it
+ *   again to roles granted before migration 6);
  * - `EXECUTE` on its functions (PL/pgSQL, `SECURITY INVOKER`: they run with the role's own table rights).
  *
  * @example
@@ -279,6 +281,7 @@ export const grantSql = (
       `GRANT USAGE ON SCHEMA ${q} TO ${r}`,
       `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${q} TO ${r}`,
       `REVOKE INSERT, UPDATE, DELETE ON ${Ddl.ident(`${s}.${migrationsTable}`)} FROM ${r}`,
+      `GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${q} TO ${r}`,
       `GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${q} TO ${r}`
     ])
   })

@@ -116,6 +116,7 @@ const cleanup = (cuckmq: Engine.Engine, batch: number): Effect.Effect<void, Stor
       if (deleted.length < batch) break
       yield* Effect.yieldNow
     }
+    while ((yield* cuckmq.store.deleteStaleUniqueKeys(batch)) >= batch) yield* Effect.yieldNow
     while (true) {
       const groups = yield* cuckmq.store.deleteUnreferencedGroups(batch)
       const timestamp = new Date()

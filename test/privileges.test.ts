@@ -104,6 +104,13 @@ const Grouped = JobDefinition.make({
     )
 })
 const Tick = JobDefinition.make({ name: "tick", repeatSecs: 0.5, handler: () => Effect.void })
+/** Unique jobs: the enqueue allocates job ids from the sequence (USAGE), the retention pass sweeps keys. */
+const Deduped = JobDefinition.make({
+  name: "deduped",
+  payload: Schema.Struct({ k: Schema.String }),
+  unique: { key: ({ k }) => k },
+  handler: (_, meta) => Effect.sync(() => void runs.add(meta.jobId))
+})
 /** Deployed and enqueued, never registered: what `undeploy` retires. */
 const Retired = JobDefinition.make({ name: "retired", channel: "retired", handler: () => Effect.void })
 
@@ -114,7 +121,7 @@ const deployStep = (runtimeRole: string) => PgJobStore.migrate({ schema: "jobs",
 // the workers' context, as the runtime role: no DDL at start, SchemaNotMigrated if the schema is behind
 const CuckmqRuntime = Cuckmq.layerStore({
   schema: "jobs",
-  definitions: [Plain, Flaky, Grouped, Tick],
+  definitions: [Plain, Flaky, Grouped, Tick, Deduped],
   jobPostFinalizeDeleteSecs: 1 // (this test wants to see retention)
 }).pipe(Layer.provide(PgJobStore.layerStore({ schema: "jobs" })))
 
@@ -173,6 +180,8 @@ describe("Runtime under a role without DDL rights", () => {
           const grouped = yield* Grouped.enqueueMany(Array.from({ length: 4 }, () => ({ payload: {}, jobGroup: "g" })))
           yield* Retired.deploy
           yield* Retired.enqueueMany([{ payload: {} }, { payload: {} }])
+          const deduped = yield* Deduped.enqueueManyWithOutcome([{ payload: { k: "a" } }, { payload: { k: "a" } }, { payload: { k: "b" } }])
+          assert.deepStrictEqual(deduped.map((o) => o.outcome), ["inserted", "kept", "inserted"])
 
           const stopWorker = yield* startWorker({ concurrency: 4, pollIntervalSecs: 0.1, heartbeatSecs: 0.2, leaseSecs: 1 })
           const stopOrchestrator = yield* startOrchestrator({
@@ -193,6 +202,7 @@ describe("Runtime under a role without DDL rights", () => {
           assert.isTrue(runs.has(rescued!))
           assert.isTrue(events.some((e) => e._tag === "JOB_RESCUE" && e.jobId === rescued), "the dead worker's job was rescued")
           for (const id of plain) assert.isTrue(runs.has(id), `job ${id} ran`)
+          yield* waitUntil("the unique jobs ran", Effect.map(Effect.forEach([deduped[0]!.id, deduped[2]!.id], done), (ok) => ok.every(Boolean)))
 
           // undeploy, as the role: the retired definition's waiting jobs go, it can no longer be enqueued
           const result = yield* retire

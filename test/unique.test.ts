@@ -11,11 +11,13 @@ import * as path from "node:path"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { JobDefinition } from "../src/index.js"
+import { JobDefinition, Migrations } from "../src/index.js"
+import * as PgStore from "../src/internal/pg/store.js"
+import type * as JobStore from "../src/JobStore.js"
 import { CuckmqTest } from "../src/testing.js"
 import { uniqueDefinitions, UniqueKeep, UniqueReplace } from "./fixtures/unique-definitions.js"
 import { count, startWorker, waitUntil, withContext } from "./support/harness.js"
-import { databaseUrl, PgTest } from "./support/pg.js"
+import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
 import { processSchema, spawnFixture } from "./support/processes.js"
 
 interface Outcome {
@@ -172,7 +174,9 @@ describe("unique jobs: refusals, the same on both backends", () => {
   const Keyed = JobDefinition.make({
     name: "unique-keyed",
     payload: Payload,
-    unique: { key: ({ key, n }) => (n < 0 ? (undefined as never) : n > 1000 ? "x".repeat(1001) : key) },
+    unique: {
+      key: ({ key, n }) => (n < 0 ? (undefined as never) : n === 1001 ? "x".repeat(1001) : n > 1001 ? "é".repeat(600) : key)
+    },
     handler: () => Effect.void
   })
   const refusals = Effect.gen(function*() {
@@ -186,12 +190,20 @@ describe("unique jobs: refusals, the same on both backends", () => {
     const deployErrors = yield* Effect.forEach(bad, (u) => Effect.flip(Bad(u).deploy))
     const enqueueErrors = yield* Effect.forEach(bad, (u) => Effect.flip(Bad(u).enqueue({ key: "k", n: 0 })))
     yield* Keyed.deploy
-    const keyErrors = yield* Effect.forEach([-1, 0, 1001], (n) => Effect.flip(Keyed.enqueue({ key: "", n })))
+    const keyErrors = yield* Effect.forEach([-1, 0, 1001, 1002], (n) => Effect.flip(Keyed.enqueue({ key: "", n })))
     const ok = yield* Keyed.enqueueWithOutcome({ key: "fine", n: 1 })
+    const repeating = JobDefinition.make({
+      name: "unique-repeating",
+      repeatEvery: "1 minute",
+      unique: { key: () => "k" },
+      handler: () => Effect.void
+    })
+    const repeatError = yield* Effect.flip(repeating.deploy)
     return {
       deploy: deployErrors.map((e) => [e._tag, e.message]),
       enqueue: enqueueErrors.map((e) => e._tag),
       keys: keyErrors.map((e) => [e._tag, e.message]),
+      repeat: [repeatError._tag, repeatError.message],
       ok: ok.outcome
     }
   })
@@ -202,11 +214,14 @@ describe("unique jobs: refusals, the same on both backends", () => {
       const r = memory as { deploy: Array<[string, string]>; enqueue: Array<string>; keys: Array<[string, string]>; ok: string }
       assert.deepStrictEqual(r.deploy.map(([t]) => t), Array(5).fill("InvalidJobDefinition"))
       assert.deepStrictEqual(r.enqueue, Array(5).fill("InvalidEnqueueOptions"))
-      assert.deepStrictEqual(r.keys.map(([t]) => t), Array(3).fill("InvalidEnqueueOptions"))
+      assert.deepStrictEqual(r.keys.map(([t]) => t), Array(4).fill("InvalidEnqueueOptions"))
       assert.match(r.keys[1]![1], /non-empty string/)
-      assert.match(r.keys[2]![1], /at most 1000/)
+      assert.match(r.keys[2]![1], /1001 bytes \(UTF-8\); at most 1000/)
+      assert.match(r.keys[3]![1], /1200 bytes \(UTF-8\); at most 1000/, "600 two-byte characters")
       assert.match(r.deploy[2]![1], /"queued" is not a state/)
       assert.strictEqual(r.ok, "inserted")
+      assert.deepStrictEqual((memory as { repeat: [string, string] }).repeat[0], "InvalidJobDefinition")
+      assert.match((memory as { repeat: [string, string] }).repeat[1], /unique cannot be combined with repeatEvery/)
     }).pipe(Effect.provide(CuckmqTest.layer({ definitions: [] }))))
 
   layer(PgTest({ maxConnections: 4 }), { excludeTestServices: true })((it) => {
@@ -217,5 +232,63 @@ describe("unique jobs: refusals, the same on both backends", () => {
           assert.isDefined(memory, "the memory case ran first")
           assert.deepStrictEqual(pg, memory)
         })))
+  })
+})
+
+describe("unique jobs: the retention sweep racing takeovers (PostgreSQL)", () => {
+  layer(PgTest({ maxConnections: 12 }), { excludeTestServices: true })((it) => {
+    it.effect("sweeps of stale keys while enqueues take them over never delete a live job's key", () =>
+      Effect.gen(function*() {
+        const schema = uniqueSchema("unique_sweep")
+        yield* Effect.addFinalizer(() =>
+          Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`)))
+        yield* Migrations.migrate(schema)
+        const store = yield* PgStore.make({ schema, keepFinalized: true, liveness: false })
+        const record: JobStore.DefinitionRecord = {
+          name: "sweep",
+          channel: "sweep",
+          numAttempts: 1,
+          timeoutSecs: 1,
+          priority: 0,
+          repeat: undefined,
+          groupConcurrency: 1,
+          groupRateLimit: undefined
+        }
+        const rule: JobStore.UniqueRule = { states: ["waiting", "running"], periodSecs: undefined, onConflict: "keep" }
+        const job = (k: string): JobStore.NewJob => ({
+          payloadJson: JSON.stringify({ k }),
+          delaySecs: 0,
+          priority: 0,
+          jobGroup: undefined,
+          traceId: undefined,
+          spanId: undefined
+        })
+        const keys = Array.from({ length: 20_000 }, (_, i) => `s${i}`)
+        yield* store.deploy([record], () => ({ fresh: new Date(), changed: new Date() }))
+        yield* store.enqueueUnique("sweep", rule, keys.map(job), keys, () => Effect.void)
+        // the jobs go (undeploy deletes waiting jobs): every key is stale, its job gone
+        yield* store.undeploy("sweep", "delete")
+        yield* store.deploy([record], () => ({ fresh: new Date(), changed: new Date() }))
+        // takeovers spread over the table, so that sweeps meet rows taken over since their snapshot
+        const order = keys.map((k, i) => [k, (i * 7919) % keys.length] as const).sort((a, b) => a[1] - b[1]).map(([k]) => k)
+        let sweeping = true
+        const sweeper = Effect.gen(function*() {
+          while (sweeping) yield* store.deleteStaleUniqueKeys(1000)
+        })
+        const takers = Effect.forEach(Array.from({ length: 300 }, (_, i) => order.slice(i * 20, i * 20 + 20)), (mine) =>
+          store.enqueueUnique("sweep", rule, mine.map(job), mine, () => Effect.void), { concurrency: 6 })
+        const [taken] = yield* Effect.all([
+          Effect.ensuring(takers, Effect.sync(() => void (sweeping = false))),
+          Effect.all([sweeper, sweeper], { concurrency: "unbounded" })
+        ], { concurrency: "unbounded" })
+        const takenKeys = order.slice(0, 6000)
+        assert.strictEqual(taken.flat().filter((o) => o.outcome === "inserted").length, 6000)
+        const sql = yield* SqlClient.SqlClient
+        const orphans = yield* count(sql`SELECT count(*) AS n FROM ${sql(`${schema}.job`)} j
+          WHERE NOT EXISTS (SELECT 1 FROM ${sql(`${schema}.job_unique`)} u WHERE u.job_id = j.id)`)
+        assert.strictEqual(orphans, 0, "every live job still holds its key")
+        const again = yield* store.enqueueUnique("sweep", rule, takenKeys.map(job), takenKeys, () => Effect.void)
+        assert.strictEqual(again.filter((o) => o.outcome === "kept").length, 6000)
+      }).pipe(Effect.scoped), { timeout: 120_000 })
   })
 })

@@ -12,8 +12,10 @@ export const uniqueStates: ReadonlyArray<JobStore.UniqueState> = ["waiting", "ru
 
 const conflicts: ReadonlyArray<JobStore.UniqueConflict> = ["keep", "replace", "debounce"]
 
-/** The longest key. */
-export const maxKeyLength = 1000
+/** The longest key, in UTF-8 bytes (PostgreSQL's btree keeps index rows under 2,704 bytes). */
+export const maxKeyBytes = 1000
+
+const encoder = new TextEncoder()
 
 const periodSpec: TimeOption.Spec = { name: "unique.period", secsName: "unique.periodSecs", min: 0, minExclusive: true }
 
@@ -80,8 +82,9 @@ export const keyOf = <A>(unique: UniqueOf<A>, payload: A): Result.Result<string,
   if (typeof key !== "string" || key.length === 0) {
     return Result.fail(`unique.key must return a non-empty string, got ${typeof key === "string" ? '""' : String(key)}`)
   }
-  if (key.length > maxKeyLength) {
-    return Result.fail(`unique.key returned ${key.length} characters; at most ${maxKeyLength} are allowed`)
+  const bytes = encoder.encode(key).length
+  if (bytes > maxKeyBytes) {
+    return Result.fail(`unique.key returned ${bytes} bytes (UTF-8); at most ${maxKeyBytes} are allowed`)
   }
   // eslint-disable-next-line no-control-regex
   if (/\u0000/.test(key)) return Result.fail("unique.key must not contain NUL characters (PostgreSQL text cannot)")

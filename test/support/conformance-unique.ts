@@ -241,4 +241,30 @@ export const uniqueCases = (
         yield* store.deregisterWorker(w.id)
       }
     }))
+  it.effect("concurrent: bulk enqueues of overlapping keys in opposite orders never deadlock; one job per key", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const name = n("order")
+      yield* store.deploy([def(name)], Definition.firstDue)
+      const keys = Array.from({ length: 26 }, (_, i) => String.fromCharCode(97 + i))
+      const out = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), (i) => {
+        const mine = i % 2 === 0 ? keys : [...keys].reverse()
+        return Effect.flatMap(Effect.yieldNow, () => store.enqueueUnique(name, rule(), mine.map((k) => newJob({ k })), mine, noCommit))
+      }, { concurrency: "unbounded" })
+      const idsByKey = new Map<string, Set<string>>()
+      out.forEach((o, i) => {
+        const mine = i % 2 === 0 ? keys : [...keys].reverse()
+        o.forEach((x, k) => idsByKey.set(mine[k]!, (idsByKey.get(mine[k]!) ?? new Set()).add(x.id)))
+      })
+      assert.strictEqual(idsByKey.size, 26)
+      for (const set of idsByKey.values()) assert.strictEqual(set.size, 1)
+      assert.strictEqual(out.flat().filter((o) => o.outcome === "inserted").length, 26)
+      // ids follow the call's order: the first call's jobs are claimed in its order
+      const first = out.find((o) => o.every((x) => x.outcome === "inserted"))
+      if (first !== undefined) {
+        const numeric = first.map((x) => Number(x.id))
+        assert.deepStrictEqual(numeric, [...numeric].sort((a, b) => a - b), "ids in call order")
+      }
+    }))
+
 }

@@ -915,7 +915,11 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             finalized.delete(f.job.id)
             deleted.push({ id: String(f.job.id), name: f.job.name })
           }
-          // the unique keys whose job is gone and whose period ended, as PostgreSQL's sweep
+          return deleted
+        }),
+
+      deleteStaleUniqueKeys: (limit) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
           let swept = 0
           for (const [k, u] of uniques) {
             if (swept >= limit) break
@@ -924,7 +928,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
               swept++
             }
           }
-          return deleted
+          return swept
         }),
 
       deleteUnreferencedGroups: (limit) =>

@@ -133,13 +133,17 @@ DELETE FROM ${n.finalized} WHERE id IN (
 )
 RETURNING id, name`
 
-  const sweepUniqueSql = Unique.sweepSql(n)
-  // the unique keys whose job is gone go with the retention pass (up to as many as jobs it may delete)
   const deleteFinalized = (olderThanSecs: number, limit: number) =>
     sql.unsafe<Row>(deleteFinalizedSql, [olderThanSecs, limit]).pipe(
-      Effect.tap(() => sql.unsafe(sweepUniqueSql, [limit])),
       Effect.map((rows) => rows.map((r) => ({ id: String(r.id), name: r.name as string }))),
       Effect.catchTag("SqlError", storageError("delete finalized jobs"))
+    )
+
+  const sweepUniqueSql = Unique.sweepSql(n)
+  const deleteStaleUniqueKeys = (limit: number) =>
+    sql.unsafe<Row>(sweepUniqueSql, [limit]).pipe(
+      Effect.map((rows) => Number(rows[0]?.n ?? 0)),
+      Effect.catchTag("SqlError", storageError("delete stale unique keys"))
     )
 
   // ---- undeploy ----
@@ -186,5 +190,5 @@ FROM ${n.job} WHERE name = $1`
       } satisfies JobStore.UndeployResult
     })).pipe(Effect.catchTag("SqlError", storageError("undeploy")))
 
-  return { deploy, scheduleDue, deleteFinalized, undeploy }
+  return { deploy, scheduleDue, deleteFinalized, deleteStaleUniqueKeys, undeploy }
 }

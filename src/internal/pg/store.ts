@@ -101,6 +101,7 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
           freed > 0 || settlements.some((s) => s.outcome === "Retry" || s.outcome === "Released") ? wakeAll : Effect.void),
       scheduleDue: schedules.scheduleDue,
       deleteFinalized: schedules.deleteFinalized,
+      deleteStaleUniqueKeys: schedules.deleteStaleUniqueKeys,
       deleteUnreferencedGroups: deleteUnreferencedGroups(sql, n),
       rescue: (o) =>
         Effect.tap(rescueJobs(o), (r) => r.jobs.length > 0 || r.groups.length > 0 ? wakeAll : Effect.void),

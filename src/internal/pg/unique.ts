@@ -22,15 +22,17 @@
 import type { Names } from "./sql.js"
 
 /**
- * $1 definition, $2 keys (distinct), $3 the period in seconds (NULL: none). One row per key: the taker's job
- * id and whether it is the new one (`taken`). No row at all when the definition is not deployed.
+ * $1 definition, $2 keys (distinct, in call order), $3 the period in seconds (NULL: none). One row per key:
+ * the taker's job id and whether it is the new one (`taken`). No row at all when the definition is not
+ * deployed. Keys are inserted (and so locked) in key order.
  */
 export const takeSql = (n: Names) => `
 WITH i AS (
+  -- ids in call order (nextval runs after the sort), so that the jobs are claimed in call order
   SELECT k.key, nextval(pg_get_serial_sequence('${n.job}', 'id')) AS id
-  FROM ${n.definition} d, unnest($2::text[]) AS k(key)
+  FROM ${n.definition} d, unnest($2::text[]) WITH ORDINALITY AS k(key, ord)
   WHERE d.name = $1
-  ORDER BY k.key
+  ORDER BY k.ord
 ),
 u AS (
   INSERT INTO ${n.unique} AS u (name, key, job_id, created_at, hold_until)
@@ -91,17 +93,26 @@ WHERE j.id = x.id AND j.worker_id IS NULL
 RETURNING j.id::text AS id, j.channel`
 
 /**
- * The retention sweep: deletes up to $1 rows whose job is in neither table and whose period (if any) ended.
- * Rows locked by an enqueue are skipped.
+ * The retention sweep: deletes up to $1 rows whose job is in neither table and whose period (if any) ended;
+ * returns how many. Rows locked by an enqueue are skipped, and so is a row taken over since the statement's
+ * snapshot: the locked row must still name the job the snapshot judged gone (`c`, not re-read when the lock
+ * re-checks the row), since the re-check would judge the new job, invisible to the snapshot, gone too.
  */
 export const sweepSql = (n: Names) => `
-DELETE FROM ${n.unique} u
-USING (
-  SELECT s.name, s.key FROM ${n.unique} s
-  WHERE (s.hold_until IS NULL OR s.hold_until <= now())
-    AND NOT EXISTS (SELECT 1 FROM ${n.job} j WHERE j.id = s.job_id)
-    AND NOT EXISTS (SELECT 1 FROM ${n.finalized} f WHERE f.id = s.job_id)
-  LIMIT $1
-  FOR UPDATE SKIP LOCKED
-) x
-WHERE u.name = x.name AND u.key = x.key`
+WITH d AS (
+  DELETE FROM ${n.unique} u
+  USING (
+    SELECT s.name, s.key FROM ${n.unique} s
+    JOIN (
+      SELECT c.name, c.key, c.job_id FROM ${n.unique} c
+      WHERE (c.hold_until IS NULL OR c.hold_until <= now())
+        AND NOT EXISTS (SELECT 1 FROM ${n.job} j WHERE j.id = c.job_id)
+        AND NOT EXISTS (SELECT 1 FROM ${n.finalized} f WHERE f.id = c.job_id)
+      LIMIT $1
+    ) c ON s.name = c.name AND s.key = c.key AND s.job_id = c.job_id
+    FOR UPDATE OF s SKIP LOCKED
+  ) x
+  WHERE u.name = x.name AND u.key = x.key
+  RETURNING 1
+)
+SELECT count(*)::int AS n FROM d`
