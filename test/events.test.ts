@@ -44,6 +44,7 @@ const samples: { readonly [T in CuckmqEvent.Tag]: Extract<CuckmqEvent.CuckmqEven
     runAt: new Date("2026-12-02T00:00:30.123Z"),
     durationMs: 4
   }),
+  JOB_CANCEL: new CuckmqEvent.JobCancel({ ...job, workerId: "w1", attempt: 1, running: true }),
   ORCHESTRATOR_JOB_DELETE: new CuckmqEvent.OrchestratorJobDelete(job),
   ORCHESTRATOR_JOB_GROUP_DELETE: new CuckmqEvent.OrchestratorJobGroupDelete({ timestamp: at, jobGroup: "account-7" }),
   ORCHESTRATOR_JOB_SCHEDULE: new CuckmqEvent.OrchestratorJobSchedule({ ...job, scheduledFor: new Date("2026-12-02T01:00:00Z") }),
