@@ -29,6 +29,7 @@ import {
   type InsufficientPrivilege,
   InvalidJobDefinition,
   InvalidOptions,
+  InvalidResult,
   type InvalidSchemaName,
   type JobDefinitionInUse,
   PayloadDecodeError,
@@ -44,6 +45,7 @@ import * as Metrics from "./internal/metrics.js"
 import * as Outcomes from "./internal/outcomes.js"
 import type * as JobDefinition from "./JobDefinition.js"
 import {
+  type CancelFilter as StoredCancelFilter,
   type ChannelState as StoredChannelState,
   type DefinitionRecord,
   type GroupState as StoredGroupState,
@@ -157,6 +159,37 @@ export interface GroupState {
 }
 
 /**
+ * What `cancel` did to one job: `"cancelled"` (it was waiting: finalized as cancelled, it never runs),
+ * `"cancelling"` (it is claimed: its worker, in whatever process, interrupts its handler and finalizes it as
+ * cancelled), `"finalized"` (it had already ended: nothing changed) or `"not-found"` (no such job, or it was
+ * finalized and deleted since).
+ *
+ * @since 0.2.0
+ */
+export type CancelOutcome = "cancelled" | "cancelling" | "finalized" | "not-found"
+
+/**
+ * Which live jobs `cancelWhere` cancels: those of a definition, of a job group, or both (give at least one).
+ *
+ * @since 0.2.0
+ */
+export interface CancelFilter {
+  readonly definition?: string | undefined
+  readonly jobGroup?: string | undefined
+}
+
+/**
+ * What `cancelWhere` did: the ids of the waiting jobs it finalized as cancelled, and of the claimed ones whose
+ * workers are stopping them.
+ *
+ * @since 0.2.0
+ */
+export interface CancelResult {
+  readonly cancelled: ReadonlyArray<string>
+  readonly cancelling: ReadonlyArray<string>
+}
+
+/**
  * The context service.
  *
  * @since 0.1.0
@@ -209,6 +242,15 @@ export class Cuckmq extends Context.Service<Cuckmq, {
   readonly setGroupLimits: (jobGroup: string, limits: GroupLimits) => Effect.Effect<GroupState, InvalidOptions | StorageError>
   /** A job group's own limits and the slots it has taken (a group never seen: no limit of its own, none taken). */
   readonly group: (jobGroup: string) => Effect.Effect<GroupState, InvalidOptions | StorageError>
+  /**
+   * Cancels a job (see `CancelOutcome`): a waiting one is finalized as cancelled at once; a running one's
+   * worker, in whatever process, interrupts its handler (its finalizers run), within about a second (a
+   * notification, with the worker's heartbeat as a fallback), then finalizes it as cancelled and frees its
+   * group slot: only once the handler has stopped. A cancelled job never runs again. `JOB_CANCEL` events.
+   */
+  readonly cancel: (jobId: string) => Effect.Effect<CancelOutcome, InvalidOptions | StorageError>
+  /** Cancels every live job of a definition and/or job group, as `cancel` does each. */
+  readonly cancelWhere: (filter: CancelFilter) => Effect.Effect<CancelResult, InvalidOptions | StorageError>
   /**
    * The engine (storage backend, publishing, metrics, fast path): internal, under a symbol the package does
    * not export, so that it can change in any release.
@@ -331,15 +373,32 @@ const makeRegistry = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
       })
     }
     records.push(yield* internal.validate(definition))
-    const decode = internal.internals(definition).decode
+    const { decode, encodeResult } = internal.internals(definition)
+    /** The handler's value as stored: encoded with the `success` Schema, checked to be storable JSON. */
+    const encoded = (jobId: string) => (value: unknown): Effect.Effect<unknown, InvalidResult> => {
+      const invalid = (why: string | undefined) =>
+        Effect.fail(
+          new InvalidResult({
+            definitionName: definition.name,
+            jobId,
+            message: `The handler's value for job ${jobId} (${definition.name}) cannot be stored: ${why}`
+          })
+        )
+      const exit = encodeResult!(value)
+      if (exit._tag === "Failure") return invalid((Cause.squash(exit.cause) as { message?: string }).message)
+      const json = internal.payloadJson(exit.value)
+      return Result.isFailure(json) ? invalid(json.failure.replace("the payload", "the value")) : Effect.succeed(exit.value)
+    }
     definitions.set(definition.name, {
       definition,
       run: (job, metadata) =>
         Effect.suspend(() => {
           const decoded = decode(job.payload)
-          return decoded._tag === "Success"
-            ? definition.handler(decoded.value, metadata) as Effect.Effect<void, unknown>
-            : Effect.fail(
+          if (decoded._tag === "Success") {
+            const run = definition.handler(decoded.value, metadata) as Effect.Effect<unknown, unknown>
+            return encodeResult === undefined ? Effect.asVoid(run) : Effect.flatMap(run, encoded(job.id))
+          }
+          return Effect.fail(
               new PayloadDecodeError({
                 definitionName: definition.name,
                 jobId: job.id,
@@ -372,8 +431,8 @@ const publicGroup = (state: StoredGroupState): GroupState => ({
 })
 
 /** Checks a channel or group name as enqueue and definitions do, for `operation`. */
-const checkName = (operation: string, what: "channel" | "jobGroup", name: unknown): Effect.Effect<string, InvalidOptions> => {
-  const problem = internal.checkName(what, name, what === "channel" ? internal.maxNameLength : internal.maxGroupLength)
+const checkName = (operation: string, what: "channel" | "definition" | "jobGroup", name: unknown): Effect.Effect<string, InvalidOptions> => {
+  const problem = internal.checkName(what, name, what !== "jobGroup" ? internal.maxNameLength : internal.maxGroupLength)
   return problem === undefined
     ? Effect.succeed(name as string)
     : Effect.fail(new InvalidOptions({ message: `${operation}: ${problem}` }))
@@ -450,6 +509,41 @@ const flowControl = (store: JobStore["Service"], publish: (make: () => Events.Ev
     group: Effect.fn("Cuckmq.group")(function*(jobGroup: string) {
       const name = yield* checkName("group", "jobGroup", jobGroup)
       return publicGroup(yield* store.getGroup(name))
+    }),
+    ...cancellation(store, publish)
+  }
+}
+
+/** The service's cancellation methods: each validates, calls the store, publishes `JOB_CANCEL` for jobs it finalized. */
+const cancellation = (store: JobStore["Service"], publish: (make: () => Events.EventFields) => void) => {
+  const run = (filter: StoredCancelFilter) =>
+    Effect.map(store.cancel(filter), (result) => {
+      const timestamp = new Date()
+      for (const job of result.cancelled) {
+        publish(() => ({ _tag: "JOB_CANCEL", timestamp, jobId: job.id, definitionName: job.name, running: false }))
+      }
+      return result
+    })
+  return {
+    cancel: Effect.fn("Cuckmq.cancel")(function*(jobId: string) {
+      if (typeof jobId !== "string" || !/^\d{1,19}$/.test(jobId)) {
+        return yield* new InvalidOptions({ message: `cancel: a job id is a decimal string, got ${JSON.stringify(jobId)}` })
+      }
+      const result = yield* run({ ids: [jobId] })
+      if (result.cancelled.length > 0) return "cancelled" as const
+      if (result.cancelling.length > 0) return "cancelling" as const
+      const job = yield* store.getJob(jobId)
+      return job._tag === "Some" ? "finalized" as const : "not-found" as const
+    }),
+    cancelWhere: Effect.fn("Cuckmq.cancelWhere")(function*(filter: CancelFilter) {
+      const operation = "cancelWhere"
+      if (typeof filter !== "object" || filter === null || (filter.definition === undefined && filter.jobGroup === undefined)) {
+        return yield* new InvalidOptions({ message: `${operation}: give a definition, a jobGroup or both` })
+      }
+      const definition = filter.definition === undefined ? undefined : yield* checkName(operation, "definition", filter.definition)
+      const jobGroup = filter.jobGroup === undefined ? undefined : yield* checkName(operation, "jobGroup", filter.jobGroup)
+      const result = yield* run({ definition, jobGroup })
+      return { cancelled: result.cancelled.map((j) => j.id), cancelling: result.cancelling.map((j) => j.id) }
     })
   }
 }
@@ -806,3 +900,20 @@ export const setGroupLimits = (
  */
 export const group = (jobGroup: string): Effect.Effect<GroupState, InvalidOptions | StorageError, Cuckmq> =>
   Cuckmq.use((cuckmq) => cuckmq.group(jobGroup))
+
+/**
+ * Cancels a job by id (see the service's `cancel`): a waiting job never runs, a running one's handler is
+ * interrupted by its worker, wherever it runs.
+ *
+ * @since 0.2.0
+ */
+export const cancel = (jobId: string): Effect.Effect<CancelOutcome, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.cancel(jobId))
+
+/**
+ * Cancels every live job of a definition and/or job group (see the service's `cancelWhere`).
+ *
+ * @since 0.2.0
+ */
+export const cancelWhere = (filter: CancelFilter): Effect.Effect<CancelResult, InvalidOptions | StorageError, Cuckmq> =>
+  Cuckmq.use((cuckmq) => cuckmq.cancelWhere(filter))

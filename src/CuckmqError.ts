@@ -317,6 +317,83 @@ export class JobSnoozeLimitExceeded extends Schema.TaggedError<JobSnoozeLimitExc
 }
 
 /**
+ * A handler's value did not encode with its definition's `success` Schema (the attempt fails with this
+ * error, retried as any failure is), or a stored result did not decode with it (`awaitResult`: the Schema
+ * changed since the job ran).
+ *
+ * @since 0.2.0
+ */
+export class InvalidResult extends Schema.TaggedError<InvalidResult>()("InvalidResult", {
+  definitionName: Schema.String,
+  jobId: Schema.String,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * `awaitResult`: the job was finalized as failed. `error` is its last error as stored (the JSON the worker
+ * recorded: `message`, `tag`, `defect`, `pretty`).
+ *
+ * @since 0.2.0
+ */
+export class JobFailed extends Schema.TaggedError<JobFailed>()("JobFailed", {
+  definitionName: Schema.String,
+  jobId: Schema.String,
+  attempts: Schema.Number,
+  error: Schema.Unknown,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * `awaitResult`: the job was cancelled (`Cuckmq.cancel`), before it ran or while it ran.
+ *
+ * @since 0.2.0
+ */
+export class JobCancelled extends Schema.TaggedError<JobCancelled>()("JobCancelled", {
+  definitionName: Schema.String,
+  jobId: Schema.String,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * `awaitResult`: the job had not finished when the wait's `timeout` ran out (the job itself is untouched).
+ *
+ * @since 0.2.0
+ */
+export class JobResultTimeout extends Schema.TaggedError<JobResultTimeout>()("JobResultTimeout", {
+  jobId: Schema.String,
+  timeoutMs: Schema.Number,
+  message: Schema.String
+}) {
+  /** The cuckmq error type id (see `isCuckmqError`). */
+  readonly [TypeId]: TypeId = TypeId
+}
+
+/**
+ * Every error that `awaitResult` can fail with. `JobNotFound`: no job has the id, or it was finalized and
+ * deleted since (retention: `jobPostFinalizeDelete`), or it is a job of another definition; `InvalidOptions`:
+ * a `timeout` or `pollInterval` that is not a finite Duration of at least 1 ms.
+ *
+ * @since 0.2.0
+ */
+export type AwaitError =
+  | JobFailed
+  | JobCancelled
+  | JobResultTimeout
+  | JobNotFound
+  | InvalidResult
+  | InvalidOptions
+  | StorageError
+
+/**
  * Every error that enqueueing a job can fail with.
  *
  * @since 0.1.0
@@ -351,6 +428,10 @@ export type CuckmqError =
   | JobRetryAfter
   | JobTimeLimitExceeded
   | JobSnoozeLimitExceeded
+  | InvalidResult
+  | JobFailed
+  | JobCancelled
+  | JobResultTimeout
 
 /**
  * Whether a value is a cuckmq error (any of the classes of this module; checked by {@link TypeId}, so a

@@ -151,6 +151,20 @@ export class WorkerJobInterrupt extends Schema.TaggedClass<WorkerJobInterrupt>()
 }) {}
 
 /**
+ * A job was finalized as cancelled (`Cuckmq.cancel` / `cancelWhere`): a waiting one at once, by the process
+ * that cancelled it (`workerId` absent, `running` false); a claimed one by its worker once its handler was
+ * interrupted, or before it started (`running` false), with `attempt` the attempt it would be or was.
+ *
+ * @since 0.2.0
+ */
+export class JobCancel extends Schema.TaggedClass<JobCancel>()("JOB_CANCEL", {
+  ...jobFields,
+  workerId: Schema.optional(Schema.String),
+  attempt: Schema.optional(Schema.Int),
+  running: Schema.Boolean
+}) {}
+
+/**
  * A handler snoozed its job (`JobDefinition.snooze`): it went back to the queue until `runAt`, with no
  * attempt spent. `snoozes` counts this one (the job's snoozes so far); beyond the definition's `maxSnoozes`
  * a snooze is a failed attempt instead (a `WORKER_JOB_RUN_ERROR` with `JobSnoozeLimitExceeded`).
@@ -334,6 +348,7 @@ export const CuckmqEvent = Schema.Union([
   WorkerJobExpire,
   WorkerJobInterrupt,
   WorkerJobSnooze,
+  JobCancel,
   OrchestratorJobDelete,
   OrchestratorJobGroupDelete,
   OrchestratorJobSchedule,

@@ -28,6 +28,7 @@
 import { Cause, Duration, Effect, type Exit, Result, Schedule, Schema } from "effect"
 import { Cuckmq, type RateLimit, type RateLimitOptions } from "./Cuckmq.js"
 import {
+  type AwaitError,
   type EnqueueError,
   InvalidEnqueueOptions,
   type InvalidJobDefinition,
@@ -42,6 +43,7 @@ import * as Engine from "./internal/engine.js"
 import * as TimeOption from "./internal/duration.js"
 import * as Execute from "./internal/execute.js"
 import * as Uniqueness from "./internal/uniqueness.js"
+import * as Results from "./internal/results.js"
 import type * as JobStore from "./JobStore.js"
 
 /**
@@ -171,6 +173,24 @@ export interface UniqueOptions<A> {
 export type EnqueueOutcome = JobStore.UniqueOutcome
 
 /**
+ * Options of `awaitResult` (and `enqueueAndAwait`).
+ *
+ * @since 0.2.0
+ */
+export interface AwaitOptions {
+  /**
+   * Fail with `JobResultTimeout` if the job has not finished within this long (the job is untouched).
+   * Defaults to 1 minute.
+   */
+  readonly timeout?: Duration.Input | undefined
+  /**
+   * Re-read the job this often while no notification says it finished (the fallback of LISTEN/NOTIFY).
+   * Defaults to 1 second.
+   */
+  readonly pollInterval?: Duration.Input | undefined
+}
+
+/**
  * One job for `enqueueMany`.
  *
  * @since 0.1.0
@@ -181,11 +201,13 @@ export interface EnqueueItem<A> extends EnqueueOptions {
 
 /**
  * A job definition. `A` is the payload type, `E` and `R` the handler's error and requirements (the
- * requirements are provided by the app's Layers when the definition is registered with `Cuckmq.layer`).
+ * requirements are provided by the app's Layers when the definition is registered with `Cuckmq.layer`), `O`
+ * the type of the handler's value, its result (`make` infers it from the `success` Schema: `void` without
+ * one; left out in a type, any result is accepted).
  *
  * @since 0.1.0
  */
-export interface JobDefinition<in out A, out E = never, out R = never> {
+export interface JobDefinition<in out A, out E = never, out R = never, out O = any> {
   readonly [TypeId]: typeof TypeId
   readonly name: string
   /** The payload Schema (stored as its JSON encoding). */
@@ -210,8 +232,10 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly timeLimit: Duration.Duration | undefined
   /** The uniqueness rule, as given (undefined: none). */
   readonly unique: UniqueOptions<A> | undefined
+  /** The Schema of the handler's value, stored (encoded) with the succeeded job; undefined: nothing stored. */
+  readonly success: Schema.Codec<O, any> | undefined
   /** Runs one attempt of a job: its decoded payload and what the worker knows about the job. */
-  readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<void, E, R>
+  readonly handler: (payload: A, metadata: JobMetadata) => Effect.Effect<O, E, R>
   /**
    * Upserts the definition's metadata (channel, attempts, timeout, repeat, group limits) into the database. A definition
    * whose settings changed is updated; jobs already enqueued keep the settings they were enqueued with.
@@ -237,6 +261,20 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
   readonly enqueueManyWithOutcome: (
     jobs: Iterable<EnqueueItem<A>>
   ) => Effect.Effect<ReadonlyArray<EnqueueOutcome>, EnqueueError, Cuckmq>
+  /**
+   * Waits for the job `jobId` of this definition to finish, from any process, and returns its result (the
+   * handler's value decoded with the `success` Schema; `undefined` without one), or fails with the job's
+   * end: `JobFailed` (its last error), `JobCancelled`, or `JobNotFound` (no such job of this definition, or
+   * it was finalized and deleted since: see `jobPostFinalizeDelete`), or `JobResultTimeout` once
+   * `timeout` passed. A job that finished before the call is answered at once. Woken by a notification
+   * from the settling worker (PostgreSQL: LISTEN/NOTIFY), with a poll every `pollInterval` as a fallback.
+   */
+  readonly awaitResult: (jobId: string, options?: AwaitOptions) => Effect.Effect<O, AwaitError, Cuckmq>
+  /** Enqueues one job (as `enqueue`), then waits for its result (as `awaitResult`). */
+  readonly enqueueAndAwait: (
+    payload: A,
+    options?: EnqueueOptions & AwaitOptions
+  ) => Effect.Effect<O, EnqueueError | AwaitError, Cuckmq>
 }
 
 /**
@@ -244,7 +282,7 @@ export interface JobDefinition<in out A, out E = never, out R = never> {
  *
  * @since 0.1.0
  */
-export type Any = JobDefinition<any, any, any>
+export type Any = JobDefinition<any, any, any, any>
 
 /**
  * The requirements of a definition's handler.
@@ -287,13 +325,19 @@ type RepeatOptions<T> = [keyof T] extends [never] ? {
  *
  * @since 0.1.0
  */
-export type MakeOptions<S extends Schema.Top, E, R> = {
+export type MakeOptions<S extends Schema.Top, E, R, O extends Schema.Top = Schema.Void> = {
   /** The definition's unique name (its identity in the database). */
   readonly name: string
   /** The payload Schema. Defaults to the empty struct. */
   readonly payload?: S
+  /**
+   * The Schema of the handler's value (its result): encoded to JSON and stored with the succeeded job, read
+   * back by `awaitResult`. A value that does not encode (or is not storable JSON) fails the attempt with
+   * `InvalidResult`, retried as any failure is. Defaults to none: the handler returns void, nothing is stored.
+   */
+  readonly success?: O | undefined
   /** Runs one job. Its failures (typed or defects) fail the attempt; they are reported, never thrown. */
-  readonly handler: (payload: S["Type"], metadata: JobMetadata) => Effect.Effect<void, E, R>
+  readonly handler: (payload: S["Type"], metadata: JobMetadata) => Effect.Effect<O["Type"], E, R>
   /** The channel the definition publishes on; workers take only their channels. Defaults to `"_default"`. */
   readonly channel?: string | undefined
   /** How many times a job is attempted before it is finalized as failed. Defaults to 1. */
@@ -397,8 +441,9 @@ const delaySpec: TimeOption.Spec = { name: "delay", secsName: "delaySecs", min: 
 export const make = <
   S extends Schema.Top & { readonly DecodingServices: never; readonly EncodingServices: never } = Schema.Struct<{}>,
   E = never,
-  R = never
->(options: MakeOptions<S, E, R>): JobDefinition<S["Type"], E, R> => {
+  R = never,
+  O extends Schema.Top & { readonly DecodingServices: never; readonly EncodingServices: never } = Schema.Void
+>(options: MakeOptions<S, E, R, O>): JobDefinition<S["Type"], E, R, O["Type"]> => {
   const payload = (options.payload ?? Schema.Struct({})) as unknown as Schema.Codec<S["Type"], any>
   const codec = Schema.toCodecJson(payload)
   const encode = Schema.encodeUnknownExit(codec) // synchronous: payload Schemas need no services
@@ -448,7 +493,9 @@ export const make = <
     : Result.isFailure(uniqueRule)
     ? uniqueRule.failure
     : { rule: uniqueRule.success, key: options.unique!.key }
-  const self: JobDefinition<S["Type"], E, R> & internal.Internals = {
+  const success = options.success as unknown as Schema.Codec<O["Type"], any> | undefined
+  const resultCodec = success === undefined ? undefined : Schema.toCodecJson(success)
+  const self: JobDefinition<S["Type"], E, R, O["Type"]> & internal.Internals = {
     [TypeId]: TypeId,
     name: options.name,
     payload,
@@ -470,9 +517,12 @@ export const make = <
     maxSnoozes,
     timeLimit: timeLimitSecs === undefined ? undefined : Duration.seconds(timeLimitSecs),
     unique: options.unique,
+    success,
     handler: options.handler,
     [internal.InternalsId]: {
       decode: Schema.decodeUnknownExit(codec),
+      encodeResult: resultCodec === undefined ? undefined : Schema.encodeUnknownExit(resultCodec),
+      decodeResult: resultCodec === undefined ? undefined : Schema.decodeUnknownExit(resultCodec),
       repeatSecsAndCronBoth: options.cron !== undefined && every !== undefined,
       timeProblem: problem,
       groupRateLimit,
@@ -488,7 +538,17 @@ export const make = <
       Effect.map(enqueueItems(self, encode, uniqueOf, Array.from(jobs)), (outcomes) => outcomes.map((o) => o.id)),
     enqueueWithOutcome: (payload, enqueueOptions) =>
       Effect.map(enqueueItems(self, encode, uniqueOf, [{ payload, ...enqueueOptions }]), (outcomes) => outcomes[0]!),
-    enqueueManyWithOutcome: (jobs) => enqueueItems(self, encode, uniqueOf, Array.from(jobs))
+    enqueueManyWithOutcome: (jobs) => enqueueItems(self, encode, uniqueOf, Array.from(jobs)),
+    awaitResult: (jobId, awaitOptions) =>
+      Effect.gen(function*() {
+        const cuckmq = yield* Cuckmq
+        return (yield* Results.awaitResult(Engine.get(cuckmq), self, jobId, awaitOptions)) as O["Type"]
+      }),
+    enqueueAndAwait: (payload, options) =>
+      Effect.flatMap(
+        Effect.map(enqueueItems(self, encode, uniqueOf, [{ payload, ...options }]), (outcomes) => outcomes[0]!.id),
+        (jobId) => self.awaitResult(jobId, options)
+      )
   }
   return self
 }

@@ -248,6 +248,11 @@ export interface ClaimedJob {
  * - `Expired`: the last attempt failed: finalize as failed.
  * - `Released`: not run to an end by no fault of the job (never started, an orphan, the worker stopping or
  *   losing its lease): back to the queue in its place, a recorded start refunded.
+ * - `Cancelled`: the job's cancellation was requested and the worker stopped it (its handler interrupted,
+ *   or, `ran: false`, never started): finalize as cancelled. A start is recorded only when it ran.
+ *
+ * A job whose cancellation was requested never goes back to the queue: a `Retry`, `Snooze` or `Released`
+ * of it finalizes it as cancelled instead.
  *
  * `Succeeded`, `Retry` and `Expired` record the start too if it was not recorded yet. A settlement applies
  * only while `(id, claim)` is the job's current claim by that worker; otherwise it changes nothing.
@@ -257,9 +262,13 @@ export interface ClaimedJob {
 export interface Settlement {
   readonly id: string
   readonly claim: number
-  readonly outcome: "Started" | "Succeeded" | "Retry" | "Snooze" | "Expired" | "Released"
+  readonly outcome: "Started" | "Succeeded" | "Retry" | "Snooze" | "Expired" | "Released" | "Cancelled"
   /** The failure, as JSON, recorded on the job (`Retry`/`Expired`). */
   readonly error?: unknown
+  /** `Succeeded`: the handler's value as encoded by the definition's `success` Schema (JSON), if it has one. */
+  readonly result?: unknown
+  /** `Cancelled`: whether the handler started (default true); a job cancelled before it started spends no attempt. */
+  readonly ran?: boolean | undefined
   /**
    * `Retry` and `Snooze`: seconds from now (the store's clock) until the job is claimable again, >= 0.
    * A `Retry` without it waits the job's `timeoutSecs`; a `Snooze` without it is due at once.
@@ -431,7 +440,7 @@ export interface JobInfo {
   readonly channel: string
   readonly jobGroup: string | undefined
   readonly payload: unknown
-  readonly state: "waiting" | "running" | "succeeded" | "failed"
+  readonly state: "waiting" | "running" | "succeeded" | "failed" | "cancelled"
   /** Recorded handler starts. */
   readonly attempts: number
   readonly maxAttempts: number
@@ -452,6 +461,46 @@ export interface JobInfo {
   readonly finalizedAt: Date | undefined
   /** For a repeating job: the due time it was enqueued for. */
   readonly scheduledFor: Date | undefined
+  /** A succeeded job: its handler's value as its definition's `success` Schema encoded it (undefined: none). */
+  readonly result?: unknown
+  /** A live job: its cancellation was requested (its worker is stopping it). */
+  readonly cancelRequested?: boolean | undefined
+}
+
+/**
+ * What the store tells waiters and workers beyond wake-ups:
+ * - `Finalized`: a job that someone awaits (`markAwaited`) was finalized (a backend may also report others);
+ * - `CancelRequested`: a running job's cancellation was requested (its worker stops it);
+ * - `Reset`: notices may have been missed (the listener reconnected): re-read what you wait for.
+ *
+ * @since 0.2.0
+ */
+export type Notice =
+  | { readonly _tag: "Finalized"; readonly id: string }
+  | { readonly _tag: "CancelRequested"; readonly id: string }
+  | { readonly _tag: "Reset" }
+
+/**
+ * Which jobs to cancel: the jobs with these ids, or the live jobs of a definition and/or a job group (every
+ * field given must match). At least one field is given; ids are decimal strings.
+ *
+ * @since 0.2.0
+ */
+export interface CancelFilter {
+  readonly ids?: ReadonlyArray<string> | undefined
+  readonly definition?: string | undefined
+  readonly jobGroup?: string | undefined
+}
+
+/**
+ * What a cancellation did: the waiting jobs it finalized as cancelled at once (they never run), and the
+ * claimed ones whose cancellation it requested (their workers stop them and finalize them as cancelled).
+ *
+ * @since 0.2.0
+ */
+export interface CancelResult {
+  readonly cancelled: ReadonlyArray<{ readonly id: string; readonly name: string }>
+  readonly cancelling: ReadonlyArray<{ readonly id: string; readonly name: string; readonly workerId: string }>
 }
 
 /**
@@ -696,4 +745,18 @@ export class JobStore extends Context.Service<JobStore, {
     counts: ReadonlyArray<OutcomeCounts>,
     retainSecs: number
   ) => Effect.Effect<void, StorageError>
+  /**
+   * Notices (see `Notice`). Once this returns, the subscription is listening: a notice sent after it is
+   * seen. The first subscription starts the backend's listener (shared with `wakeups`).
+   */
+  readonly notices: Effect.Effect<Stream.Stream<Notice>, never, Scope.Scope>
+  /** Asks for a `Finalized` notice when the live job `id` finalizes (nothing for a job that is not live). */
+  readonly markAwaited: (id: string) => Effect.Effect<void, StorageError>
+  /**
+   * Cancels the live jobs the filter selects: a waiting one is finalized as cancelled at once (it never runs;
+   * its group's held jobs may be promoted), a claimed one is marked and its worker told (`CancelRequested`).
+   */
+  readonly cancel: (filter: CancelFilter) => Effect.Effect<CancelResult, StorageError>
+  /** The jobs `workerId` holds whose cancellation was requested (a worker's poll, beside the notices). */
+  readonly cancelRequests: (workerId: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
 }>()("cuckmq/JobStore") {}

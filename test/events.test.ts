@@ -44,6 +44,7 @@ const samples: { readonly [T in CuckmqEvent.Tag]: Extract<CuckmqEvent.CuckmqEven
     runAt: new Date("2026-12-02T00:00:30.123Z"),
     durationMs: 4
   }),
+  JOB_CANCEL: new CuckmqEvent.JobCancel({ ...job, workerId: "w1", attempt: 1, running: true }),
   ORCHESTRATOR_JOB_DELETE: new CuckmqEvent.OrchestratorJobDelete(job),
   ORCHESTRATOR_JOB_GROUP_DELETE: new CuckmqEvent.OrchestratorJobGroupDelete({ timestamp: at, jobGroup: "account-7" }),
   ORCHESTRATOR_JOB_SCHEDULE: new CuckmqEvent.OrchestratorJobSchedule({ ...job, scheduledFor: new Date("2026-12-02T01:00:00Z") }),
@@ -86,7 +87,7 @@ const assertRoundTrip = (event: CuckmqEvent.CuckmqEvent) => {
 describe("events as Schema values", () => {
   it("the samples cover every event class, each under its own tag", () => {
     assert.deepStrictEqual(Object.keys(samples).sort(), Object.keys(CuckmqEvent.CuckmqEvent.cases).sort())
-    assert.strictEqual(Object.keys(samples).length, 23)
+    assert.strictEqual(Object.keys(samples).length, 24)
     for (const [tag, event] of Object.entries(samples)) assert.strictEqual(event._tag, tag)
   })
 

@@ -248,6 +248,21 @@ describe("examples", () => {
       assert.include(output, "all done: 4 jobs ran")
     }))
 
+  it.live("results-cancellation: a typed result, a typed failure, a running job cancelled and its group's next job run", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* runExample("results-cancellation.ts")
+      assert.strictEqual(code, 0, output)
+      assert.include(output, "resized: https://example.com/cat.png?w=320 (32000 bytes)")
+      assert.include(output, "resize failed: JobFailed")
+      assert.include(output, "cannot resize to width 0")
+      assert.include(output, "cancel: cancelling")
+      assert.include(output, "export interrupted: temporary files removed")
+      assert.include(output, "export: JobCancelled")
+      assert.include(output, "tenant notified")
+      assert.include(output, "done")
+      assert.isBelow(output.indexOf("export interrupted"), output.indexOf("tenant notified"))
+    }))
+
   it.live("a scratch schema is never one that exists already", () =>
     Effect.gen(function*() {
       const schema = exampleSchema("taken")

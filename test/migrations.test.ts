@@ -17,7 +17,7 @@ describe("Migrations", () => {
         const applied = results.filter((r) => r.length > 0)
         assert.strictEqual(applied.length, 1)
         const all = [[1, "init"], [2, "claims_starts_slots_sessions"], [3, "flow_control"], [4, "admin_statistics"],
-          [5, "attempt_control"], [6, "unique_jobs"]]
+          [5, "attempt_control"], [6, "unique_jobs"], [7, "results_cancellation"]]
         assert.deepStrictEqual(applied[0]!.map(([id, name]) => [id, name]), all)
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql<{ id: number; name: string }>`
@@ -77,7 +77,7 @@ describe("Migrations", () => {
         assert.strictEqual(Number(before!.n), 1)
         yield* sql.withTransaction(Effect.forEach(upgrade, (s) => sql.unsafe(s), { discard: true }))
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
-        assert.strictEqual(Migrations.latestVersion, 6)
+        assert.strictEqual(Migrations.latestVersion, 7)
       }).pipe(Effect.scoped))
 
     it.effect("migration 5 upgrades a version-4 schema with live jobs: snoozes 0, no time limit, settle_v2 kept", () =>
@@ -99,10 +99,35 @@ describe("Migrations", () => {
         const fns = yield* sql<{ proname: string }>`
           SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
           WHERE n.nspname = ${other} AND p.proname LIKE 'settle_%' ORDER BY p.proname`
-        assert.deepStrictEqual(fns.map((f) => f.proname), ["settle_v2", "settle_v3"])
+        assert.deepStrictEqual(fns.map((f) => f.proname), ["settle_v2", "settle_v3", "settle_v4"])
         // a time limit must be positive
         const bad = yield* Effect.flip(sql`UPDATE ${q("job")} SET time_limit_secs = 0`)
         assert.strictEqual(bad._tag, "SqlError")
+        assert.deepStrictEqual(yield* Migrations.migrate(other), [])
+      }).pipe(Effect.scoped))
+
+    it.effect("migration 7 upgrades a version-6 schema with live and finalized jobs: not cancelled, no result, settle_v3 kept", () =>
+      Effect.gen(function*() {
+        const other = `${schema}_v6`
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(other)} CASCADE`))
+        const all = yield* Migrations.generateMigrationSql(other)
+        const v7 = yield* Migrations.generateMigrationSql(other, { fromVersion: 6 })
+        const own = v7.slice(2)
+        yield* sql.withTransaction(Effect.forEach(all.filter((s) => !own.includes(s)), (s) => sql.unsafe(s), { discard: true }))
+        const q = (t: string) => sql(`${other}.${t}`)
+        yield* sql`INSERT INTO ${q("job")} (name, channel, payload, max_attempts, timeout_secs) VALUES ('d', '_default', '{}', 3, 5)`
+        yield* sql`INSERT INTO ${q("job_finalized")} (id, name, channel, payload, attempts, max_attempts, succeeded, created_at)
+          VALUES (99, 'd', '_default', '{}', 1, 1, false, now())`
+        yield* sql.withTransaction(Effect.forEach(v7, (s) => sql.unsafe(s), { discard: true }))
+        const [job] = yield* sql<{ cancel_requested: boolean; awaited: boolean }>`SELECT cancel_requested, awaited FROM ${q("job")}`
+        assert.deepStrictEqual({ ...job }, { cancel_requested: false, awaited: false })
+        const [fin] = yield* sql<{ cancelled: boolean; result: unknown }>`SELECT cancelled, result FROM ${q("job_finalized")}`
+        assert.deepStrictEqual({ ...fin }, { cancelled: false, result: null })
+        const fns = yield* sql<{ proname: string }>`
+          SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = ${other} AND p.proname LIKE 'settle_%' ORDER BY p.proname`
+        assert.deepStrictEqual(fns.map((f) => f.proname), ["settle_v2", "settle_v3", "settle_v4"])
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
       }).pipe(Effect.scoped))
 

@@ -23,6 +23,10 @@ export interface Internals {
   readonly [InternalsId]: {
     /** Synchronous: the payload Schemas need no services, and decoding is pure. */
     readonly decode: (json: unknown) => Exit.Exit<unknown, Schema.SchemaError>
+    /** The `success` Schema's JSON encoding of a handler's value (undefined: no `success` Schema). */
+    readonly encodeResult: ((value: unknown) => Exit.Exit<unknown, Schema.SchemaError>) | undefined
+    /** The `success` Schema's decoding of a stored result. */
+    readonly decodeResult: ((json: unknown) => Exit.Exit<unknown, Schema.SchemaError>) | undefined
     readonly repeatSecsAndCronBoth: boolean
     /** Why the time options (`timeout`/`timeoutSecs`, `repeatEvery`/`repeatSecs`) cannot be used, if they cannot. */
     readonly timeProblem: string | undefined

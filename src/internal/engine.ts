@@ -24,10 +24,11 @@ export const EngineId: unique symbol = Symbol.for("@cuckmq/effect/internal/Engin
 export interface Registered {
   readonly definition: JobDefinition.Any
   /**
-   * Decodes the stored payload (failing with `PayloadDecodeError`) and runs the handler. The handler's
-   * services are not provided here: run it with `withHandlerServices` (workers do that once per fiber).
+   * Decodes the stored payload (failing with `PayloadDecodeError`), runs the handler and encodes its value
+   * with the definition's `success` Schema (failing with `InvalidResult`; undefined without a Schema). The
+   * handler's services are not provided here: run it with `withHandlerServices` (workers do that once per fiber).
    */
-  readonly run: (job: { readonly id: string; readonly payload: unknown }, metadata: JobDefinition.JobMetadata) => Effect.Effect<void, unknown>
+  readonly run: (job: { readonly id: string; readonly payload: unknown }, metadata: JobDefinition.JobMetadata) => Effect.Effect<unknown, unknown>
 }
 
 /** A worker of this process as the in-process fast path sees it. */

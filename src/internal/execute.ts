@@ -12,8 +12,8 @@ import type { Engine } from "./engine.js"
 import type { JobMetadata } from "../JobDefinition.js"
 import type * as JobStore from "../JobStore.js"
 
-/** Why a worker interrupted a job itself. */
-export type InterruptReason = "shutdown" | "lease-lost"
+/** Why a worker interrupted a job itself (`cancelled`: its cancellation was requested). */
+export type InterruptReason = "shutdown" | "lease-lost" | "cancelled"
 
 const safeJson = (u: unknown): string => {
   try {
@@ -95,7 +95,7 @@ export const handler = (
   traced: boolean,
   deadline: number | undefined,
   now: number
-): Effect.Effect<void, unknown> => {
+): Effect.Effect<unknown, unknown> => {
   const registered = cuckmq.definitions.get(job.name)!
   let run = registered.run(job, metadata(job, workerId))
   const limitSecs = job.timeLimitSecs ?? internals(registered.definition).timeLimitSecs
@@ -145,6 +145,18 @@ export const isTraced: Effect.Effect<boolean> = Effect.gen(function*() {
   return (yield* Tracer.Tracer) !== Tracer.nativeTracer
 })
 
+/** Publishes JOB_CANCEL for a claimed job its worker finalizes as cancelled (`running`: its handler had started). */
+export const publishCancel = (cuckmq: Engine, job: JobStore.ClaimedJob, workerId: string, at: number, running: boolean) =>
+  cuckmq.publish(() => ({
+    _tag: "JOB_CANCEL",
+    timestamp: new Date(at),
+    jobId: job.id,
+    definitionName: job.name,
+    workerId,
+    attempt: job.attempt,
+    running
+  }))
+
 /** Records the queue wait and publishes WORKER_JOB_RUN. */
 export const publishRun = (cuckmq: Engine, job: JobStore.ClaimedJob, workerId: string, at: number) => {
   cuckmq.metrics.waited(job.name, Math.max(0, at - job.runAt.getTime()) / 1000)
@@ -167,12 +179,18 @@ export const conclude = (
   cuckmq: Engine,
   job: JobStore.ClaimedJob,
   workerId: string,
-  exit: Exit.Exit<void, unknown>,
+  exit: Exit.Exit<unknown, unknown>,
   started: number,
   ended: number,
   interrupted: InterruptReason | undefined
 ): JobStore.Settlement => {
   const durationMs = ended - started
+  // Its cancellation was requested and the worker interrupted it: finalized as cancelled (a handler that
+  // ended by itself before the interruption reached it keeps its own outcome).
+  if (interrupted === "cancelled" && Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)) {
+    publishCancel(cuckmq, job, workerId, ended, true)
+    return { id: job.id, claim: job.claim, outcome: "Cancelled" }
+  }
   if (Exit.isSuccess(exit)) {
     cuckmq.metrics.succeeded(job.name, durationMs, ended)
     cuckmq.publish(() => ({
@@ -184,7 +202,9 @@ export const conclude = (
       attempt: job.attempt,
       durationMs
     }))
-    return { id: job.id, claim: job.claim, outcome: "Succeeded" }
+    return exit.value === undefined
+      ? { id: job.id, claim: job.claim, outcome: "Succeeded" }
+      : { id: job.id, claim: job.claim, outcome: "Succeeded", result: exit.value }
   }
   // Stopped by the worker itself (shutdown, lost lease): not the job's fault, whatever its finalizers did.
   if (interrupted !== undefined && Cause.hasInterrupts(exit.cause)) {
@@ -195,7 +215,7 @@ export const conclude = (
       definitionName: job.name,
       workerId,
       attempt: job.attempt,
-      reason: interrupted
+      reason: interrupted === "cancelled" ? "shutdown" : interrupted
     }))
     return { id: job.id, claim: job.claim, outcome: "Released" }
   }

@@ -267,4 +267,16 @@ export const uniqueCases = (
       }
     }))
 
+  it.effect("unique: a cancelled job holds no key, whatever the states", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const name = n("cancelled")
+      yield* store.deploy([def(name)], Definition.firstDue)
+      const all = rule({ states: ["waiting", "running", "succeeded", "failed"] })
+      const [a] = yield* store.enqueueUnique(name, all, [newJob({})], ["k"], noCommit)
+      const result = yield* store.cancel({ ids: [a!.id] })
+      assert.deepStrictEqual(result.cancelled.map((c) => c.id), [a!.id])
+      const [b] = yield* store.enqueueUnique(name, all, [newJob({})], ["k"], noCommit)
+      assert.strictEqual(b!.outcome, "inserted")
+    }))
 }

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { assert, type Vitest } from "@effect/vitest"
-import { Clock, Effect, Option, type Scope } from "effect"
+import { Clock, Duration, Effect, Fiber, Option, type Scope, Stream } from "effect"
 import * as Definition from "../../src/internal/definition.js"
 import { JobStore } from "../../src/JobStore.js"
 import type * as Store from "../../src/JobStore.js"
@@ -1458,5 +1458,134 @@ const flowControlCases = (
         assert.deepStrictEqual(rounds.map((r) => r.group), [4, 0, 4, 0, 4, 0])
       }
       for (const w of workers) yield* store.deregisterWorker(w.id)
+    }))
+
+  /** The first notice matching `f`, in a fiber started now (subscribed before it returns). */
+  const firstNotice = (store: JobStore["Service"], f: (n: Store.Notice) => boolean) =>
+    Effect.gen(function*() {
+      const notices = yield* store.notices
+      return yield* Effect.forkScoped(
+        Stream.runHead(Stream.filter(notices, f)).pipe(Effect.timeoutOption(Duration.seconds(10)), Effect.map(Option.flatten))
+      )
+    })
+
+  it.effect("results: a succeeded job keeps its result; an awaited job's finalization is noticed", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const name = n("results")
+      yield* store.deploy([def(name)], Definition.firstDue)
+      const [a, b] = yield* store.enqueue(name, [newJob({}), newJob({})], noCommit)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const noticed = yield* firstNotice(store, (x) => x._tag === "Finalized" && x.id === a)
+      yield* store.markAwaited(a!)
+      const { jobs } = yield* claimOf(w.id, name)
+      assert.deepStrictEqual(ids(jobs), [a, b])
+      yield* store.settle(w.id, [
+        { id: a!, claim: jobs[0]!.claim, outcome: "Succeeded", result: { total: 42, items: ["x"] }, grouped: false },
+        { id: b!, claim: jobs[1]!.claim, outcome: "Succeeded", grouped: false }
+      ])
+      assert.deepStrictEqual(Option.getOrUndefined(yield* Fiber.join(noticed)), { _tag: "Finalized", id: a })
+      assert.deepInclude(yield* state(store, a!), { state: "succeeded", attempts: 1 })
+      assert.deepStrictEqual((yield* state(store, a!)).result, { total: 42, items: ["x"] })
+      assert.isUndefined((yield* state(store, b!)).result)
+      yield* store.markAwaited("999999999") // not live: nothing
+      yield* store.markAwaited("not-an-id")
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("cancel: a waiting job is finalized as cancelled and never claimed; a held one too; finalized ones are untouched", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const name = n("cancel-waiting")
+      const group = `${prefix}-cw-group`
+      yield* store.deploy([def(name)], Definition.firstDue)
+      const [a, b, c, d] = yield* store.enqueue(name, [
+        newJob({}),
+        newJob({}, { jobGroup: group }),
+        newJob({}, { jobGroup: group }),
+        newJob({}, { jobGroup: group })
+      ], noCommit)
+      assert.isTrue((yield* state(store, c!)).held)
+      const noticed = yield* firstNotice(store, (x) => x._tag === "Finalized" && x.id === a)
+      yield* store.markAwaited(a!)
+      const one = yield* store.cancel({ ids: [a!, "999999999", "nope"] })
+      assert.deepStrictEqual(one, { cancelled: [{ id: a!, name }], cancelling: [] })
+      assert.isTrue(Option.isSome(yield* Fiber.join(noticed)))
+      assert.deepInclude(yield* state(store, a!), { state: "cancelled", attempts: 0 })
+      assert.deepStrictEqual((yield* state(store, a!)).lastError, { message: "the job was cancelled", tag: "JobCancelled" })
+      // the group's claimable head is cancelled: a held job of the group becomes claimable
+      assert.deepStrictEqual((yield* store.cancel({ ids: [b!] })).cancelled.map((j) => j.id), [b])
+      const w = worker()
+      yield* store.registerWorker(w)
+      const { jobs } = yield* claimOf(w.id, name)
+      assert.deepStrictEqual(ids(jobs), [c])
+      // by filter: the held one of the group is cancelled, the claimed one is asked to stop
+      const byGroup = yield* store.cancel({ definition: name, jobGroup: group })
+      assert.deepStrictEqual(byGroup.cancelled.map((j) => j.id), [d])
+      assert.deepStrictEqual(byGroup.cancelling, [{ id: c!, name, workerId: w.id }])
+      // already finalized: nothing
+      assert.deepStrictEqual(yield* store.cancel({ ids: [a!] }), { cancelled: [], cancelling: [] })
+      yield* store.settle(w.id, settled(jobs))
+      assert.deepInclude(yield* state(store, c!), { state: "succeeded" }) // it ended before its worker stopped it
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("cancel: a claimed job is marked, noticed and polled; it never goes back to the queue; its group slot frees", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const name = n("cancel-running")
+      const group = `${prefix}-cr-group`
+      yield* store.deploy([def(name, { numAttempts: 3 })], Definition.firstDue)
+      const [a, b, c, d] = yield* store.enqueue(name, [
+        newJob({}, { jobGroup: group }),
+        newJob({}),
+        newJob({}),
+        newJob({})
+      ], noCommit)
+      const w = worker()
+      yield* store.registerWorker(w)
+      const { jobs } = yield* claimOf(w.id, name)
+      assert.deepStrictEqual(ids(jobs), [a, b, c, d])
+      const noticed = yield* firstNotice(store, (x) => x._tag === "CancelRequested" && x.id === a)
+      const result = yield* store.cancel({ ids: [a!, b!, c!, d!] })
+      assert.deepStrictEqual(result.cancelled, [])
+      assert.deepStrictEqual(result.cancelling.map((j) => j.id), [a, b, c, d])
+      assert.isTrue(Option.isSome(yield* Fiber.join(noticed)))
+      assert.deepStrictEqual([...(yield* store.cancelRequests(w.id))].sort(), [a, b, c, d].sort())
+      assert.deepInclude(yield* state(store, a!), { state: "running", cancelRequested: true })
+      assert.strictEqual((yield* store.getGroup(group)).running, 1)
+      const [ja, jb, jc, jd] = jobs
+      yield* store.settle(w.id, [
+        { id: a!, claim: ja!.claim, outcome: "Cancelled" }, // interrupted: its attempt counts
+        { id: b!, claim: jb!.claim, outcome: "Cancelled", ran: false, grouped: false }, // never started
+        { id: c!, claim: jc!.claim, outcome: "Retry", error: { message: "x" }, grouped: false }, // failed meanwhile
+        { id: d!, claim: jd!.claim, outcome: "Released", grouped: false } // its worker stopping
+      ])
+      assert.deepInclude(yield* state(store, a!), { state: "cancelled", attempts: 1 })
+      assert.deepInclude(yield* state(store, b!), { state: "cancelled", attempts: 0 })
+      assert.deepInclude(yield* state(store, c!), { state: "cancelled", attempts: 1 })
+      assert.deepInclude(yield* state(store, d!), { state: "cancelled", attempts: 0 })
+      assert.strictEqual((yield* store.getGroup(group)).running, 0)
+      assert.deepStrictEqual(yield* store.cancelRequests(w.id), [])
+      assert.deepStrictEqual((yield* claimOf(w.id, name)).jobs, [])
+      yield* store.deregisterWorker(w.id)
+    }))
+
+  it.effect("cancel: a dead worker's job whose cancellation was requested is finalized as cancelled, not retried", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const name = n("cancel-rescue")
+      yield* store.deploy([def(name, { numAttempts: 3 })], Definition.firstDue)
+      const [a] = yield* store.enqueue(name, [newJob({})], noCommit)
+      const dead = worker(1)
+      yield* store.registerWorker(dead)
+      const { jobs } = yield* claimOf(dead.id, name)
+      yield* store.settle(dead.id, [{ id: a!, claim: jobs[0]!.claim, outcome: "Started" }])
+      assert.deepStrictEqual((yield* store.cancel({ ids: [a!] })).cancelling.map((j) => j.id), [a])
+      yield* advance(1.2)
+      const rescued = yield* store.rescue(rescueNow())
+      assert.deepStrictEqual(rescued.jobs.filter((j) => j.jobId === a).length, 1)
+      assert.deepInclude(yield* state(store, a!), { state: "cancelled" })
     }))
 }

@@ -59,6 +59,8 @@ export interface Job {
   claimedAt: number | undefined
   lockedUntil: number | undefined
   lastError: unknown
+  /** Its cancellation was requested while it was claimed (it never goes back to the queue). */
+  cancelRequested?: boolean
   readonly scheduledFor: number | undefined
   readonly traceId: string | undefined
   readonly spanId: string | undefined
@@ -70,6 +72,10 @@ export interface Finalized {
   readonly succeeded: boolean
   readonly finalizedAt: number
   readonly lastError: unknown
+  /** Finalized as cancelled (`succeeded` is false). */
+  readonly cancelled?: boolean
+  /** The handler's encoded value (succeeded jobs of definitions with a `success` Schema). */
+  readonly result?: unknown
 }
 
 /** A fixed rate window: `used` claims since `start` (undefined: no window yet). */
@@ -227,6 +233,9 @@ const normalise = (record: JobStore.DefinitionRecord): JobStore.DefinitionRecord
 
 const died = { message: "the worker running this job died" }
 
+/** The error recorded on a cancelled job. */
+export const cancelledError = { message: "the job was cancelled", tag: "JobCancelled" }
+
 /** A repeating job as `scheduleDue` writes it (with its definition's priority). */
 const scheduledJob: JobStore.NewJob = {
   payloadJson: "{}",
@@ -265,7 +274,11 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       channel: job.channel,
       jobGroup: job.jobGroup,
       payload: json(job.payload),
-      state: fin ? (fin.succeeded ? "succeeded" : "failed") : job.workerId === undefined ? "waiting" : "running",
+      state: fin
+        ? (fin.succeeded ? "succeeded" : fin.cancelled === true ? "cancelled" : "failed")
+        : job.workerId === undefined
+        ? "waiting"
+        : "running",
       attempts: job.attempts,
       maxAttempts: job.maxAttempts,
       claims: job.claims,
@@ -278,7 +291,9 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       workerId: fin ? undefined : job.workerId,
       createdAt: new Date(job.createdAt),
       finalizedAt: fin ? new Date(fin.finalizedAt) : undefined,
-      scheduledFor: job.scheduledFor === undefined ? undefined : new Date(job.scheduledFor)
+      scheduledFor: job.scheduledFor === undefined ? undefined : new Date(job.scheduledFor),
+      result: fin?.result,
+      cancelRequested: fin ? undefined : job.cancelRequested === true
     })
 
     const claimedOf = (job: Job): JobStore.ClaimedJob => ({
@@ -313,10 +328,22 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
     const holds = (job: Job | undefined, workerId: string, claim: number): job is Job =>
       job !== undefined && job.workerId === workerId && job.claims === claim
 
-    const finalize = (job: Job, succeeded: boolean, lastError: unknown, now: number) => {
+    const notices = yield* PubSub.unbounded<JobStore.Notice>()
+
+    const finalize = (
+      job: Job,
+      succeeded: boolean,
+      lastError: unknown,
+      now: number,
+      extra?: { readonly cancelled?: boolean; readonly result?: unknown }
+    ) => {
       jobs.delete(job.id)
-      if (options.keepFinalized) finalized.set(job.id, { job, succeeded, finalizedAt: now, lastError })
+      if (options.keepFinalized) finalized.set(job.id, { job, succeeded, finalizedAt: now, lastError, ...extra })
+      PubSub.publishUnsafe(notices, { _tag: "Finalized", id: String(job.id) })
     }
+
+    /** Finalizes a job as cancelled (its group slot, if it held one, is the caller's to free). */
+    const finalizeCancelled = (job: Job, now: number) => finalize(job, false, cancelledError, now, { cancelled: true })
 
     /** Back to waiting (the caller sets run time, attempts, errors); returns whether it held a group slot. */
     const giveBack = (job: Job): boolean => {
@@ -542,12 +569,12 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       return { ids, after: onCommit(ids, definition.record.channel) }
     }
 
-    /** The state of job `id` for uniqueness ("gone": in neither map). */
-    const uniqueStateOf = (id: number): JobStore.UniqueState | "gone" => {
+    /** The state of job `id` for uniqueness ("gone": in neither map; a cancelled job holds no key). */
+    const uniqueStateOf = (id: number): JobStore.UniqueState | "cancelled" | "gone" => {
       const job = jobs.get(id)
       if (job !== undefined) return job.workerId === undefined ? "waiting" : "running"
       const f = finalized.get(id)
-      return f === undefined ? "gone" : f.succeeded ? "succeeded" : "failed"
+      return f === undefined ? "gone" : f.succeeded ? "succeeded" : f.cancelled === true ? "cancelled" : "failed"
     }
 
     const notDeployed = (definitionName: string) =>
@@ -637,7 +664,9 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
             if (taker !== undefined) {
               const state = uniqueStateOf(taker.jobId)
               const held = (rule.periodSecs === undefined || taker.createdAt + rule.periodSecs * 1000 > now) &&
-                (state === "gone" ? rule.periodSecs !== undefined && finalStates : rule.states.includes(state))
+                (state === "gone"
+                  ? rule.periodSecs !== undefined && finalStates
+                  : state !== "cancelled" && rule.states.includes(state))
               if (held) {
                 const job = jobs.get(taker.jobId)
                 if (rule.onConflict === "keep" || state !== "waiting" || job === undefined) {
@@ -844,8 +873,27 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
               case "Expired":
                 job.attempts += job.started ? 0 : 1
                 if (job.groupSlot) freed.push(job.jobGroup!)
-                finalize(job, s.outcome === "Succeeded", s.outcome === "Expired" ? json(s.error) : job.lastError, now)
+                finalize(job, s.outcome === "Succeeded", s.outcome === "Expired" ? json(s.error) : job.lastError, now, {
+                  result: s.outcome === "Succeeded" ? json(s.result) : undefined
+                })
                 break
+              case "Cancelled":
+                job.attempts += job.started || s.ran === false ? 0 : 1
+                if (job.groupSlot) freed.push(job.jobGroup!)
+                finalizeCancelled(job, now)
+                break
+              case "Retry":
+              case "Snooze":
+              case "Released":
+                if (job.cancelRequested === true) {
+                  // a job whose cancellation was requested never goes back to the queue
+                  job.attempts += job.started || s.outcome !== "Retry" ? 0 : 1
+                  if (job.groupSlot) freed.push(job.jobGroup!)
+                  finalizeCancelled(job, now)
+                  continue
+                }
+            }
+            switch (s.outcome) {
               case "Retry": {
                 job.attempts += job.started ? 0 : 1
                 if (giveBack(job)) freed.push(job.jobGroup!)
@@ -980,7 +1028,11 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
               freed.push(job.jobGroup!)
               released.push({ jobGroup: job.jobGroup!, jobId: String(job.id), reason: "worker-dead" })
             }
-            if (spent) {
+            if (job.cancelRequested === true) {
+              // cancelled while its worker died: finalized as cancelled, never retried
+              job.crashes++
+              finalizeCancelled(job, now)
+            } else if (spent) {
               job.crashes++
               finalize(job, false, job.started ? died : {
                 message: `the job crashed its workers ${job.crashes} times before its start could be recorded`,
@@ -997,7 +1049,12 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
                 job.lastError = died
               }
             }
-            rescued.push({ jobId: String(job.id), definitionName: job.name, workerId, finalized: spent })
+            rescued.push({
+              jobId: String(job.id),
+              definitionName: job.name,
+              workerId,
+              finalized: spent || !jobs.has(job.id)
+            })
           }
           const pastCeiling = Array.from(jobs.values())
             .filter((j) => j.groupSlot && j.claimedAt !== undefined && j.claimedAt < now - o.jobGroupUnlockSecs * 1000)
@@ -1095,6 +1152,41 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           }
           for (const [key, r] of counters) if (r.minute.getTime() < now - retainSecs * 1000) counters.delete(key)
         }),
+
+      notices: Effect.map(PubSub.subscribe(notices), Stream.fromSubscription),
+
+      markAwaited: () => Effect.void, // every finalization is noticed here
+
+      cancel: (filter) =>
+        Effect.map(Clock.currentTimeMillis, (now): JobStore.CancelResult => {
+          const ids = filter.ids === undefined ? undefined : new Set(filter.ids)
+          const cancelled: Array<{ id: string; name: string }> = []
+          const cancelling: Array<{ id: string; name: string; workerId: string }> = []
+          const touched = new Set<string>()
+          for (const job of Array.from(jobs.values()).sort((a, b) => a.id - b.id)) {
+            if (ids !== undefined && !ids.has(String(job.id))) continue
+            if (filter.definition !== undefined && job.name !== filter.definition) continue
+            if (filter.jobGroup !== undefined && job.jobGroup !== filter.jobGroup) continue
+            if (job.workerId === undefined) {
+              if (job.jobGroup !== undefined && !job.held) touched.add(job.jobGroup)
+              finalizeCancelled(job, now)
+              cancelled.push({ id: String(job.id), name: job.name })
+            } else {
+              job.cancelRequested = true
+              cancelling.push({ id: String(job.id), name: job.name, workerId: job.workerId })
+              PubSub.publishUnsafe(notices, { _tag: "CancelRequested", id: String(job.id) })
+            }
+          }
+          // a group's cancelled head may let its held jobs run
+          if (touched.size > 0 && promote(touched, now).length > 0) wakeAll()
+          return { cancelled, cancelling }
+        }),
+
+      cancelRequests: (workerId) =>
+        Effect.sync(() =>
+          Array.from(jobs.values()).filter((j) => j.workerId === workerId && j.cancelRequested === true)
+            .map((j) => String(j.id))
+        ),
 
       [AdminState]: {
         keepFinalized: options.keepFinalized,

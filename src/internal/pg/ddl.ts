@@ -18,8 +18,8 @@ import { Statement } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { freeSlotsFunction, freeSlotsV2Delegate, freeSlotsV3Function } from "./groups.js"
 import { rescueFunction } from "./rescue.js"
-import { settleFunction, settleV3Function } from "./settle.js"
-import { ident, names } from "./sql.js"
+import { settleFunction, settleV3Function, settleV4Function } from "./settle.js"
+import { ident, names, noticeChannel } from "./sql.js"
 import { releaseFunction } from "./workers.js"
 
 /** Builds a fragment from literal SQL and identifier segments. */
@@ -330,6 +330,29 @@ export const v6 = (schema: string): ReadonlyArray<string> => {
   ]
 }
 
+/**
+ * Version 7: results and cancellation. `job_finalized.result`: a succeeded job's value as its definition's
+ * `success` Schema encoded it; `job_finalized.cancelled`: finalized as cancelled (`succeeded` false, its
+ * `last_error` saying so); `job.cancel_requested`: a claimed job's cancellation was requested (its worker
+ * stops it; it never goes back to the queue), with a partial index for the workers' poll and the rescue;
+ * `job.awaited`: someone waits for the job's end, so its settlement sends a NOTIFY (no other job's does);
+ * `settle_v4`: results, the cancelled outcomes, cancellation requests honoured, the NOTIFY. Additive: workers
+ * of version 6 keep running against it (`settle_v3` stays), though a job they send back is not cancelled.
+ */
+export const v7 = (schema: string): ReadonlyArray<string> => {
+  const n = names(schema)
+  return [
+    `ALTER TABLE ${n.job}
+  ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false,
+  ADD COLUMN awaited boolean NOT NULL DEFAULT false`,
+    `ALTER TABLE ${n.finalized}
+  ADD COLUMN result jsonb NULL,
+  ADD COLUMN cancelled boolean NOT NULL DEFAULT false`,
+    `CREATE INDEX ${ident("job_cancel_requested_idx")} ON ${n.job} (worker_id) WHERE cancel_requested`,
+    settleV4Function(n, noticeChannel(schema))
+  ]
+}
+
 /** One migration: `[id, name, statements]`, each statement SQL text. */
 export type Migration = readonly [number, string, ReadonlyArray<string>]
 
@@ -340,7 +363,8 @@ export const migrations = (schema: string): ReadonlyArray<Migration> => [
   [3, "flow_control", v3(schema)],
   [4, "admin_statistics", v4(schema)],
   [5, "attempt_control", v5(schema)],
-  [6, "unique_jobs", v6(schema)]
+  [6, "unique_jobs", v6(schema)],
+  [7, "results_cancellation", v7(schema)]
 ]
 
 /** Compiles fragments to SQL text with the PostgreSQL compiler (no connection needed). */

@@ -8,12 +8,13 @@ export const getJobSql = (n: Names) => `
 SELECT id, name, channel, job_group, payload,
   CASE WHEN worker_id IS NULL THEN 'waiting' ELSE 'running' END AS state,
   attempts, max_attempts, claims, crashes, held, run_at, last_error, worker_id, created_at,
-  NULL::timestamptz AS finalized_at, scheduled_for, priority, snoozes
+  NULL::timestamptz AS finalized_at, scheduled_for, priority, snoozes, NULL::jsonb AS result, cancel_requested
 FROM ${n.job} WHERE id = $1::bigint
 UNION ALL
-SELECT id, name, channel, job_group, payload, CASE WHEN succeeded THEN 'succeeded' ELSE 'failed' END,
+SELECT id, name, channel, job_group, payload,
+  CASE WHEN succeeded THEN 'succeeded' WHEN cancelled THEN 'cancelled' ELSE 'failed' END,
   attempts, max_attempts, claims, crashes, false, NULL, last_error, NULL, created_at, finalized_at, scheduled_for, NULL,
-  snoozes
+  snoozes, result, NULL
 FROM ${n.finalized} WHERE id = $1::bigint`
 
 export const toJobInfo = (r: Row): JobStore.JobInfo => ({
@@ -35,7 +36,9 @@ export const toJobInfo = (r: Row): JobStore.JobInfo => ({
   workerId: optionalString(r.worker_id),
   createdAt: r.created_at as Date,
   finalizedAt: optionalDate(r.finalized_at),
-  scheduledFor: optionalDate(r.scheduled_for)
+  scheduledFor: optionalDate(r.scheduled_for),
+  result: r.result ?? undefined,
+  cancelRequested: r.cancel_requested === null || r.cancel_requested === undefined ? undefined : r.cancel_requested === true
 })
 
 export const getJob = (sql: PgClient.PgClient, n: Names) => {

@@ -25,7 +25,7 @@ import { randomUUID } from "node:crypto"
 import { Clock, Deferred, Duration, Effect, Exit, PubSub, Queue, Scope, Stream } from "effect"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import type * as JobStore from "../../JobStore.js"
-import { notifyChannel } from "./sql.js"
+import { noticeChannel, notifyChannel } from "./sql.js"
 
 /**
  * How long after the last moment its lock was known held a lost session may take to get its key back
@@ -69,10 +69,16 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
     // what operators see in pg_stat_activity
     const applicationName = `cuckmq session ${options.schema}`.slice(0, 63)
     const channelName = notifyChannel(options.schema)
+    const noticeChannelName = noticeChannel(options.schema)
 
     // ---- wake-ups in ----
     const hub = yield* PubSub.sliding<JobStore.Wakeup>(1024)
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
+    // notices in (a job someone awaits finalized, a cancellation requested), on a channel of their own
+    const noticeHub = yield* PubSub.unbounded<JobStore.Notice>()
+    yield* Effect.addFinalizer(() => PubSub.shutdown(noticeHub))
+    /** Completed once the connection LISTENs (the first time). */
+    const listening = Deferred.makeUnsafe<void>()
 
     // ---- the session ----
     let current: JobStore.Session | undefined
@@ -102,6 +108,8 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       }
       aliveAt = clock.currentTimeMillisUnsafe()
       const queue = yield* conn.listen(channelName)
+      const noticeQueue = yield* conn.listen(noticeChannelName)
+      Deferred.doneUnsafe(listening, Exit.void)
       if (current === undefined || current.key !== key) {
         current = { key, lost: Deferred.await(lost) }
         Deferred.doneUnsafe(connected, Exit.succeed(current))
@@ -111,6 +119,15 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       lostAt = undefined
       // (re)listening: notifications sent while nobody listened are lost, so every worker polls once
       PubSub.publishUnsafe(hub, { _tag: "Any" })
+      PubSub.publishUnsafe(noticeHub, { _tag: "Reset" })
+      const forwardNotices = Effect.forever(Effect.flatMap(Queue.take(noticeQueue), (n) => {
+        const id = n.payload.slice(2)
+        return n.payload.startsWith("f:")
+          ? PubSub.publish(noticeHub, { _tag: "Finalized", id })
+          : n.payload.startsWith("c:")
+          ? PubSub.publish(noticeHub, { _tag: "CancelRequested", id })
+          : Effect.void
+      }))
       const forward = Effect.forever(Effect.flatMap(Queue.take(queue), (n) => {
         const at = n.payload.indexOf(":")
         if (at < 0 || n.payload.slice(0, at) === senderId) return Effect.void
@@ -129,7 +146,7 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
           )
         })
       ))
-      return yield* Effect.raceFirst(forward, ping)
+      return yield* Effect.raceAllFirst([forward, forwardNotices, ping])
     }).pipe(
       Effect.scoped,
       Effect.catchCause((cause) => Effect.as(Effect.logDebug("cuckmq: session connection failed", cause), "failed" as const))
@@ -186,6 +203,17 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       return Stream.fromSubscription(subscription)
     })
 
+    /**
+     * Notices from the moment this returns: the connection LISTENs by then (waited for up to 5 s; past that
+     * the subscriber relies on its poll, and gets a `Reset` once the connection is up).
+     */
+    const notices = Effect.gen(function*() {
+      const subscription = yield* PubSub.subscribe(noticeHub)
+      yield* start
+      yield* Effect.timeoutOption(Deferred.await(listening), Duration.seconds(5))
+      return Stream.fromSubscription(subscription)
+    })
+
     // ---- wake-ups out ----
     // The sender runs in a scope of its own, created before the flush below is registered: finalizers run in
     // reverse order, so the flush runs first, while the sender may still finish.
@@ -229,7 +257,7 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       )
     )
 
-    return { session, wakeups, wake }
+    return { session, wakeups, wake, notices }
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>
 
 /** The `PgClient` type, re-exported for the store. */

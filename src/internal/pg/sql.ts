@@ -43,6 +43,13 @@ export type Names = ReturnType<typeof names>
 export const notifyChannel = (schema: string): string => `cuckmq_${schema}`.slice(0, 63)
 
 /**
+ * The PostgreSQL NOTIFY channel of a schema's notices (`f:<id>` a job someone awaits finalized, `c:<id>` a
+ * running job's cancellation was requested), apart from the wake-ups so that workers of older versions never
+ * read them. Kept under the 63-byte identifier limit.
+ */
+export const noticeChannel = (schema: string): string => `cuckmq!${schema}`.slice(0, 63)
+
+/**
  * The advisory-lock namespace of a schema (the first key of the two-key form), so that two cuckmq schemas in
  * one database never share a lock: FNV-1a of `cuckmq:<schema>` as a signed 32-bit integer. Key 0 of the
  * namespace is the rescuer's; liveness sessions use random non-zero keys.

@@ -8,6 +8,7 @@ import { Effect, Layer, type Scope } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { PgClient } from "@effect/sql-pg"
 import * as JobStore from "../../JobStore.js"
+import * as Cancel from "./cancel.js"
 import { claim } from "./claim.js"
 import * as Enqueue from "./enqueue.js"
 import * as Flow from "./flow.js"
@@ -18,7 +19,7 @@ import { rescue } from "./rescue.js"
 import * as Schedule from "./schedule.js"
 import * as Session from "./session.js"
 import { settle } from "./settle.js"
-import { lockNamespace, names } from "./sql.js"
+import { lockNamespace, names, noticeChannel } from "./sql.js"
 import * as Workers from "./workers.js"
 
 /** Options of the PostgreSQL store. */
@@ -75,7 +76,16 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     const workers = Workers.make(sql, n)
     const schedules = Schedule.make(sql, n, session.wake)
     const claimJobs = claim(sql, n)
-    const settleJobs = settle(sql, n, options.keepFinalized)
+    const settleJobs = settle(sql, n, options.keepFinalized, noticeChannel(options.schema))
+    const cancels = Cancel.make(sql, n, options.schema, options.keepFinalized)
+    /**
+     * After jobs went back to the queue from a dead or stopping worker: any whose cancellation was requested
+     * is finalized as cancelled (a failure is logged; the claiming worker's poll cancels such a job anyway).
+     */
+    const cancelStrays = cancels.cancelStrays.pipe(
+      Effect.flatMap((r) => r.promoted > 0 ? wakeAll : Effect.void),
+      Effect.catchCause((cause) => Effect.logWarning("cuckmq: cancelling jobs sent back after a cancellation failed", cause))
+    )
     const rescueJobs = rescue(sql, n, namespace, options.keepFinalized)
 
     return JobStore.JobStore.of({
@@ -90,11 +100,11 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       deregisterWorker: (workerId) =>
         Effect.flatMap(workers.deregisterWorker(workerId), (released) => {
           claimJobs.forget(workerId)
-          return released > 0 ? wakeAll : Effect.void
+          return released > 0 ? Effect.andThen(cancelStrays, wakeAll) : Effect.void
         }),
       claim: claimJobs.run,
       releaseUnowned: (workerId, owned) =>
-        Effect.tap(workers.releaseUnowned(workerId, owned), (released) => released > 0 ? wakeAll : Effect.void),
+        Effect.tap(workers.releaseUnowned(workerId, owned), (released) => released > 0 ? Effect.andThen(cancelStrays, wakeAll) : Effect.void),
       // a freed group slot may make a held job claimable; a retried or released job may be due now
       settle: (workerId, settlements) =>
         settlements.length === 0 ? Effect.void : Effect.flatMap(settleJobs(workerId, settlements), (freed) =>
@@ -104,14 +114,24 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       deleteStaleUniqueKeys: schedules.deleteStaleUniqueKeys,
       deleteUnreferencedGroups: deleteUnreferencedGroups(sql, n),
       rescue: (o) =>
-        Effect.tap(rescueJobs(o), (r) => r.jobs.length > 0 || r.groups.length > 0 ? wakeAll : Effect.void),
+        Effect.tap(rescueJobs(o), (r) =>
+          r.jobs.length > 0 ? Effect.andThen(cancelStrays, wakeAll) : r.groups.length > 0 ? wakeAll : Effect.void),
       getJob: getJob(sql, n),
       setChannel: flow.setChannel,
       getChannel: flow.getChannel,
       setGroupLimits: flow.setGroupLimits,
       getGroup: flow.getGroup,
       promoteGroups: flow.promoteGroups,
-      recordOutcomes: recordOutcomes(sql, n)
+      recordOutcomes: recordOutcomes(sql, n),
+      notices: session.notices,
+      markAwaited: cancels.markAwaited,
+      // a cancelled head of a group may have let its held jobs be claimed
+      cancel: (filter) =>
+        cancels.cancel(filter).pipe(
+          Effect.tap((r) => r.promoted > 0 ? wakeAll : Effect.void),
+          Effect.map((r) => ({ cancelled: r.cancelled, cancelling: r.cancelling }))
+        ),
+      cancelRequests: cancels.cancelRequests
     })
   })
 

@@ -9,6 +9,7 @@
  *    one is met as a duplicate.
  * 2. `resolve`, for the keys met: a new statement, so its snapshot is taken after the lock was granted and
  *    sees the taker's job as committed. The taker holds the key when its job is in one of the rule's states
+ *    (a cancelled job holds none)
  *    (and, with a period, was enqueued less than the period ago; a job gone from both tables counts as
  *    finalized then); otherwise the key passes to the new job in the same statement.
  * 3. `change`, for a held key under `replace` or `debounce` whose job is waiting: updates that job if it is
@@ -53,7 +54,7 @@ export const resolveSql = (n: Names) => `
 WITH c AS (
   SELECT u.key, u.job_id, c.new_id, u.created_at,
     CASE WHEN j.id IS NOT NULL THEN CASE WHEN j.worker_id IS NULL THEN 'waiting' ELSE 'running' END
-      WHEN f.id IS NOT NULL THEN CASE WHEN f.succeeded THEN 'succeeded' ELSE 'failed' END
+      WHEN f.id IS NOT NULL THEN CASE WHEN f.succeeded THEN 'succeeded' WHEN f.cancelled THEN 'cancelled' ELSE 'failed' END
       ELSE 'gone' END AS state
   FROM unnest($2::text[], $3::bigint[]) AS c(key, new_id)
   JOIN ${n.unique} u ON u.name = $1 AND u.key = c.key

@@ -24,7 +24,14 @@ export const make = (env: Env) =>
     const queue = yield* Queue.unbounded<Pending>()
 
     /** Queues a settlement of a claimed job (under the registration that claimed it). */
-    const submit = (c: Claimed, outcome: JobStore.Settlement["outcome"], error?: unknown, delaySecs?: number) => {
+    const submit = (
+      c: Claimed,
+      outcome: JobStore.Settlement["outcome"],
+      error?: unknown,
+      delaySecs?: number,
+      result?: unknown,
+      ran?: boolean
+    ) => {
       state.unsettled++
       // one object shape for every settlement (the store reads them in tight loops)
       const settlement: JobStore.Settlement = {
@@ -33,6 +40,8 @@ export const make = (env: Env) =>
         outcome,
         error,
         delaySecs,
+        result,
+        ran,
         grouped: c.job.jobGroup !== undefined
       }
       Queue.offerUnsafe(queue, { workerId: c.claimedBy, settlement })

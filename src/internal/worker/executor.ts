@@ -130,10 +130,10 @@ export const make = (env: Env, completer: Completer) => {
 
   const finish = (
     entry: Running,
-    settlement: Pick<JobStore.Settlement, "outcome" | "error" | "delaySecs">,
+    settlement: Pick<JobStore.Settlement, "outcome" | "error" | "delaySecs" | "result" | "ran">,
     durationMs: number
   ) => {
-    completer.submit(entry.claimed, settlement.outcome, settlement.error, settlement.delaySecs)
+    completer.submit(entry.claimed, settlement.outcome, settlement.error, settlement.delaySecs, settlement.result, settlement.ran)
     state.running.delete(entry.claimed.job.id)
     if (entry.startedAt !== undefined) state.avgDurationMs = state.avgDurationMs * 0.7 + durationMs * 0.3
     if (!state.stopping) startBuffered()
@@ -145,6 +145,12 @@ export const make = (env: Env, completer: Completer) => {
   const execute = (entry: Running, started: number): Effect.Effect<void> =>
     Effect.uninterruptibleMask((restore) => {
       const { claimedBy, job } = entry.claimed
+      if (entry.reason === "cancelled") {
+        // cancelled between being started and running: finalized as cancelled, never run
+        Execute.publishCancel(cuckmq, job, claimedBy, started, false)
+        finish(entry, { outcome: "Cancelled", ran: false }, 0)
+        return Effect.void
+      }
       if (entry.reason !== undefined) {
         // stopped between being started and running: give it back untouched
         finish(entry, { outcome: "Released" }, 0)
@@ -187,13 +193,37 @@ export const make = (env: Env, completer: Completer) => {
     let interrupted = 0
     for (const entry of state.running.values()) {
       if (workerId !== undefined && entry.claimed.claimedBy !== workerId) continue
-      entry.reason = reason
+      if (entry.reason !== "cancelled") entry.reason = reason // a cancelled job stays cancelled
       if (entry.fiber) {
         entry.fiber.interruptUnsafe()
         interrupted++
       }
     }
     return interrupted
+  }
+
+  /**
+   * Stops a job whose cancellation was requested: a running one's handler is interrupted (it settles as
+   * `Cancelled` once its fiber has ended, so its group slot is freed only then), a buffered one is taken out
+   * of the buffer and finalized as cancelled, never run. A job this worker does not hold is ignored.
+   */
+  const cancel = (jobId: string) => {
+    const entry = state.running.get(jobId)
+    if (entry !== undefined) {
+      if (entry.reason !== undefined) return // already being stopped
+      entry.reason = "cancelled"
+      entry.fiber?.interruptUnsafe()
+      return
+    }
+    for (let i = state.bufferHead; i < state.buffer.length; i++) {
+      const c = state.buffer[i]!
+      if (c.job.id !== jobId) continue
+      state.buffer.splice(i, 1)
+      Execute.publishCancel(cuckmq, c.job, c.claimedBy, env.now(), false)
+      completer.submit(c, "Cancelled", undefined, undefined, undefined, false)
+      env.ring() // a slot of the prefetch buffer is free
+      return
+    }
   }
 
   /** Waits until no job has a slot. */
@@ -212,7 +242,18 @@ export const make = (env: Env, completer: Completer) => {
     }
   }
 
-  return { accept, giveBack, startBuffered, releaseBuffer, stopAll, awaitIdle, markStarted, capacity, buffered: () => buffered(state) }
+  return {
+    accept,
+    giveBack,
+    startBuffered,
+    releaseBuffer,
+    stopAll,
+    cancel,
+    awaitIdle,
+    markStarted,
+    capacity,
+    buffered: () => buffered(state)
+  }
 }
 
 export type Executor = ReturnType<typeof make>

@@ -3,7 +3,7 @@
  * scope, and registers the graceful stop as the scope's finalizer.
  */
 import { randomUUID } from "node:crypto"
-import { Clock, Effect, Queue, Scope } from "effect"
+import { Clock, Effect, Queue, Scope, Stream } from "effect"
 import type { Engine } from "../engine.js"
 import * as Execute from "../execute.js"
 import * as Maintenance from "../maintenance.js"
@@ -67,6 +67,11 @@ export const run = (cuckmq: Engine, config: Config): Effect.Effect<void, never, 
     const wakeupScope = yield* Scope.fork(scope, "sequential")
     const wakeups = yield* Effect.forkIn(Effect.scoped(annotate(producer.wakeupLoop)), wakeupScope)
     const producerFiber = yield* fork(producer.loop)
+    // cancellations requested by any process: the worker holding the job stops it (the heartbeat also polls)
+    yield* fork(Effect.scoped(Effect.gen(function*() {
+      const notices = yield* cuckmq.store.notices
+      yield* Stream.runForEach(notices, (n) => n._tag === "CancelRequested" ? Effect.sync(() => executor.cancel(n.id)) : Effect.void)
+    })))
     // every live worker also takes back what dead workers held, so crash recovery needs no orchestrator
     yield* fork(Maintenance.rescueLoop(cuckmq, Maintenance.defaults.rescueIntervalSecs))
 

@@ -93,8 +93,13 @@ export const make = (env: Env, executor: Executor) => {
         )
       )
       if (id !== state.workerId || !state.registered) continue
-      if (ok._tag === "Success" && ok.success === true) extend(sentAt)
-      else if (ok._tag === "Success" && ok.success === false) yield* fence("the store declared it dead")
+      if (ok._tag === "Success" && ok.success === true) {
+        extend(sentAt)
+        // the poll beside the notices: jobs of this registration whose cancellation was requested
+        const requests = yield* Effect.result(store.cancelRequests(id))
+        if (requests._tag === "Success") for (const jobId of requests.success) executor.cancel(jobId)
+        else yield* Effect.logWarning("cuckmq: reading cancellation requests failed", requests.failure.message)
+      } else if (ok._tag === "Success" && ok.success === false) yield* fence("the store declared it dead")
       else yield* Effect.logWarning("cuckmq: heartbeat failed", ok._tag === "Failure" ? ok.failure.message : "timed out")
     }
   })
