@@ -53,7 +53,7 @@ const sys = {
     `PREPARE one(text, text, text, float8, text, text, int, float8) AS ${newOne(on.new, false)}`,
     `PREPARE cl(uuid, text[], int, float8) AS ${newClaim(on.new, false, false, false)}`,
     `PREPARE pl(uuid, text[], int, float8) AS ${newPlain(on.new, false)}`,
-    `PREPARE st(uuid, bigint[], int[], text[], text[], bigint[], bigint[], bigint[], boolean, text[]) AS ${newSettle(on.new)}`],
+    `PREPARE st(uuid, bigint[], int[], text[], text[], bigint[], bigint[], boolean, text[]) AS ${newSettle(on.new, "cuckmq!cuckmq_cost_new")}`],
     bulk: `EXECUTE bulk('d', 'PAYLOADS', 0)`, one: `EXECUTE one('d', NULL, '{"i":1}', 0, NULL, NULL, 0, NULL)`, claim: `EXECUTE cl('${W}', '{a}', 100, 60)`, plain: `EXECUTE pl('${W}', '{a}', 100, 60)` }
 } as const
 const res: Record<string, Record<string, Array<number>>> = { old: { bulk: [], one: [], claim: [], settle: [] }, new: { bulk: [], one: [], claim: [], plain: [], settle: [] } }
@@ -79,8 +79,9 @@ for (let round = 0; round < 12; round++) {
       const rows = await q(`SELECT id, claims FROM ${x.s}.job WHERE worker_id = '${W}'`)
       const ids = rows.map((r) => r.id), claims = rows.map((r) => r.claims)
       const arr = (xs: Array<unknown>) => `'{${xs.map((v) => `"${v}"`).join(",")}}'`
-      // the new settlement takes per-job delays as a 10th parameter (NULL: none, as a batch of successes sends)
-      const t = await ex(`EXECUTE ${k}_st('${W}', ${arr(ids)}, ${arr(claims)}, ${arr(ids.map(() => "Succeeded"))}, ${arr(ids.map(() => ""))}, '{}', ${arr(ids)}, '{}', true${k === "new" ? ", NULL" : ""})`)
+      // the new settlement (settle_v4's semantics) takes no ids to send back, and per-job results as a 9th
+      // parameter (NULL: none, as a batch of successes without a success Schema sends)
+      const t = await ex(`EXECUTE ${k}_st('${W}', ${arr(ids)}, ${arr(claims)}, ${arr(ids.map(() => "Succeeded"))}, ${arr(ids.map(() => ""))}, '{}', ${arr(ids)}, ${k === "new" ? "true, NULL" : "'{}', true"})`)
       res[k]!.settle!.push(t)
     }
   }

@@ -122,6 +122,8 @@ export const make = (env: Env, completer: Completer) => {
   const launch = (entry: Running, at: number) => {
     entry.startedAt = at
     entry.fiber = Effect.runForkWith(env.services!)(execute(entry, at))
+    // cancelled while the fork ran the handler's first synchronous steps, before the fiber was known
+    if (entry.reason === "cancelled") entry.fiber.interruptUnsafe()
     if (entry.claimed.job.crashes > 0 && state.running.get(entry.claimed.job.id) === entry) {
       entry.marked = true
       completer.submit(entry.claimed, "Started")
@@ -212,6 +214,8 @@ export const make = (env: Env, completer: Completer) => {
     if (entry !== undefined) {
       if (entry.reason !== undefined) return // already being stopped
       entry.reason = "cancelled"
+      // (no fiber yet: the request came from inside the handler's first synchronous steps, run by `launch`
+      // before it records the fiber; `launch` interrupts it then)
       entry.fiber?.interruptUnsafe()
       return
     }

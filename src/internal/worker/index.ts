@@ -68,10 +68,9 @@ export const run = (cuckmq: Engine, config: Config): Effect.Effect<void, never, 
     const wakeups = yield* Effect.forkIn(Effect.scoped(annotate(producer.wakeupLoop)), wakeupScope)
     const producerFiber = yield* fork(producer.loop)
     // cancellations requested by any process: the worker holding the job stops it (the heartbeat also polls)
-    yield* fork(Effect.scoped(Effect.gen(function*() {
-      const notices = yield* cuckmq.store.notices
-      yield* Stream.runForEach(notices, (n) => n._tag === "CancelRequested" ? Effect.sync(() => executor.cancel(n.id)) : Effect.void)
-    })))
+    // (subscribed before the worker runs, so that no request made after its start is missed)
+    const notices = yield* Effect.provideService(cuckmq.store.notices, Scope.Scope, scope)
+    yield* fork(Stream.runForEach(notices, (n) => n._tag === "CancelRequested" ? Effect.sync(() => executor.cancel(n.id)) : Effect.void))
     // every live worker also takes back what dead workers held, so crash recovery needs no orchestrator
     yield* fork(Maintenance.rescueLoop(cuckmq, Maintenance.defaults.rescueIntervalSecs))
 
