@@ -58,7 +58,7 @@ const SetupLive = Layer.effect(
       const admin = Context.get(yield* Layer.build(pgAs(adminUser(), 2)), PgClient.PgClient)
       yield* admin.unsafe(`REVOKE ALL ON SCHEMA public FROM PUBLIC`)
       const applied = yield* deployStep(role).pipe(Effect.provideService(SqlClient.SqlClient, admin))
-      assert.deepStrictEqual(applied.map(([id]) => id), [1, 2, 3, 4, 5])
+      assert.deepStrictEqual(applied.map(([id]) => id), [1, 2, 3, 4, 5, 6])
       // a schema left at version 1, for the version check
       yield* admin.unsafe(`CREATE SCHEMA behind`)
       yield* admin.unsafe(`CREATE TABLE behind.${Migrations.migrationsTable} (
@@ -239,8 +239,8 @@ describe("Runtime under a role without DDL rights", () => {
         assert.strictEqual(behind._tag, "SchemaNotMigrated")
         if (behind._tag !== "SchemaNotMigrated") return
         assert.deepInclude(behind, { schema: "behind", version: 1, required: Migrations.latestVersion })
-        assert.deepStrictEqual(behind.missing, ["2_claims_starts_slots_sessions", "3_flow_control", "4_admin_statistics", "5_attempt_control"])
-        assert.match(behind.message, /at version 1; this cuckmq needs version 5: missing migrations 2_claims_starts_slots_sessions, 3_flow_control, 4_admin_statistics, 5_attempt_control/)
+        assert.deepStrictEqual(behind.missing, ["2_claims_starts_slots_sessions", "3_flow_control", "4_admin_statistics", "5_attempt_control", "6_results_cancellation"])
+        assert.match(behind.message, /at version 1; this cuckmq needs version 6: missing migrations 2_claims_starts_slots_sessions, 3_flow_control, 4_admin_statistics, 5_attempt_control, 6_results_cancellation/)
         const none = yield* Effect.flip(Effect.scoped(Layer.build(
           Cuckmq.layer({ schema: "nothing_here", migrate: false }).pipe(Layer.provide(RolePg))
         )))

@@ -392,7 +392,7 @@ describe("Promise API", () => {
     const { pool, schema, context: makeContext } = await setup("migrate", { migrate: false })
     const context = makeContext()
     const applied = await context.migrate()
-    assert.deepStrictEqual(applied.map(([id]) => id), [1, 2, 3, 4, 5])
+    assert.deepStrictEqual(applied.map(([id]) => id), [1, 2, 3, 4, 5, 6])
     const before = await pool.query(`SELECT migration_id, name FROM "${schema}".cuckmq_migrations ORDER BY 1`)
     await pool.query(generateMigrationSql(schema)) // finds it current: applies and records nothing
     await Promise.all([pool.query(generateMigrationSql(schema)), pool.query(generateMigrationSql(schema))])
@@ -433,7 +433,7 @@ describe("Promise API", () => {
     const job = new JobDefinition({ name: "early", context, workFunction: () => undefined })
     const error = await job.deploy().then(() => undefined, (e: unknown) => e)
     assert.instanceOf(error, SchemaNotMigrated)
-    assert.deepStrictEqual((error as SchemaNotMigrated).missing.length, 5)
+    assert.deepStrictEqual((error as SchemaNotMigrated).missing.length, 6)
     assert.include((error as Error).message, `Schema ${schema} is not migrated`)
     assert.include((error as Error).message, "generateMigrationSql")
   })
