@@ -33,7 +33,17 @@
  */
 import { Effect, type Layer, Result, Schema } from "effect"
 import { PgClient } from "@effect/sql-pg"
-import type { ChannelState, Cuckmq, GroupLimits, GroupState, RateLimit, RateLimitOptions } from "./Cuckmq.js"
+import type {
+  CancelFilter,
+  CancelOutcome,
+  CancelResult,
+  ChannelState,
+  Cuckmq,
+  GroupLimits,
+  GroupState,
+  RateLimit,
+  RateLimitOptions
+} from "./Cuckmq.js"
 import * as CoreCuckmq from "./Cuckmq.js"
 import { InvalidJobDefinition, InvalidPayload, StorageError } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
@@ -234,6 +244,21 @@ export class Context {
    */
   pauseChannel(channel: string): Promise<ChannelState> {
     return useEngine(this, CoreCuckmq.pauseChannel(channel))
+  }
+
+  /**
+   * Cancels a job: a waiting one is finalized as cancelled at once (`"cancelled"`); a running one's worker,
+   * in whatever process, interrupts it (`"cancelling"`): its work function's `signal` is aborted, and the job
+   * is finalized as cancelled once the work function has settled (which is what frees its group). Resolves
+   * to `"finalized"` for a job that had already ended, `"not-found"` for none. See `Cuckmq.cancel`.
+   */
+  cancel(jobId: string): Promise<CancelOutcome> {
+    return useEngine(this, CoreCuckmq.cancel(jobId))
+  }
+
+  /** Cancels every live job of a definition and/or job group (`{ definition?, jobGroup? }`). See `Cuckmq.cancelWhere`. */
+  cancelWhere(filter: CancelFilter): Promise<CancelResult> {
+    return useEngine(this, CoreCuckmq.cancelWhere(filter))
   }
 
   /** Resumes a paused channel and wakes every worker. */
@@ -443,6 +468,16 @@ export class JobDefinition<T = unknown> {
    */
   enqueue(payload: T, options?: EnqueueOptions): Promise<string> {
     return this.enqueueMany([{ ...options, payload }]).then((ids) => ids[0]!)
+  }
+
+  /**
+   * Waits for the job to finish, from any process: resolves when it succeeded (the work function's value is
+   * not stored by this API), rejects with `JobFailed`, `JobCancelled`, `JobNotFound` or, after `timeout`
+   * (default 1 minute; a `Duration.Input`: `"30 seconds"`, or milliseconds), `JobResultTimeout`. See
+   * `JobDefinition.awaitResult`.
+   */
+  awaitResult(jobId: string, options?: CoreDefinition.AwaitOptions): Promise<void> {
+    return this.#use(Effect.asVoid(this.#core.awaitResult(jobId, options)))
   }
 
   /** Enqueues many jobs in one statement and returns their ids in order; all or nothing. */
