@@ -140,6 +140,40 @@ describe("Promise API", () => {
     assert.includeMembers(messages, ["flaky attempt 1", "flaky attempt 2", "always fails, synchronously"])
   })
 
+  it("awaitResult and cancel: a running work function's signal is aborted, the job is cancelled, its group's next job runs", async () => {
+    const { context: makeContext } = await setup("cancel")
+    const context = makeContext()
+    const log: Array<string> = []
+    const slow = new JobDefinition({
+      name: "slow",
+      context,
+      workFunction: (_: Record<string, never>, { signal }) =>
+        new Promise<void>((resolve) => {
+          log.push("started")
+          signal.addEventListener("abort", () => {
+            log.push("aborted")
+            resolve()
+          })
+        })
+    })
+    const quick = new JobDefinition({ name: "quick", context, workFunction: () => void log.push("quick") })
+    await slow.deploy()
+    await quick.deploy()
+    const worker = new Worker({ context, pollIntervalSecs: 0.1 })
+    await worker.ready
+    const a = await slow.enqueue({}, { jobGroup: "g" })
+    const b = await quick.enqueue({}, { jobGroup: "g" })
+    await until("the slow job started", () => log.includes("started"))
+    assert.strictEqual(await context.cancel(a), "cancelling")
+    const rejected = await slow.awaitResult(a).then(() => undefined, (e: { _tag: string }) => e._tag)
+    assert.strictEqual(rejected, "JobCancelled")
+    await quick.awaitResult(b)
+    assert.deepStrictEqual(log, ["started", "aborted", "quick"])
+    const waiting = await quick.enqueue({}, { delaySecs: 3600 })
+    assert.deepStrictEqual(await context.cancelWhere({ definition: "quick" }), { cancelled: [waiting], cancelling: [] })
+    await worker.stop()
+  })
+
   it("delaySecs: a delayed job does not run before its delay, and does not hold up other jobs", async () => {
     const { context: makeContext } = await setup("delay")
     const context = makeContext()
