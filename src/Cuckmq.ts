@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Config, Context, Duration, Effect, Layer, Queue, Result, type Scope, Stream } from "effect"
+import { Cause, Config, Context, Duration, Effect, Layer, Queue, type Redacted, Result, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
@@ -304,6 +304,16 @@ export interface SettingsOptions {
   readonly migrate?: boolean | undefined
   /** Deploy `definitions` when the layer starts. Defaults to true. */
   readonly deploy?: boolean | undefined
+  /**
+   * The `PgClient` goes through a pooler in transaction mode (PgBouncer `pool_mode = transaction`): see
+   * `PgJobStore.Options.transactionPooler` and the README's "Behind PgBouncer". Defaults to false.
+   */
+  readonly transactionPooler?: boolean | undefined
+  /**
+   * A URL reaching PostgreSQL directly, for the process's session connection (LISTEN, liveness) while
+   * everything else goes through the pooler: see `PgJobStore.Options.directUrl`. Defaults to none.
+   */
+  readonly directUrl?: Redacted.Redacted | undefined
 }
 
 /**
@@ -690,7 +700,12 @@ export const layer = <const Defs extends ReadonlyArray<JobDefinition.Any> = read
         yield* PgJobStore.migrate({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
       }
       // the runtime store: no DDL, and a typed error when the schema is behind
-      const store = yield* PgJobStore.make({ schema, keepFinalized: settings.jobPostFinalizeDeleteSecs > 0 })
+      const store = yield* PgJobStore.make({
+        schema,
+        keepFinalized: settings.jobPostFinalizeDeleteSecs > 0,
+        transactionPooler: options.transactionPooler,
+        directUrl: options.directUrl
+      })
       return yield* makeWith(options, schema, settings, registry).pipe(Effect.provideService(JobStore, store))
     })
   )

@@ -29,12 +29,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, type Scope } from "effect"
+import { Effect, Layer, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import {
   type InsufficientPrivilege,
-  type InvalidOptions,
+  InvalidOptions,
   type InvalidSchemaName,
   type SchemaNotMigrated,
   StorageError
@@ -59,6 +59,20 @@ export interface Options {
   readonly keepFinalized?: boolean | undefined
   /** Connections of the store's own pool (claims, settlements, maintenance). Defaults to the app client's `maxConnections` (or 10). */
   readonly maxConnections?: number | undefined
+  /**
+   * The app's `PgClient` connects through a pooler in transaction mode (PgBouncer `pool_mode =
+   * transaction`), where nothing of a session outlives a transaction: the store then prepares no named
+   * statements, sends no startup parameters, and runs no session of its own through the pooler. Its session
+   * (LISTEN for wake-ups and notices, the liveness lock) uses `directUrl`; without one the process is
+   * poll-only (README "Behind PgBouncer"). Give the app client `prepare: false` too. Defaults to false.
+   */
+  readonly transactionPooler?: boolean | undefined
+  /**
+   * A URL that reaches PostgreSQL directly (not through the pooler), for the process's one session
+   * connection; the app client's other settings (ssl, password when the URL has none) apply to it. Defaults
+   * to none: the session connects as the app client does (poll-only with `transactionPooler`).
+   */
+  readonly directUrl?: Redacted.Redacted | undefined
 }
 
 /**
@@ -91,7 +105,7 @@ export const defaults = {
  *
  * @since 0.1.0
  */
-export type StoreError = InvalidSchemaName | SchemaNotMigrated | InsufficientPrivilege | StorageError
+export type StoreError = InvalidSchemaName | InvalidOptions | SchemaNotMigrated | InsufficientPrivilege | StorageError
 
 /**
  * The errors the migrations can fail with.
@@ -131,6 +145,18 @@ export const migrate: (
   return applied
 })
 
+/** `transactionPooler` is a boolean; `directUrl` a `Redacted` postgres:// URL. */
+const validatePooler = (options: Pick<Options, "transactionPooler" | "directUrl">): Effect.Effect<void, InvalidOptions> => {
+  if (options.directUrl !== undefined && !Redacted.isRedacted(options.directUrl)) {
+    return Effect.fail(new InvalidOptions({ message: "directUrl must be a Redacted URL (Redacted.make(\"postgres://...\"))" }))
+  }
+  const problem = PgStore.poolerProblem({
+    transactionPooler: options.transactionPooler,
+    directUrl: options.directUrl === undefined ? undefined : Redacted.value(options.directUrl)
+  })
+  return problem === undefined ? Effect.void : Effect.fail(new InvalidOptions({ message: problem }))
+}
+
 /**
  * Builds the store on a migrated schema without running any DDL: it first checks the schema version
  * (`SchemaNotMigrated` when it is behind). The store lives as long as the scope.
@@ -140,12 +166,15 @@ export const migrate: (
 export const make: (options?: Options) => Effect.Effect<JobStore["Service"], StoreError, PgClient.PgClient | Scope.Scope> = Effect
   .fnUntraced(function*(options: Options = {}) {
     const schema = options.schema ?? defaults.schema
+    yield* validatePooler(options)
     const pg = yield* PgClient.PgClient
     yield* Migrations.check(schema).pipe(Effect.provideService(SqlClient.SqlClient, pg))
     return yield* PgStore.make({
       schema,
       keepFinalized: options.keepFinalized ?? defaults.keepFinalized,
-      maxConnections: options.maxConnections
+      maxConnections: options.maxConnections,
+      transactionPooler: options.transactionPooler,
+      directUrl: options.directUrl
     })
   })
 

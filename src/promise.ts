@@ -45,13 +45,14 @@ import type {
   RateLimitOptions
 } from "./Cuckmq.js"
 import * as CoreCuckmq from "./Cuckmq.js"
-import { InvalidJobDefinition, InvalidPayload, StorageError } from "./CuckmqError.js"
+import { InvalidJobDefinition, InvalidOptions, InvalidPayload, StorageError } from "./CuckmqError.js"
 import type { CuckmqEvent } from "./CuckmqEvent.js"
 import * as internal from "./internal/definition.js"
 import * as Engine from "./internal/promise/engine.js"
 import * as Migration from "./internal/promise/migration.js"
 import * as Pool from "./internal/promise/pool.js"
 import * as Sql from "./internal/pg/sql.js"
+import * as PgStore from "./internal/pg/store.js"
 import * as CoreDefinition from "./JobDefinition.js"
 import * as Migrations from "./Migrations.js"
 import * as CoreOrchestrator from "./Orchestrator.js"
@@ -130,6 +131,18 @@ export interface ContextOptions {
   readonly jobGroupUnlockSecs?: number | undefined
   /** Events buffered per handler set and engine. Defaults to 4096. */
   readonly eventBufferSize?: number | undefined
+  /**
+   * The pool connects through a pooler in transaction mode (PgBouncer `pool_mode = transaction`): cuckmq's
+   * connections then use unnamed statements only and send no startup parameters, and its one session
+   * connection per context and process (LISTEN for wake-ups and notices, the liveness lock) goes to
+   * `directUrl`, or there is none (poll-only). See the README's "Behind PgBouncer". Defaults to false.
+   */
+  readonly transactionPooler?: boolean | undefined
+  /**
+   * A `postgres://` URL reaching PostgreSQL directly (not through the pooler), for the session connection;
+   * the pool's other settings (ssl, the password when the URL has none) apply to it. Defaults to none.
+   */
+  readonly directUrl?: string | undefined
 }
 
 interface ContextState {
@@ -171,16 +184,23 @@ export class Context {
   /** The PostgreSQL schema of the queue. */
   readonly schema: string
 
-  /** Throws `InvalidSchemaName` when `schema` is not a plain identifier. */
+  /**
+   * Throws `InvalidSchemaName` when `schema` is not a plain identifier, and `InvalidOptions` when
+   * `transactionPooler` is not a boolean or `directUrl` not a postgres:// URL.
+   */
   constructor(options: ContextOptions) {
     const schema = Engine.runSync(Migrations.validateSchemaName(options.schema ?? Migrations.defaultSchema))
+    const poolerProblem = PgStore.poolerProblem(options)
+    if (poolerProblem !== undefined) throw new InvalidOptions({ message: `new Context: ${poolerProblem}` })
     this.schema = schema
     const settings: Engine.Settings = {
       pool: options.pool,
       schema,
       jobPostFinalizeDeleteSecs: options.jobPostFinalizeDeleteSecs,
       jobGroupUnlockSecs: options.jobGroupUnlockSecs,
-      eventBufferSize: options.eventBufferSize
+      eventBufferSize: options.eventBufferSize,
+      transactionPooler: options.transactionPooler,
+      directUrl: options.directUrl
     }
     const handlers = new Set<Engine.Handler>()
     states.set(this, {
@@ -218,7 +238,7 @@ export class Context {
     const state = stateOf(this)
     return Engine.run(
       Migrations.migrate(state.settings.schema).pipe(
-        Effect.provide(PgClient.layer(Pool.config(state.settings.pool))),
+        Effect.provide(PgClient.layer(Pool.config(state.settings.pool, state.settings))),
         // the client's own connection failure, before the migration started
         Effect.catchTag("SqlError", (cause) => Effect.fail(Sql.toStorageError("migrate")(cause)))
       )

@@ -3,7 +3,7 @@
  * fresh schema per test file (dropped when the layer is released).
  */
 import { randomBytes } from "node:crypto"
-import { Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { inject } from "vitest"
@@ -41,3 +41,30 @@ export const DropSchema = (schema: string) => Layer.effectDiscard(dropSchemaOnEx
  */
 export const PgWithSchema = (schema: string, options: { readonly maxConnections?: number } = {}) =>
   Layer.provideMerge(DropSchema(schema), PgTest(options))
+
+/**
+ * Where a suite's clients connect (the run's database directly, or through PgBouncer), so that a suite can
+ * run both ways: any further client a test makes uses these settings.
+ */
+export class ClientSettings extends Context.Service<ClientSettings, {
+  readonly url: string
+  /** false behind a transaction-mode pooler: unnamed statements only */
+  readonly prepare: boolean
+}>()("test/ClientSettings") {}
+
+/** How a shared suite connects: its clients' layer, and the store options every context of the suite gets. */
+export interface Connection {
+  readonly name: string
+  /** The suite's `PgClient` (also as `SqlClient`) and its `ClientSettings`. */
+  readonly layer: (options?: { readonly maxConnections?: number }) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | ClientSettings, unknown>
+  /** Given to every `Cuckmq.layer` / `PgJobStore.layer` of the suite. */
+  readonly store: { readonly transactionPooler?: boolean; readonly directUrl?: Redacted.Redacted }
+}
+
+/** The run's database, directly (the default of every suite). */
+export const direct: Connection = {
+  name: "direct",
+  layer: (options = {}) =>
+    Layer.merge(PgTest(options), Layer.succeed(ClientSettings, { url: databaseUrl(), prepare: true })),
+  store: {}
+}

@@ -17,6 +17,17 @@ import type * as JobStore from "../../JobStore.js"
 import { type Names, optionalString, type Row, storageError } from "./sql.js"
 import * as Unique from "./unique.js"
 
+/** Retention: deletes up to $2 finalized jobs older than $1 seconds, oldest first, skipping rows others hold. */
+export const deleteFinalizedSqlOf = (n: Names) => `
+DELETE FROM ${n.finalized} WHERE id IN (
+  SELECT id FROM ${n.finalized}
+  WHERE finalized_at < now() - make_interval(secs => $1::float8)
+  ORDER BY finalized_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+RETURNING id, name`
+
 export const make = (sql: PgClient.PgClient, n: Names, wake: (channel: string) => Effect.Effect<void>) => {
   const deploySql = `
 INSERT INTO ${n.definition} AS d (name, channel, num_attempts, timeout_secs, repeat_secs, cron, cron_tz, next_run_at,
@@ -123,15 +134,7 @@ FROM ${n.definition} WHERE next_run_at IS NOT NULL AND name = ANY($1::text[])`
       return { scheduled, orphans, nextDueInSecs: secs === null || secs === undefined ? undefined : Number(secs) }
     })).pipe(Effect.catchTag("SqlError", storageError("schedule")))
 
-  const deleteFinalizedSql = `
-DELETE FROM ${n.finalized} WHERE id IN (
-  SELECT id FROM ${n.finalized}
-  WHERE finalized_at < now() - make_interval(secs => $1::float8)
-  ORDER BY finalized_at
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
-)
-RETURNING id, name`
+  const deleteFinalizedSql = deleteFinalizedSqlOf(n)
 
   const deleteFinalized = (olderThanSecs: number, limit: number) =>
     sql.unsafe<Row>(deleteFinalizedSql, [olderThanSecs, limit]).pipe(

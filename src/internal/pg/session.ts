@@ -58,6 +58,13 @@ export interface Options {
   readonly lockNamespace: number
   /** Hold a liveness lock (false: wake-ups only; workers rely on their lease). */
   readonly liveness: boolean
+  /**
+   * The session connection's settings, or `undefined` for poll-only (behind a transaction-mode pooler with
+   * no direct connection): no session connection at all, so no LISTEN and no liveness lock. Workers and
+   * waiters in this process are still woken directly; other processes' wake-ups and notices are missed, so
+   * workers find jobs at their poll, `awaitResult` at its poll, a cancellation at the worker's heartbeat.
+   */
+  readonly connection: PgConnection.Config | undefined
 }
 
 /** Builds the session manager (started lazily) and the notifier. Runs in the store's scope. */
@@ -70,6 +77,9 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
     const applicationName = `cuckmq session ${options.schema}`.slice(0, 63)
     const channelName = notifyChannel(options.schema)
     const noticeChannelName = noticeChannel(options.schema)
+    const connection = options.connection
+    const pollOnly = connection === undefined
+    const liveness = options.liveness && !pollOnly
 
     // ---- wake-ups in ----
     const hub = yield* PubSub.sliding<JobStore.Wakeup>(1024)
@@ -93,9 +103,9 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
 
     /** One connection's life: connect, lock `key`, LISTEN, then forward notifications until it fails. */
     const hold = Effect.gen(function*() {
-      const raw = yield* PgConnection.make({ ...sql.config, applicationName })
+      const raw = yield* PgConnection.make({ ...connection!, applicationName })
       const conn = yield* raw.pin
-      if (options.liveness) {
+      if (liveness) {
         const [locked] = (yield* conn.query("SELECT pg_try_advisory_lock($1::int, $2::int) AS ok", [
           options.lockNamespace,
           key
@@ -187,13 +197,13 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
     }).pipe(Effect.annotateLogs({ cuckmq: "session", schema: options.schema }))
 
     const start = Effect.suspend(() => {
-      if (started) return Effect.void
+      if (started || pollOnly) return Effect.void
       started = true
       return Effect.asVoid(Effect.forkIn(run, scope))
     })
 
     /** The current session, waiting for one (starts the session). */
-    const session: Effect.Effect<JobStore.Session | undefined> = options.liveness
+    const session: Effect.Effect<JobStore.Session | undefined> = liveness
       ? Effect.andThen(start, Effect.suspend(() => current !== undefined ? Effect.succeed(current) : Deferred.await(connected)))
       : Effect.succeed(undefined)
 
@@ -210,7 +220,7 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
     const notices = Effect.gen(function*() {
       const subscription = yield* PubSub.subscribe(noticeHub)
       yield* start
-      yield* Effect.timeoutOption(Deferred.await(listening), Duration.seconds(5))
+      if (!pollOnly) yield* Effect.timeoutOption(Deferred.await(listening), Duration.seconds(5))
       return Stream.fromSubscription(subscription)
     })
 
@@ -257,7 +267,15 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       )
     )
 
-    return { session, wakeups, wake, notices }
+    /**
+     * Poll-only: publishes a notice of this process's own doing to its own subscribers (with a session
+     * connection, every notice comes back through LISTEN instead).
+     */
+    const noticeLocal = (notice: JobStore.Notice): void => {
+      PubSub.publishUnsafe(noticeHub, notice)
+    }
+
+    return { session, wakeups, wake, notices, noticeLocal, pollOnly }
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>
 
 /** The `PgClient` type, re-exported for the store. */

@@ -4,9 +4,9 @@
  * (rescue.ts), groups (groups.ts), schedules and retention (schedule.ts), reads (jobs.ts), the outcome
  * counters' writes (outcomes.ts), and the process's own session for wake-ups and liveness (session.ts).
  */
-import { Effect, Layer, type Scope } from "effect"
+import { Effect, Layer, Redacted, type Scope } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
-import { PgClient } from "@effect/sql-pg"
+import { PgClient, type PgConnection } from "@effect/sql-pg"
 import * as JobStore from "../../JobStore.js"
 import * as Cancel from "./cancel.js"
 import { claim } from "./claim.js"
@@ -34,7 +34,57 @@ export interface PgStoreOptions {
   readonly liveness?: boolean | undefined
   /** Connections of the store's own pool. Defaults to the app client's `maxConnections` (or 10). */
   readonly maxConnections?: number | undefined
+  /**
+   * The app client connects through a transaction-mode pooler (PgBouncer `pool_mode = transaction`): the
+   * store's pool prepares no named statements and sends no startup parameters, and the session connection
+   * (LISTEN, liveness) is `directUrl`'s, or there is none (poll-only). Defaults to false.
+   */
+  readonly transactionPooler?: boolean | undefined
+  /** A URL that reaches PostgreSQL directly, for the session connection (the app client's other settings apply). */
+  readonly directUrl?: Redacted.Redacted | undefined
 }
+
+/**
+ * What is wrong with the pooler options, if anything (the message of an `InvalidOptions`): `transactionPooler`
+ * must be a boolean, and `directUrl` (unwrapped: the Effect API takes it `Redacted`, the Promise API as a
+ * string) a postgres:// or postgresql:// URL.
+ */
+export const poolerProblem = (options: { readonly transactionPooler?: unknown; readonly directUrl?: unknown }): string | undefined => {
+  if (options.transactionPooler !== undefined && typeof options.transactionPooler !== "boolean") {
+    return `transactionPooler must be a boolean, got ${String(options.transactionPooler)}`
+  }
+  if (options.directUrl === undefined) return undefined
+  let url: URL | undefined
+  try {
+    url = typeof options.directUrl === "string" ? new URL(options.directUrl) : undefined
+  } catch {
+    url = undefined
+  }
+  return url === undefined || (url.protocol !== "postgres:" && url.protocol !== "postgresql:")
+    ? "directUrl must be a postgres:// or postgresql:// URL"
+    : undefined
+}
+
+/**
+ * The session connection's settings: the app client's, with `directUrl` (when given) in place of where the
+ * app client connects; undefined (poll-only) behind a transaction-mode pooler without `directUrl`.
+ */
+export const sessionConnection = (
+  appConfig: PgClient.PgPoolConfig,
+  options: Pick<PgStoreOptions, "transactionPooler" | "directUrl">
+): PgConnection.Config | undefined => {
+  if (options.directUrl === undefined) return options.transactionPooler === true ? undefined : appConfig
+  // the URL says where to connect: the app's host, port, database and user would override it
+  const { database: _d, host: _h, path: _p, port: _o, url: _u, username: _n, ...rest } = appConfig
+  const hasPassword = new URL(Redacted.value(options.directUrl)).password !== ""
+  return {
+    ...(hasPassword ? { ...rest, password: undefined } : rest),
+    url: options.directUrl
+  }
+}
+
+/** Settlement outcomes that finalize the job (what a `Finalized` notice reports). */
+const finalOutcomes: ReadonlySet<JobStore.Settlement["outcome"]> = new Set(["Succeeded", "Expired", "Cancelled"])
 
 /** Builds the store. Requires a `PgClient`; the schema must already be migrated. */
 export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["Service"], never, PgClient.PgClient | Scope.Scope> =>
@@ -49,18 +99,32 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     // connections are untouched, and a busy app pool never holds up a settlement. JIT is off: our statements
     // touch a few rows each, but a generic plan's estimates over a large table (a million held jobs) pass
     // `jit_above_cost`, and compiling took a second of a promotion that runs in under a millisecond.
+    //
+    // Behind a transaction-mode pooler (`transactionPooler`), consecutive transactions of one client land on
+    // different server connections: named prepared statements (PgBouncer before 1.21) and session settings
+    // do not survive, and PgBouncer refuses startup parameters it does not know. There the pool uses unnamed
+    // statements only (each planned for its parameters: no generic plan to force) and sends no startup
+    // parameters of ours; `jit = off` is the operator's `ALTER ROLE ... SET jit = off` (see the README).
     const appConfig = pg.config as PgClient.PgPoolConfig
+    const pooled = options.transactionPooler === true
     const own = yield* PgClient.make({
       ...appConfig,
       maxConnections: options.maxConnections ?? appConfig.maxConnections ?? 10,
-      startupParameters: { ...appConfig.startupParameters, plan_cache_mode: "force_generic_plan", jit: "off" }
+      ...(pooled
+        ? { prepare: false }
+        : { startupParameters: { ...appConfig.startupParameters, plan_cache_mode: "force_generic_plan", jit: "off" } })
     }).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
     const sql = own.withoutTransforms()
     const n = names(options.schema)
     const scope = yield* Effect.scope
     const namespace = lockNamespace(options.schema)
 
-    const session = yield* Session.make(sql, { schema: options.schema, lockNamespace: namespace, liveness: options.liveness ?? true })
+    const session = yield* Session.make(sql, {
+      schema: options.schema,
+      lockNamespace: namespace,
+      liveness: options.liveness ?? true,
+      connection: sessionConnection(own.config as PgClient.PgPoolConfig, options)
+    })
     /** Wakes every worker (a group slot freed, a job went back): `*` = any channel. */
     const wakeAll = session.wake("*")
     const flow = Flow.make(sql, n, wakeAll)
@@ -107,8 +171,12 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
         Effect.tap(workers.releaseUnowned(workerId, owned), (released) => released > 0 ? Effect.andThen(cancelStrays, wakeAll) : Effect.void),
       // a freed group slot may make a held job claimable; a retried or released job may be due now
       settle: (workerId, settlements) =>
-        settlements.length === 0 ? Effect.void : Effect.flatMap(settleJobs(workerId, settlements), (freed) =>
-          freed > 0 || settlements.some((s) => s.outcome === "Retry" || s.outcome === "Released") ? wakeAll : Effect.void),
+        settlements.length === 0 ? Effect.void : Effect.flatMap(settleJobs(workerId, settlements), (freed) => {
+          if (session.pollOnly) {
+            for (const s of settlements) if (finalOutcomes.has(s.outcome)) session.noticeLocal({ _tag: "Finalized", id: s.id })
+          }
+          return freed > 0 || settlements.some((s) => s.outcome === "Retry" || s.outcome === "Released") ? wakeAll : Effect.void
+        }),
       scheduleDue: schedules.scheduleDue,
       deleteFinalized: schedules.deleteFinalized,
       deleteStaleUniqueKeys: schedules.deleteStaleUniqueKeys,
@@ -128,7 +196,13 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
       // a cancelled head of a group may have let its held jobs be claimed
       cancel: (filter) =>
         cancels.cancel(filter).pipe(
-          Effect.tap((r) => r.promoted > 0 ? wakeAll : Effect.void),
+          Effect.tap((r) => {
+            if (session.pollOnly) {
+              for (const { id } of r.cancelled) session.noticeLocal({ _tag: "Finalized", id })
+              for (const { id } of r.cancelling) session.noticeLocal({ _tag: "CancelRequested", id })
+            }
+            return r.promoted > 0 ? wakeAll : Effect.void
+          }),
           Effect.map((r) => ({ cancelled: r.cancelled, cancelling: r.cancelling }))
         ),
       cancelRequests: cancels.cancelRequests

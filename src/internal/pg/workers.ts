@@ -48,14 +48,17 @@ BEGIN
 END
 $fn$`
 
+/** A worker's heartbeat: $1 worker id, $2 lease (seconds); no row when its lease had already expired. */
+export const heartbeatSqlOf = (n: Names) => `
+UPDATE ${n.worker} SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $2::float8)
+WHERE id = $1::uuid AND expires_at > now()
+RETURNING id`
+
 export const make = (sql: PgClient.PgClient, n: Names) => {
   const registerSql = `
 INSERT INTO ${n.worker} (id, name, hostname, pid, channels, session_key, expires_at, concurrency)
 VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::int, now() + make_interval(secs => $7::float8), $8::int)`
-  const heartbeatSql = `
-UPDATE ${n.worker} SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $2::float8)
-WHERE id = $1::uuid AND expires_at > now()
-RETURNING id`
+  const heartbeatSql = heartbeatSqlOf(n)
   const releaseSql = `SELECT ${n.fn("release_v2")}($1::uuid, $2::bigint[], $3::boolean) AS released`
 
   const registerWorker = (w: JobStore.WorkerRegistration) =>

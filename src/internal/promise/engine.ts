@@ -3,7 +3,7 @@
  * from the pool's settings, a `Cuckmq` context on it and, for a daemon, its `Worker` or `Orchestrator`
  * layer), and effects are run against it as Promises that reject with the core's typed errors.
  */
-import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import * as CuckmqModule from "../../Cuckmq.js"
 import { Cuckmq } from "../../Cuckmq.js"
@@ -32,6 +32,10 @@ export interface Settings {
   readonly jobPostFinalizeDeleteSecs?: number | undefined
   readonly jobGroupUnlockSecs?: number | undefined
   readonly eventBufferSize?: number | undefined
+  /** The pool goes through a transaction-mode pooler (see `ContextOptions.transactionPooler`). */
+  readonly transactionPooler?: boolean | undefined
+  /** A URL reaching PostgreSQL directly, for the session connection (see `ContextOptions.directUrl`). */
+  readonly directUrl?: string | undefined
 }
 
 /** An event handler as the Promise API takes it. */
@@ -80,9 +84,11 @@ export const build = async (
     jobPostFinalizeDeleteSecs: settings.jobPostFinalizeDeleteSecs,
     jobGroupUnlockSecs: settings.jobGroupUnlockSecs,
     eventBufferSize: settings.eventBufferSize,
+    transactionPooler: settings.transactionPooler,
+    directUrl: settings.directUrl === undefined ? undefined : Redacted.make(settings.directUrl),
     migrate: false, // the Promise API migrates only when asked (generateMigrationSql, context.migrate)
     deploy: false // definitions are deployed by definition.deploy()
-  }).pipe(Layer.provide(PgClient.layer(Pool.config(settings.pool))))
+  }).pipe(Layer.provide(PgClient.layer(Pool.config(settings.pool, settings))))
   let subscribed = false
   try {
     const context = await run(Layer.buildWithScope(core, scope))

@@ -66,8 +66,11 @@ const resolve = (pool: PoolLike): ResolvedClient => {
   return { ...o, connectionParameters: { ssl: o.ssl, application_name: o.application_name, options: o.options } }
 }
 
-/** The `@effect/sql-pg` settings equivalent to `pool`'s. */
-export const config = (pool: PoolLike): PgClient.PgPoolConfig => {
+/**
+ * The `@effect/sql-pg` settings equivalent to `pool`'s; behind a transaction-mode pooler
+ * (`transactionPooler`), unnamed statements only (named ones do not outlive a transaction there).
+ */
+export const config = (pool: PoolLike, options: { readonly transactionPooler?: boolean | undefined } = {}): PgClient.PgPoolConfig => {
   const o = pool.options ?? {}
   const c = resolve(pool)
   const params = c.connectionParameters ?? {}
@@ -92,6 +95,7 @@ export const config = (pool: PoolLike): PgClient.PgPoolConfig => {
     ...(typeof o.idleTimeoutMillis === "number" && o.idleTimeoutMillis > 0 ? { idleTimeout: Duration.millis(o.idleTimeoutMillis) } : {}),
     ...(typeof o.connectionTimeoutMillis === "number" && o.connectionTimeoutMillis > 0
       ? { connectTimeout: Duration.millis(o.connectionTimeoutMillis) }
-      : {})
+      : {}),
+    ...(options.transactionPooler === true ? { prepare: false } : {})
   }
 }
