@@ -7,11 +7,13 @@
  *   its per-job counts.
  */
 import { performance } from "node:perf_hooks"
-import { type ChildConfig, errorMessage, type Outcome, type SystemMessage, type SystemResult, type WorkerCommand, type WorkerMessage, type WorkloadName } from "./protocol.js"
+import { type ChildConfig, errorMessage, type NetHost, netWorkload, type Outcome, type SystemMessage, type SystemResult, type WorkerCommand, type WorkerMessage, type WorkloadName } from "./protocol.js"
 import { type CpuProbe, postgresProbe, redisProbe } from "./serverCpu.js"
 import { byName } from "./systems/index.js"
 import type { Adapter, SystemContext, Workers } from "./systems/types.js"
+import { soak } from "./soak.js"
 import { adminQuery } from "./systems/util.js"
+import { backlogWorkloads } from "./backlog.js"
 import {
   drain,
   drainProcesses,
@@ -74,24 +76,31 @@ const runSystem = async (cfg: Extract<ChildConfig, { role: "system" }>): Promise
     }
   }
   const s = cfg.sizes
-  const workloads: Record<WorkloadName, () => Promise<Outcome>> = {
+  const workloads: Record<Exclude<WorkloadName, `net-${string}`>, () => Promise<Outcome>> = {
     "enqueue-single": () => enqueueSingle(env),
     "enqueue-bulk": () => enqueueBulk(env),
     "drain-c1": () => drain(env, s.c1Jobs, 1, false),
     "drain-c10": () => drain(env, s.jobs, 10, true),
     "drain-c50": () => drain(env, s.jobs, 50, false),
     "drain-backlog": () => drain(env, s.backlogJobs, 10, false),
-    "drain-2proc": () => drainProcesses(env),
+    "drain-1proc": () => drainProcesses(env, 1),
+    "drain-2proc": () => drainProcesses(env, s.processes),
+    "drain-4proc": () => drainProcesses(env, 4),
     latency: () => latency(env),
     "groups-limit2": () => groupsLimit(env),
     "group-backlog": () => groupBacklog(env),
-    "rate-limited": () => rateLimited(env)
+    "rate-limited": () => rateLimited(env),
+    // backlog workloads (bench/backlog.ts)
+    ...backlogWorkloads(env),
+    // soak workloads (bench/soak.ts)
+    soak: () => soak(env, false),
+    "soak-xmin": () => soak(env, true)
   }
   const result: Partial<Record<WorkloadName, Outcome>> = {}
   for (const name of cfg.workloads) {
     let outcome: Outcome
     try {
-      outcome = await workloads[name]()
+      outcome = await (netWorkloadOf(name, env, cfg.hosts) ?? workloads[name as keyof typeof workloads])()
     } catch (e) {
       log(`${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
       outcome = { kind: "error", message: errorMessage(e) }
@@ -104,17 +113,58 @@ const runSystem = async (cfg: Extract<ChildConfig, { role: "system" }>): Promise
   await sendMessage({ type: "result", result: result as SystemResult })
 }
 
+/**
+ * A network workload (bench/netns.ts; run.ts starts this child inside the first host's namespace, its ctx
+ * reaching the servers over that host's link): enqueue-single and latency as they are, from this host; the
+ * drain with one worker process on each host.
+ */
+const netWorkloadOf = (name: WorkloadName, env: Env, hosts: ReadonlyArray<NetHost> | undefined): (() => Promise<Outcome>) | undefined => {
+  const net = netWorkload(name)
+  if (net === undefined) return undefined
+  if (hosts === undefined || hosts.length === 0) throw new Error(`${name} needs hosts (run.ts sets them up)`)
+  switch (net.kind) {
+    case "drain":
+      return () => drainProcesses(env, hosts.length, hosts)
+    case "latency":
+      return () => latency(env)
+    case "enqueue":
+      return () => enqueueSingle(env)
+  }
+}
+
 const runWorker = async (cfg: Extract<ChildConfig, { role: "worker" }>): Promise<void> => {
   const definition = byName(cfg.system)
   const adapter: Adapter = await definition.make(cfg.ctx)
   const tally = new Tally(cfg.jobs)
   let starting: Promise<Workers | undefined> | undefined
+  // the warm-up: its own count, its own workers (stopped on "pause")
+  let warmTotal = 0
+  let warming: Promise<Workers | undefined> | undefined
+  let warmTicker: NodeJS.Timeout | undefined
   let ticker: NodeJS.Timeout | undefined
   let lastSent = -1
   const stopped = new Promise<void>((resolve) => {
     process.on("message", (raw) => {
       const command = raw as WorkerCommand
-      if (command.type === "go") {
+      if (command.type === "warm") {
+        let sent = -1
+        warmTicker = setInterval(() => {
+          if (warmTotal !== sent) void sendMessage({ type: "warm-count", total: (sent = warmTotal) })
+        }, 10)
+        warming = adapter.startWorkers(cfg.concurrency, () => {
+          warmTotal++
+        }).catch(async (e) => {
+          await sendMessage({ type: "fatal", message: errorMessage(e) })
+          return undefined
+        })
+      } else if (command.type === "pause") {
+        if (warmTicker) clearInterval(warmTicker)
+        void (async () => {
+          const workers = await warming
+          if (workers) await workers.stop()
+          await sendMessage({ type: "paused" })
+        })()
+      } else if (command.type === "go") {
         ticker = setInterval(() => {
           if (tally.total !== lastSent) {
             lastSent = tally.total

@@ -1,5 +1,26 @@
 /** What bench/run.ts and bench/child.ts say to each other (IPC messages), and the workload results. */
+import type { SoakOutcome, SoakSizes } from "./soak.js"
 import type { SystemContext } from "./systems/types.js"
+
+// ---------------------------------------------------------------- network hosts (bench/netns.ts)
+
+/** The added round-trip times of the network workloads, in ms (0: the same path without added delay). */
+export const netRtts = [0, 1, 5] as const
+/** A network workload: drain from 2 hosts, latency or enqueue from 1 host, at an added round-trip time. */
+export type NetWorkloadName = `net-${"drain" | "latency" | "enqueue"}-${typeof netRtts[number]}ms`
+function netWorkloadNames(): Array<NetWorkloadName> {
+  return (["drain", "latency", "enqueue"] as const).flatMap((kind) => netRtts.map((rtt) => `net-${kind}-${rtt}ms` as const))
+}
+/** The kind and added RTT of a network workload; undefined for the others. */
+export const netWorkload = (name: string): { readonly kind: "drain" | "latency" | "enqueue"; readonly rttMs: number } | undefined => {
+  const m = /^net-(drain|latency|enqueue)-(\d+)ms$/.exec(name)
+  return m ? { kind: m[1] as "drain" | "latency" | "enqueue", rttMs: Number(m[2]) } : undefined
+}
+/** Where a network workload's worker process runs: a namespace, and the context that reaches the servers from it. */
+export interface NetHost {
+  readonly netns: string
+  readonly ctx: SystemContext
+}
 
 export const workloadNames = [
   "enqueue-single",
@@ -8,11 +29,22 @@ export const workloadNames = [
   "drain-c10",
   "drain-c50",
   "drain-backlog",
+  "drain-1proc",
   "drain-2proc",
+  "drain-4proc",
   "latency",
   "groups-limit2",
   "group-backlog",
-  "rate-limited"
+  "rate-limited",
+  // backlog workloads (bench/backlog.ts)
+  "backlog-0",
+  "backlog-100k",
+  "backlog-1m",
+  "finalized-1m",
+  // soak workloads (bench/soak.ts)
+  "soak",
+  "soak-xmin",
+  ...netWorkloadNames()
 ] as const
 export type WorkloadName = typeof workloadNames[number]
 
@@ -36,6 +68,11 @@ export interface Sizes {
   /** Worker processes of the multi-process drain, and the concurrency of each. */
   readonly processes: number
   readonly processConcurrency: number
+  /**
+   * Jobs each worker process runs before the timed part of a multi-process drain (its code warmed up, as a
+   * long-running worker's is; the single-process drains run in a process that has run other workloads).
+   */
+  readonly processWarmJobs: number
   /** A drain (or the latency workload) that has not finished after this long fails as timed out. */
   readonly timeoutSecs: number
   /** After a drain reaches its count, workers keep running this long so that late duplicates are seen. */
@@ -54,6 +91,10 @@ export interface Sizes {
   /** The rate-limited workload: at most `rateLimit` job starts per second, observed for `rateSecs` seconds. */
   readonly rateLimit: number
   readonly rateSecs: number
+  /** The backlog workloads' standing sizes are multiplied by this (1; `--quick`: 0.01). */
+  readonly backlogScale: number
+  /** The soak workloads (bench/soak.ts). */
+  readonly soak?: SoakSizes | undefined
 }
 
 /** The command line of a child process (one JSON argument). */
@@ -64,6 +105,8 @@ export type ChildConfig =
     readonly ctx: SystemContext
     readonly sizes: Sizes
     readonly workloads: ReadonlyArray<WorkloadName>
+    /** Network workloads only: the hosts (this child runs in the first one's namespace). */
+    readonly hosts?: ReadonlyArray<NetHost> | undefined
   }
   | {
     readonly role: "worker"
@@ -140,6 +183,29 @@ export type Outcome =
     /** Duplicates only: the backlog is bigger than the span, so most jobs are left unrun on purpose. */
     readonly check: Check
   }
+  | {
+    /** A backlog workload (bench/backlog.ts): enqueue, drain and idle latency beside a standing backlog. */
+    readonly kind: "backlog"
+    /** Jobs waiting (scheduled far ahead) and finished jobs in the table, during the measurement. */
+    readonly waiting: number
+    readonly finished: number
+    /** Seconds to insert the backlog (untimed for the figures), and what was filled. */
+    readonly fillSecs: number
+    readonly note: string
+    /** enqueue-single: `jobs` jobs, one call each, from `callers` concurrent callers, no workers running. */
+    readonly enqueuePerSec: number
+    /** Those jobs drained at c=10: jobs/s, and CPU per 1,000 jobs. */
+    readonly drainPerSec: number
+    readonly cost: Cost
+    /** Idle workers, jobs enqueued one at a time: enqueue-call start to handler start (ms). */
+    readonly p50: number
+    readonly p95: number
+    readonly p99: number
+    /** The drain's and the latency jobs' counts; a backlog job that ran counts as unexpected. */
+    readonly check: Check
+  }
+  /** A soak workload (bench/soak.ts): its summary and time series. */
+  | SoakOutcome
   | { readonly kind: "na"; readonly reason: string }
   | { readonly kind: "error"; readonly message: string; readonly check?: Check | undefined }
 
@@ -155,11 +221,20 @@ export type SystemMessage =
 export type WorkerMessage =
   | { readonly type: "ready" }
   | { readonly type: "count"; readonly total: number }
+  /** The warm-up's handler calls so far (counted apart from the timed drain's). */
+  | { readonly type: "warm-count"; readonly total: number }
+  /** The warm-up's workers stopped. */
+  | { readonly type: "paused" }
   | { readonly type: "final"; readonly total: number; readonly counts: string }
   | { readonly type: "fatal"; readonly message: string }
 
 /** Parent to worker child. */
-export type WorkerCommand = { readonly type: "go" } | { readonly type: "stop" }
+export type WorkerCommand =
+  /** Start workers for the warm-up (not timed); then "pause" stops them, and "go" starts the timed drain. */
+  | { readonly type: "warm" }
+  | { readonly type: "pause" }
+  | { readonly type: "go" }
+  | { readonly type: "stop" }
 
 export const errorMessage = (e: unknown): string =>
   e instanceof Error ? e.message : typeof e === "string" ? e : JSON.stringify(e)

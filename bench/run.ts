@@ -9,9 +9,17 @@
  * --group-backlog-jobs=N (the one group's backlog of the group-backlog workload, 1,000,000), --rate-limit=N and
  * --rate-secs=N (the rate-limited workload: N starts/s, observed for N s; 500 and 10), --workloads=a,b (a subset of the
  * workloads), --baseline=<git ref> (adds the system `cuckmq-baseline`: this repository's library at that commit,
- * checked out into a temporary worktree, run beside the current one to measure what a change costs). Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
+ * checked out into a temporary worktree, run beside the current one to measure what a change costs). The soak
+ * workloads (bench/soak.ts; run them alone, `--workloads=soak` or `--workloads=soak-xmin`): --soak-minutes=N (60),
+ * --xmin-minutes=N (the held snapshot, 10), --xmin-start-minutes=N (centred by default), --soak-rate=N|max (1000 jobs/s;
+ * max: capacity mode), --soak-depth=N (capacity mode's backlog, 10000), --soak-sample-secs=N (10),
+ * --soak-retention-secs=N (finalized jobs kept, 60), --soak-out=path (CSV base name, bench/results/soak-latest). Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
  * database is created on that server per system and run, and dropped afterwards), BENCH_REDIS_URL (default
  * redis://127.0.0.1:6379; BullMQ uses a unique key prefix per run, deleted afterwards).
+ *
+ * Network workloads (`--workloads=net-drain-5ms,net-latency-1ms,...`: drain, latency, enqueue at +0, +1 or +5 ms
+ * of round-trip time): workers on "hosts" that are Linux network namespaces (bench/netns.ts; needs root), one
+ * child per system and added RTT inside the first host, reaching the servers through forwarders in this process.
  *
  * Each system runs in its own child process (bench/child.ts), one after the other; runs are interleaved
  * (run 1: every system, run 2: every system, ...). Prints a markdown table of medians with ratios to
@@ -24,10 +32,14 @@ import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { Redis } from "ioredis"
 import pg from "pg"
+import { createNetwork, execIn, type Host, measureRtt, type Network } from "./netns.js"
 import {
   type ChildConfig,
   type Check,
   errorMessage,
+  type NetHost,
+  netRtts,
+  netWorkload,
   type Outcome,
   type Sizes,
   type SystemMessage,
@@ -35,6 +47,7 @@ import {
   type WorkloadName,
   workloadNames
 } from "./protocol.js"
+import { renderSoak, type SoakCell, type SoakSizes, writeSoakCsv } from "./soak.js"
 import { systems as allSystems } from "./systems/index.js"
 import type { SystemContext, SystemDefinition } from "./systems/types.js"
 import { installedVersion, repoRoot } from "./systems/util.js"
@@ -58,7 +71,16 @@ const known = [
   "rate-limit",
   "rate-secs",
   "workloads",
-  "baseline"
+  "baseline",
+  // soak workloads (bench/soak.ts)
+  "soak-minutes",
+  "xmin-minutes",
+  "xmin-start-minutes",
+  "soak-rate",
+  "soak-depth",
+  "soak-sample-secs",
+  "soak-retention-secs",
+  "soak-out"
 ]
 for (const a of args) {
   const name = a.replace(/^--/, "").split("=")[0]!
@@ -81,6 +103,37 @@ const intFlag = (name: string, fallback: number): number => {
 const listFlag = (name: string): Array<string> | undefined =>
   flag(name)?.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 
+// soak workloads (bench/soak.ts)
+function soakSizes(): SoakSizes {
+  const minutesFlag = (name: string, fallback: number): number => {
+    const value = flag(name)
+    const n = value === undefined ? fallback : Number(value)
+    if (!(n > 0)) {
+      console.error(`--${name} must be a positive number of minutes`)
+      process.exit(2)
+    }
+    return n
+  }
+  const minutes = minutesFlag("soak-minutes", 60)
+  const xminMinutes = minutesFlag("xmin-minutes", Math.min(10, minutes / 3))
+  const start = flag("xmin-start-minutes")
+  const xminStartMinutes = start === undefined ? (minutes - xminMinutes) / 2 : Number(start)
+  if (!(xminStartMinutes >= 0 && xminStartMinutes + xminMinutes <= minutes)) {
+    console.error("--xmin-start-minutes + --xmin-minutes must fit in --soak-minutes")
+    process.exit(2)
+  }
+  return {
+    minutes,
+    xminMinutes,
+    xminStartMinutes,
+    rate: flag("soak-rate") === "max" ? "max" : intFlag("soak-rate", 1_000),
+    depth: intFlag("soak-depth", 10_000),
+    sampleSecs: intFlag("soak-sample-secs", 10),
+    retentionSecs: intFlag("soak-retention-secs", 60),
+    concurrency: 10
+  }
+}
+
 const runs = intFlag("runs", quick ? 1 : 3)
 const jobs = intFlag("jobs", quick ? 2_000 : 20_000)
 const sizes: Sizes = {
@@ -94,6 +147,7 @@ const sizes: Sizes = {
   latencyConcurrency: 10,
   processes: 2,
   processConcurrency: 10,
+  processWarmJobs: intFlag("process-warm-jobs", quick ? 200 : 2_000),
   timeoutSecs: quick ? 60 : 300,
   settleMs: 250,
   groups: quick ? 100 : 1_000,
@@ -103,7 +157,9 @@ const sizes: Sizes = {
   groupBacklogJobs: intFlag("group-backlog-jobs", quick ? 10_000 : 1_000_000),
   groupBacklogBatch: 10_000,
   rateLimit: intFlag("rate-limit", 500),
-  rateSecs: intFlag("rate-secs", quick ? 3 : 10)
+  rateSecs: intFlag("rate-secs", quick ? 3 : 10),
+  backlogScale: quick ? 0.01 : 1,
+  soak: soakSizes()
 }
 const poolSize = 20
 
@@ -147,7 +203,8 @@ const workloads: ReadonlyArray<WorkloadName> = workloadsFlag
     }
     return w as WorkloadName
   })
-  : workloadNames
+  : workloadNames.filter((w) => w !== "soak" && w !== "soak-xmin") // the soak workloads run only when named
+const soakRun = workloads.includes("soak") || workloads.includes("soak-xmin")
 
 const databaseUrl = process.env.BENCH_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres"
 const redisUrl = new URL(process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379")
@@ -228,6 +285,12 @@ const machineInfo = async (): Promise<Machine> => {
   const [postgres, postgresSettings] = await withAdmin(async (c) => {
     const { rows } = await c.query<{ version: string }>("SELECT version() AS version")
     const names = ["fsync", "synchronous_commit", "shared_buffers", "max_connections", "max_wal_size"]
+    // soak workloads: the autovacuum settings they ran with
+    if (soakRun) {
+      names.push("autovacuum", "autovacuum_naptime", "autovacuum_vacuum_scale_factor", "autovacuum_vacuum_threshold",
+        "autovacuum_vacuum_insert_scale_factor", "autovacuum_vacuum_cost_delay", "autovacuum_vacuum_cost_limit",
+        "autovacuum_max_workers", "maintenance_work_mem", "old_snapshot_threshold", "idle_in_transaction_session_timeout")
+    }
     const settings = await c.query<{ name: string; setting: string; unit: string | null }>(
       "SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name",
       [names]
@@ -282,9 +345,11 @@ const machineInfo = async (): Promise<Machine> => {
 const childEntry = path.join(repoRoot, "bench", "child.ts")
 let current: ReturnType<typeof spawn> | undefined
 
-const runChild = (config: ChildConfig, timeoutMs: number): Promise<SystemResult> =>
+/** Runs a system child; `prefix` is a command it runs under (`ip netns exec <ns>` for the network workloads). */
+const runChild = (config: ChildConfig, timeoutMs: number, prefix: ReadonlyArray<string> = []): Promise<SystemResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--expose-gc", childEntry, JSON.stringify(config)], {
+    const argv = [...prefix, process.execPath, "--import", "tsx", "--expose-gc", childEntry, JSON.stringify(config)]
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: repoRoot,
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
@@ -342,6 +407,12 @@ const describe = (o: Outcome): string => {
       return `${fmtInt(o.perSec)}/s against a limit of ${fmtInt(o.limit)} per ${o.periodSecs} s (${o.started} starts in ${o.seconds} s, bound ${o.bound}${
         o.started > o.bound ? ", BOUND EXCEEDED" : ""
       }), at most ${o.maxPerPeriod} in any ${o.periodSecs} s${check}`
+    case "backlog":
+      return `enqueue ${fmtInt(o.enqueuePerSec)}/s, drain c=10 ${fmtInt(o.drainPerSec)}/s (CPU/1k jobs: node ${o.cost.nodeCpuPer1k.toFixed(3)} s, server ${o.cost.serverCpuPer1k?.toFixed(3) ?? "n/a"} s), idle latency p50 ${fmtMs(o.p50)}, p95 ${fmtMs(o.p95)}, p99 ${fmtMs(o.p99)}${check}; ${o.note}`
+    case "soak": {
+      const s = o.summary
+      return `${o.mode}${o.held ? ", snapshot held" : ""}: ${fmtInt(s.beforePerSec)}/s before, ${fmtInt(s.holdPerSec)}/s in the window (loss ${((1 - s.holdPerSec / s.beforePerSec) * 100).toFixed(1)}%), ${fmtInt(s.afterPerSec)}/s after; p99 ${fmtMs(s.beforeP99)} / ${fmtMs(s.holdP99)} / ${fmtMs(s.afterP99)}; db ${(s.steadyBytes / 2 ** 20).toFixed(1)} → max ${(s.maxBytes / 2 ** 20).toFixed(1)} → ${(s.afterBytes / 2 ** 20).toFixed(1)} MiB${check}`
+    }
     case "na":
       return `n/a (${o.reason})`
     case "error":
@@ -395,7 +466,9 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
   { label: "drain c=10 (jobs/s ↑)", workload: "drain-c10", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "drain c=50 (jobs/s ↑)", workload: "drain-c50", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: `drain of a ${fmtInt(sizes.backlogJobs)}-job backlog, c=10 (jobs/s ↑)`, workload: "drain-backlog", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: "drain 1 process × c=10, forked like the multi-process drains (jobs/s ↑)", workload: "drain-1proc", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "drain 2 processes × c=10 (jobs/s ↑)", workload: "drain-2proc", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: "drain 4 processes × c=10 (jobs/s ↑)", workload: "drain-4proc", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "latency p50 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p50 : undefined), format: fmtMs },
   { label: "latency p95 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p95 : undefined), format: fmtMs },
   { label: "latency p99 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p99 : undefined), format: fmtMs },
@@ -440,6 +513,9 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
     format: fmtInt,
     noRatio: true
   },
+  // backlog workloads (bench/backlog.ts)
+  ...backlogRows(),
+  ...netRows(),
   {
     label: "Node CPU per 1,000 jobs, c=10 drain (s ↓)",
     workload: "drain-c10",
@@ -453,6 +529,26 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
     format: fmtSecs
   }
 ]
+
+/** The rows of the backlog workloads: enqueue, drain, its server CPU and idle latency beside each backlog. */
+const backlogRows = (): ReadonlyArray<Row> => {
+  const scaled = (x: number) => fmtInt(x * sizes.backlogScale)
+  const what: ReadonlyArray<readonly [WorkloadName, string]> = [
+    ["backlog-0", "no backlog"],
+    ["backlog-100k", `${scaled(100_000)} jobs waiting (scheduled ahead)`],
+    ["backlog-1m", `${scaled(1_000_000)} jobs waiting (scheduled ahead)`],
+    ["finalized-1m", `${scaled(1_000_000)} finished jobs at retention`]
+  ]
+  const of = (f: (o: Extract<Outcome, { kind: "backlog" }>) => number | undefined) => (o: Outcome) =>
+    o.kind === "backlog" ? f(o) : undefined
+  return what.flatMap(([workload, beside]) => [
+    { label: `${workload}: enqueue-single, 20 callers, ${beside} (jobs/s ↑)`, workload, value: of((o) => o.enqueuePerSec), format: (x: number) => `${fmtInt(x)}/s` },
+    { label: `${workload}: drain c=10 of those ${fmtInt(sizes.jobs)} (jobs/s ↑)`, workload, value: of((o) => o.drainPerSec), format: (x: number) => `${fmtInt(x)}/s` },
+    { label: `${workload}: DB server CPU per 1,000 jobs of that drain (s ↓)`, workload, value: of((o) => o.cost.serverCpuPer1k), format: fmtSecs },
+    { label: `${workload}: idle latency p50 (ms ↓)`, workload, value: of((o) => o.p50), format: fmtMs },
+    { label: `${workload}: idle latency p99 (ms ↓)`, workload, value: of((o) => o.p99), format: fmtMs }
+  ])
+}
 
 /** results[run][system] */
 type Results = Array<Record<string, SystemResult | { readonly fatal: string }>>
@@ -475,6 +571,17 @@ const cellValue = (results: Results, system: string, row: Row): { median: number
   if (values.length === 0) return outcomes.some((o) => o?.kind === "error") ? "error" : "none"
   return { median: median(values), n: values.length }
 }
+
+// soak workloads: every run's soak outcomes
+const soakCellsOf = (results: Results): Array<SoakCell> =>
+  results.flatMap((run, r) =>
+    systems.flatMap((s) =>
+      (["soak", "soak-xmin"] as const).flatMap((w) => {
+        const o = (run[s.name] as SystemResult | undefined)?.[w]
+        return o?.kind === "soak" ? [{ system: s.name, label: s.label, run: r + 1, workload: w, outcome: o }] : []
+      })
+    )
+  )
 
 const render = (results: Results, machine: Machine, meta: { startedAt: Date; seconds: number; load: [string, string] }): string => {
   const c1Capped = sizes.c1Jobs < sizes.jobs
@@ -535,6 +642,12 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
     "Throughput ratios above 1× are faster than cuckmq; latency and CPU ratios above 1× are slower or costlier. " +
       "“n/a”: the system has no such API; “error”: every run failed (see below); “[k/n runs]”: the median of the runs that succeeded."
   )
+  // soak workloads
+  const soakCells = soakCellsOf(results)
+  if (soakCells.length > 0) {
+    lines.push("")
+    lines.push(renderSoak(soakCells, sizes.soak!))
+  }
   if (c1Capped) {
     lines.push("")
     lines.push(`The c=1 drain is capped at ${fmtInt(sizes.c1Jobs)} jobs for every system (\`--c1-jobs\`), to keep the total runtime reasonable.`)
@@ -578,12 +691,13 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
       }
       outcomes.forEach((o, r) => {
         if (o?.kind === "latency" && o.note) notes.push(`- ${s.label}, ${w}, run ${r + 1}: ${o.note}`)
+        if (o?.kind === "backlog") notes.push(`- ${s.label}, ${w}, run ${r + 1}: ${o.note}`)
       })
     }
   }
   if (notes.length > 0) {
     lines.push("")
-    lines.push("Notes on the flow-control workloads:")
+    lines.push("Notes on the flow-control and backlog workloads:")
     lines.push("")
     lines.push(notes.join("\n"))
   }
@@ -603,15 +717,17 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
       `- **enqueue-bulk**: ${fmtInt(sizes.jobs)} jobs through the bulk API, ${fmtInt(sizes.bulkBatch)} jobs per call, calls one after the other.`,
       `- **drain c=1 / c=10 / c=50**: ${fmtInt(sizes.jobs)} jobs${c1Capped ? ` (c=1: ${fmtInt(sizes.c1Jobs)})` : ""} pre-enqueued with the bulk API (untimed; a system without one: ${sizes.callers} concurrent single enqueues), then workers started in the same process at that concurrency; timed from the call that starts the workers until the ${fmtInt(sizes.jobs)}th handler call.`,
       `- **drain of a backlog**: as the c=10 drain, with ${fmtInt(sizes.backlogJobs)} jobs pre-enqueued (\`--backlog-jobs\`): the cost of a claim as the table grows.`,
-      `- **drain 2 processes**: ${fmtInt(sizes.jobs)} pre-enqueued jobs; ${sizes.processes} child processes each connect and start workers at concurrency ${sizes.processConcurrency} on a “go” message; they report their handler-call counts every 10 ms over IPC; timed from “go” until the counts sum to ${fmtInt(sizes.jobs)}.`,
+      `- **drain 1, 2 and 4 processes** (drain-1proc, drain-2proc, drain-4proc): ${fmtInt(sizes.jobs)} pre-enqueued jobs; that many child processes each first run ${fmtInt(sizes.processWarmJobs)} warm-up jobs apiece (not timed; their workers then stop), then each connect and start workers at concurrency ${sizes.processConcurrency} on a “go” message; they report their handler-call counts every 10 ms over IPC; timed from “go” until the counts sum to ${fmtInt(sizes.jobs)}.`,
       `- **latency**: workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s, then ${fmtInt(sizes.latencyJobs)} jobs enqueued one at a time at ${sizes.latencyRate}/s from the same process; latency = enqueue-call start to handler start; percentiles per run (nearest rank), then the median over runs.`,
       `- **groups-limit2**: ${fmtInt(sizes.jobs)} jobs in ${fmtInt(sizes.groups)} groups (${fmtInt(Math.ceil(sizes.jobs / sizes.groups))} per group, each group's jobs enqueued one after the other, so that a claim in queue order meets many jobs of one group), a concurrency limit of ${sizes.groupLimit} per group (a system with another fixed limit runs with it, marked), pre-enqueued with the bulk API; workers at concurrency ${sizes.flowConcurrency} in the same process; the handler sleeps ${sizes.flowHoldMs} ms and counts the jobs of its group running at once (the most seen is reported: above the limit is a violation); timed from the call that starts the workers until the ${fmtInt(sizes.jobs)}th handler call.`,
       `- **group-backlog**: ${fmtInt(sizes.groupBacklogJobs)} jobs waiting in one group (limit 1), inserted with the bulk API, ${fmtInt(sizes.groupBacklogBatch)} per call (untimed; the time is in the notes), then workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s while the backlog's group runs one job at a time, then ${fmtInt(sizes.latencyJobs)} other jobs, each in a group of its own, enqueued one at a time at ${sizes.latencyRate}/s: their latency, enqueue-call start to handler start (percentiles as in **latency**). Handler as in groups-limit2.`,
       `- **rate-limited**: a queue limited to ${fmtInt(sizes.rateLimit)} job starts per second by the system (cuckmq \`setChannelRateLimit\`, BullMQ's worker \`limiter\`), ${fmtInt(2 * sizes.rateLimit * sizes.rateSecs)} jobs waiting (twice what the span allows); workers at concurrency ${sizes.flowConcurrency}; handler start times recorded for ${sizes.rateSecs} s from the first start: the achieved rate (starts / ${sizes.rateSecs} s; the bound with fixed windows is the limit times ${sizes.rateSecs}, plus one period's worth) and the most starts in any 1 s span (sliding; fixed windows allow up to twice the limit across a window boundary). Checked for duplicates only (most jobs are left unrun on purpose).`,
+      `- **backlog-0 / backlog-100k / backlog-1m / finalized-1m** (bench/backlog.ts): a standing backlog that is not part of the measurement: ${fmtInt(100_000 * sizes.backlogScale)} or ${fmtInt(1_000_000 * sizes.backlogScale)} jobs in the measured queue scheduled a year ahead (bulk API, 10,000 per call, untimed; none may run), or ${fmtInt(1_000_000 * sizes.backlogScale)} succeeded jobs in the system's table of finished jobs at retention (written with SQL, spread over the last 23 h); then \`VACUUM ANALYZE\`, and beside it: enqueue-single (${fmtInt(sizes.jobs)} jobs, ${sizes.callers} callers, no workers), those jobs drained at c=10 (with the DB server's CPU per 1,000 jobs), and idle latency (as **latency**).`,
       `- **cost**: during the c=10 drain, CPU seconds (user + system) of the Node process (\`process.cpuUsage\`) and of the database server: for PostgreSQL the postmaster of the server in \`BENCH_DATABASE_URL\` and all its children (backends, checkpointer, walwriter, autovacuum), for BullMQ on Redis the redis-server process; utime + stime + cutime + cstime from /proc/<pid>/stat, before and after, per 1,000 jobs. Other databases on the same server are idle; other PostgreSQL servers on the machine are not counted.`,
       `- Before each timed part: the queue is purged (see each system's settings), and for PostgreSQL systems \`VACUUM ANALYZE\` and \`CHECKPOINT\` run on the system's database (equally for all).`,
       `- Each system runs in its own child process (Node ${machine.node}, \`--expose-gc\`, a GC before each timed part), in a fresh database (\`CREATE DATABASE\` per system and run on the server in \`BENCH_DATABASE_URL\`, dropped afterwards); BullMQ on Redis uses a unique key prefix per run, its keys deleted afterwards. Runs are interleaved: run 1 of every system, then run 2 of every system, and so on.`,
-      `- PostgreSQL systems get a connection pool of ${poolSize} per process.`
+      `- PostgreSQL systems get a connection pool of ${poolSize} per process.`,
+      ...netDescription()
     ].join("\n")
   )
   lines.push("")
@@ -639,12 +755,85 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
   return lines.join("\n")
 }
 
+// ---------------------------------------------------------------- network hosts (bench/netns.ts)
+
+const netHostCount = 2
+const plainWorkloads = workloads.filter((w) => netWorkload(w) === undefined)
+/** The selected network workloads by added RTT: each RTT runs in a child of its own, inside host 0. */
+const netGroups = [...new Set(workloads.flatMap((w) => netWorkload(w)?.rttMs ?? []))].sort((a, b) => a - b)
+  .map((rttMs) => ({ rttMs, workloads: workloads.filter((w) => netWorkload(w)?.rttMs === rttMs) }))
+let network: Network | undefined
+/** Each host's forwarders: where a process in it reaches PostgreSQL and Redis. */
+const netTargets = new Map<Host, { readonly pg: { host: string; port: number }; readonly redis: { host: string; port: number } }>()
+/** The measured round trips (p50, p90 in ms) from host 0, per added RTT, one per run. */
+const measuredRtts = new Map<number, Array<{ p50: number; p90: number }>>()
+
+const setUpNetwork = async () => {
+  network = await createNetwork({ hosts: netHostCount })
+  const pgUrl = new URL(databaseUrl)
+  for (const host of network.hosts) {
+    netTargets.set(host, {
+      pg: await network.forward(host, { host: pgUrl.hostname, port: Number(pgUrl.port || 5432) }),
+      redis: await network.forward(host, { host: redisHost, port: redisPort })
+    })
+  }
+  log(`network: ${network.hosts.length} hosts (${network.hosts.map((h) => h.name).join(", ")}), delay by ${network.mode === "netem" ? "tc netem" : "the forwarder (no sch_netem in this kernel)"}`)
+}
+
+/** The context of `ctx` as seen from `host`: the same database and Redis prefix, through its forwarders. */
+const ctxOn = (host: Host, ctx: SystemContext): SystemContext => {
+  const targets = netTargets.get(host)!
+  let databaseUrl = ctx.databaseUrl
+  if (databaseUrl !== "") {
+    const url = new URL(databaseUrl)
+    url.hostname = targets.pg.host
+    url.port = String(targets.pg.port)
+    databaseUrl = url.toString()
+  }
+  return { ...ctx, databaseUrl, redis: { ...ctx.redis, host: targets.redis.host, port: targets.redis.port } }
+}
+
+const runNetChild = async (system: SystemDefinition, ctx: SystemContext, rttMs: number, group: ReadonlyArray<WorkloadName>, r: number): Promise<SystemResult> => {
+  const net = network!
+  await net.setRtt(rttMs)
+  const measured = await measureRtt(net, net.hosts[0]!)
+  measuredRtts.set(rttMs, [...(measuredRtts.get(rttMs) ?? []), measured])
+  log(`  network +${rttMs} ms: round trip from ${net.hosts[0]!.name} p50 ${fmtMs(measured.p50)}, p90 ${fmtMs(measured.p90)} (run ${r})`)
+  const hosts: Array<NetHost> = net.hosts.map((h) => ({ netns: h.name, ctx: ctxOn(h, ctx) }))
+  return runChild(
+    { role: "system", system: system.name, ctx: hosts[0]!.ctx, sizes, workloads: group, hosts },
+    (quick ? 5 : 15) * 60_000,
+    execIn(net.hosts[0]!)
+  )
+}
+
+const netRows = (): ReadonlyArray<Row> =>
+  netRtts.flatMap((rtt): Array<Row> => [
+    { label: `net-drain-${rtt}ms: 2 hosts × 1 process × c=${sizes.processConcurrency}, +${rtt} ms RTT (jobs/s ↑)`, workload: `net-drain-${rtt}ms`, value: perSec, format: (x) => `${fmtInt(x)}/s` },
+    { label: `net-latency-${rtt}ms: p50, +${rtt} ms RTT (ms ↓)`, workload: `net-latency-${rtt}ms`, value: (o) => (o.kind === "latency" ? o.p50 : undefined), format: fmtMs },
+    { label: `net-latency-${rtt}ms: p99, +${rtt} ms RTT (ms ↓)`, workload: `net-latency-${rtt}ms`, value: (o) => (o.kind === "latency" ? o.p99 : undefined), format: fmtMs },
+    { label: `net-enqueue-${rtt}ms: ${sizes.callers} callers, +${rtt} ms RTT (jobs/s ↑)`, workload: `net-enqueue-${rtt}ms`, value: perSec, format: (x) => `${fmtInt(x)}/s` }
+  ])
+
+/** The network workloads' paragraph of the results file. */
+const netDescription = (): Array<string> => {
+  if (netGroups.length === 0) return []
+  const rtts = netGroups.map((g) => {
+    const m = measuredRtts.get(g.rttMs) ?? []
+    return `+${g.rttMs} ms: p50 ${m.map((x) => fmtMs(x.p50)).join(" / ")}, p90 ${m.map((x) => fmtMs(x.p90)).join(" / ")}`
+  }).join("; ")
+  return [
+    `- **net-drain / net-latency / net-enqueue at +N ms** (bench/netns.ts): ${netHostCount} network namespaces (“hosts”), each joined to the root namespace by a veth pair; the servers stay on 127.0.0.1 of the root namespace, reached through a TCP forwarder per host and server in the benchmark's parent process (listening on the root end of the host's veth). The added round-trip time is applied ${network?.mode === "netem" ? "by `tc qdisc ... netem delay N ms` on the root end of each veth (the direction towards the host)" : "by the forwarder, which holds every chunk from a server to the host for N ms (this kernel has no sch_netem; Node's timers make the delay approximate)"}; +0 ms is the same path without the delay (the cost of the namespace, veth and forwarder alone). Measured one-byte round trips from host 0 through a forwarder, once before each system's network child (systems in column order, run after run): ${rtts}. **net-drain**: ${fmtInt(sizes.jobs)} jobs pre-enqueued from host 0 (untimed), then one worker process on each of the ${netHostCount} hosts at concurrency ${sizes.processConcurrency}, as in the 2-process drain. **net-latency**: the latency workload run entirely on host 0 (enqueuer and workers in one process there). **net-enqueue**: enqueue-single run on host 0. Each added RTT runs in a child process of its own (on the same database as the other workloads of that system and run).`
+  ]
+}
+
 // ---------------------------------------------------------------- main
 
 const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(" / ")
 
 const cleanupAndExit = async (code: number) => {
   current?.kill("SIGKILL")
+  await network?.close().catch(() => {})
   for (const name of [...created]) await dropDatabase(name).catch(() => {})
   removeBaseline()
   process.exit(code)
@@ -663,6 +852,7 @@ const main = async () => {
   log(`cuckmq benchmark: ${runs} run(s) × ${systems.length} system(s), ${fmtInt(sizes.jobs)} jobs${quick ? " (quick)" : ""}`)
   log(`node ${machine.node}, ${machine.cores} cores, ${machine.postgres.split(" on ")[0]}, ${machine.redis}, load ${loadStart}`)
   const results: Results = []
+  if (netGroups.length > 0) await setUpNetwork()
   for (let r = 1; r <= runs; r++) {
     const run: Record<string, SystemResult | { readonly fatal: string }> = {}
     results.push(run)
@@ -673,14 +863,22 @@ const main = async () => {
       const ctx: SystemContext = {
         databaseUrl: system.backend === "postgres" ? urlOf(dbName) : "",
         redis: { host: redisHost, port: redisPort, prefix },
-        poolSize
+        poolSize,
+        ...(soakRun ? { retentionSecs: sizes.soak!.retentionSecs } : {})
       }
       try {
         if (system.backend === "postgres") await createDatabase(dbName)
-        run[system.name] = await runChild(
-          { role: "system", system: system.name, ctx, sizes, workloads },
-          (quick ? 5 : 15) * 60_000
-        )
+        if (plainWorkloads.length > 0) {
+          run[system.name] = await runChild(
+            { role: "system", system: system.name, ctx, sizes, workloads: plainWorkloads },
+            (quick ? 5 : 15) * 60_000 + (soakRun ? plainWorkloads.filter((w) => w.startsWith("soak")).length * (sizes.soak!.minutes + 5) * 60_000 : 0)
+          )
+        }
+        for (const group of netGroups) {
+          const result = await runNetChild(system, ctx, group.rttMs, group.workloads, r)
+          const sofar = run[system.name]
+          run[system.name] = sofar && !("fatal" in sofar) ? { ...sofar, ...result } : result
+        }
       } catch (e) {
         log(`  failed: ${errorMessage(e)}`)
         run[system.name] = { fatal: errorMessage(e) }
@@ -693,6 +891,8 @@ const main = async () => {
       }
     }
   }
+  await network?.close()
+  network = undefined
   const markdown = render(results, machine, {
     startedAt,
     seconds: (performance.now() - t0) / 1000,
@@ -705,6 +905,10 @@ const main = async () => {
     path.join(dir, "latest.json"),
     JSON.stringify({ startedAt, command, sizes, poolSize, machine, systems: systems.map((s) => s.name), results }, null, 2) + "\n"
   )
+  // soak workloads: the time series
+  for (const file of writeSoakCsv(soakCellsOf(results), path.resolve(repoRoot, flag("soak-out") ?? "bench/results/soak-latest"))) {
+    log(`soak samples written to ${path.relative(repoRoot, file)}`)
+  }
   process.stdout.write(`\n${markdown}`)
   log(`\nwritten to bench/results/latest.md (raw numbers: bench/results/latest.json)`)
 }

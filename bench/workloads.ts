@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
-import type { ChildConfig, Check, Cost, Outcome, Sizes, WorkerCommand, WorkerMessage } from "./protocol.js"
+import type { ChildConfig, Check, Cost, NetHost, Outcome, Sizes, WorkerCommand, WorkerMessage } from "./protocol.js"
 import type { CpuProbe } from "./serverCpu.js"
 import type { Adapter, FlowHandler, SystemContext, SystemDefinition } from "./systems/types.js"
 
@@ -194,30 +194,40 @@ const childEntry = path.join(path.dirname(fileURLToPath(import.meta.url)), "chil
 interface WorkerProcess {
   readonly child: ChildProcess
   total: number
+  warmTotal: number
   final: { total: number; counts: string } | undefined
   readonly ready: Promise<void>
+  readonly paused: Promise<void>
   readonly exited: Promise<void>
   readonly finalReceived: Promise<void>
 }
 
-const startWorkerProcess = (env: Env, n: number, onCount: () => void): WorkerProcess => {
+/** Starts a worker child; on `host`, inside its network namespace (`ip netns exec`) with its context. */
+const startWorkerProcess = (env: Env, n: number, onCount: () => void, host?: NetHost): WorkerProcess => {
   const config: ChildConfig = {
     role: "worker",
     system: env.definition.name,
-    ctx: env.ctx,
+    ctx: host?.ctx ?? env.ctx,
     concurrency: env.sizes.processConcurrency,
     jobs: n
   }
-  const child = spawn(process.execPath, [...process.execArgv, childEntry, JSON.stringify(config)], {
+  const argv = [process.execPath, ...process.execArgv, childEntry, JSON.stringify(config)]
+  const command = host ? ["ip", "netns", "exec", host.netns, ...argv] : argv
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
   let readyResolve!: () => void
   let readyReject!: (e: Error) => void
   let finalResolve!: () => void
+  let pausedResolve!: () => void
   const proc: WorkerProcess = {
     child,
     total: 0,
+    warmTotal: 0,
     final: undefined,
+    paused: new Promise<void>((resolve) => {
+      pausedResolve = resolve
+    }),
     ready: new Promise<void>((resolve, reject) => {
       readyResolve = resolve
       readyReject = reject
@@ -237,6 +247,13 @@ const startWorkerProcess = (env: Env, n: number, onCount: () => void): WorkerPro
         proc.total = message.total
         onCount()
         break
+      case "warm-count":
+        proc.warmTotal = message.total
+        onCount()
+        break
+      case "paused":
+        pausedResolve()
+        break
       case "final":
         proc.total = message.total
         proc.final = { total: message.total, counts: message.counts }
@@ -250,6 +267,7 @@ const startWorkerProcess = (env: Env, n: number, onCount: () => void): WorkerPro
   child.once("exit", (code) => {
     readyReject(new Error(`worker process exited (${code}) before it was ready`))
     finalResolve()
+    pausedResolve()
   })
   return proc
 }
@@ -258,27 +276,53 @@ const send = (child: ChildProcess, command: WorkerCommand): void => {
   if (child.connected) child.send(command)
 }
 
-/** Pre-enqueues n jobs, then 2 worker processes drain them; timed from "go" until their counts sum to n. */
-export const drainProcesses = async (env: Env): Promise<Outcome> => {
+/**
+ * Pre-enqueues n jobs, then `processes` worker processes drain them; timed from "go" until their counts sum to n.
+ * With `hosts` (the network workloads): one worker process on each host instead.
+ */
+export const drainProcesses = async (env: Env, processes: number, hosts?: ReadonlyArray<NetHost>): Promise<Outcome> => {
   const n = env.sizes.jobs
-  await env.prepare("purge")
-  await preEnqueue(env.adapter, n, env.sizes)
-  await env.prepare("tidy")
+  const warm = env.sizes.processWarmJobs * processes
   let reached: (() => void) | undefined
   const done = new Promise<void>((resolve) => {
     reached = resolve
   })
+  let warmed: (() => void) | undefined
+  const warmedUp = new Promise<void>((resolve) => {
+    warmed = resolve
+  })
   const procs: Array<WorkerProcess> = []
   const onCount = () => {
+    if (warmed && procs.reduce((sum, p) => sum + p.warmTotal, 0) >= warm) {
+      warmed()
+      warmed = undefined
+    }
     if (procs.reduce((sum, p) => sum + p.total, 0) >= n && reached) {
       reached()
       reached = undefined
     }
   }
-  for (let k = 0; k < env.sizes.processes; k++) procs.push(startWorkerProcess(env, n, onCount))
+  if (hosts) for (const host of hosts) procs.push(startWorkerProcess(env, n, onCount, host))
+  else for (let k = 0; k < processes; k++) procs.push(startWorkerProcess(env, n, onCount))
   try {
     const allReady = within(Promise.all(procs.map((p) => p.ready)).then(() => undefined), 60_000)
     if (!(await allReady)) return { kind: "error", message: "worker processes not ready after 60 s" }
+    if (warm > 0) {
+      // warm-up, not timed: every process runs jobs until their code is warm, then its workers stop
+      await env.prepare("purge")
+      await preEnqueue(env.adapter, warm, env.sizes)
+      for (const p of procs) send(p.child, { type: "warm" })
+      if (!(await within(warmedUp, env.sizes.timeoutSecs * 1000))) {
+        return { kind: "error", message: `the warm-up of ${warm} jobs did not finish in ${env.sizes.timeoutSecs} s` }
+      }
+      for (const p of procs) send(p.child, { type: "pause" })
+      if (!(await within(Promise.all(procs.map((p) => p.paused)).then(() => undefined), 60_000))) {
+        return { kind: "error", message: "worker processes did not stop their warm-up workers in 60 s" }
+      }
+    }
+    await env.prepare("purge")
+    await preEnqueue(env.adapter, n, env.sizes)
+    await env.prepare("tidy")
     gc()
     const t0 = performance.now()
     for (const p of procs) send(p.child, { type: "go" })
@@ -305,6 +349,18 @@ export const drainProcesses = async (env: Env): Promise<Outcome> => {
 const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 
+/** Enqueues 0..n-1 one call at a time at `rate` per second, recording each call's start in `starts`. */
+export const enqueuePaced = async (adapter: Adapter, n: number, rate: number, starts: Float64Array): Promise<void> => {
+  const interval = 1000 / rate
+  const t0 = performance.now()
+  for (let k = 0; k < n; k++) {
+    const wait = t0 + k * interval - performance.now()
+    if (wait > 0) await sleep(wait)
+    starts[k] = performance.now()
+    await adapter.enqueue(k)
+  }
+}
+
 /** Idle workers; jobs enqueued one at a time at a fixed rate; enqueue-call start to handler start. */
 export const latency = async (env: Env): Promise<Outcome> => {
   const n = env.sizes.latencyJobs
@@ -321,14 +377,7 @@ export const latency = async (env: Env): Promise<Outcome> => {
   const workers = await env.adapter.startWorkers(env.sizes.latencyConcurrency, onJob)
   await sleep(1000) // idle
   gc()
-  const interval = 1000 / env.sizes.latencyRate
-  const t0 = performance.now()
-  for (let k = 0; k < n; k++) {
-    const wait = t0 + k * interval - performance.now()
-    if (wait > 0) await sleep(wait)
-    starts[k] = performance.now()
-    await env.adapter.enqueue(k)
-  }
+  await enqueuePaced(env.adapter, n, env.sizes.latencyRate, starts)
   const finished = await within(done, env.sizes.timeoutSecs * 1000)
   await sleep(env.sizes.settleMs)
   await workers.stop()

@@ -63,6 +63,16 @@ export const system: SystemDefinition = {
           return { stop: () => worker.close() }
         }
       },
+      // backlog workloads (bench/backlog.ts)
+      backlog: {
+        enqueueScheduled: async (is, runAt) => {
+          const delay = Math.max(0, runAt.getTime() - Date.now())
+          await queue.addBulk(is.map((i) => ({ name: "bench", data: { i }, opts: { delay } })))
+        },
+        fillFinished: {
+          unsupported: "not filled: BullMQ keeps completed jobs in Redis (a sorted set and a hash per job), which this benchmark cannot fill without running them"
+        }
+      },
       purge: async () => {
         await queue.obliterate({ force: true })
         await rated?.obliterate({ force: true })

@@ -46,7 +46,11 @@ const adapterOf = async (
   }
   const Pg = PgClient.layer({ url: Redacted.make(ctx.databaseUrl), maxConnections: ctx.poolSize })
   const definitions = [Bench, Grouped1, ...(Grouped2 ? [Grouped2] : []), Rated]
-  const Context = Cuckmq.layer({ definitions }).pipe(Layer.provideMerge(Pg))
+  // the soak workloads: a short retention of finalized jobs, and the orchestrator whose cleanup deletes them
+  const soak = ctx.retentionSecs !== undefined
+  const Context = (soak
+    ? Layer.provideMerge(lib.Orchestrator.layer(), Cuckmq.layer({ definitions, jobPostFinalizeDeleteSecs: ctx.retentionSecs }))
+    : Cuckmq.layer({ definitions })).pipe(Layer.provideMerge(Pg))
   const runtime = ManagedRuntime.make(Context)
   await runtime.runPromise(Effect.void) // build the context: connect, migrate, deploy
   /** Starts one worker on `channels` in a scope of its own; `stop` closes the scope (graceful shutdown). */
@@ -106,6 +110,28 @@ const adapterOf = async (
         }
       }
       : { unsupported: "not measured for the baseline (its commit may have no channel rate limits)" },
+    // backlog workloads (bench/backlog.ts)
+    backlog: {
+      enqueueScheduled: (is, runAt) => {
+        const delaySecs = Math.max(0, (runAt.getTime() - Date.now()) / 1000)
+        return runtime.runPromise(Effect.asVoid(Bench.enqueueMany(is.map((i) => ({ payload: { i }, delaySecs })))))
+      },
+      fillFinished: async (n) => {
+        // ids from the job id sequence (as archived jobs keep theirs), finalized over the last 23 h: all
+        // within the default retention of 24 h, so the table is what it is at steady state
+        await adminQuery(
+          ctx.databaseUrl,
+          `INSERT INTO "_cuckmq".job_finalized (id, name, channel, payload, attempts, max_attempts, claims, succeeded,
+             created_at, finalized_at)
+           SELECT nextval(pg_get_serial_sequence('"_cuckmq".job', 'id')), 'bench', '_default',
+             jsonb_build_object('i', 20000000 + k), 1, 1, 1, true,
+             now() - make_interval(secs => 82800.0 * (${n} - k) / ${n}) - interval '10 ms',
+             now() - make_interval(secs => 82800.0 * (${n} - k) / ${n})
+           FROM generate_series(1, ${n}) AS k`
+        )
+        return `${n.toLocaleString("en-US")} succeeded jobs in "_cuckmq".job_finalized, finalized over the last 23 h (retention: the default 24 h)`
+      }
+    },
     purge: () => adminQuery(ctx.databaseUrl, `TRUNCATE "_cuckmq".job, "_cuckmq".job_finalized, "_cuckmq".job_group`),
     close: () => runtime.dispose()
   }
@@ -137,6 +163,7 @@ export const system: SystemDefinition = {
     "`Worker.layer({ concurrency, channels: [\"_default\"] })`, one worker per process, all other options default (poll 1 s fallback, LISTEN/NOTIFY wake-ups always on, heartbeat 5 s)",
     "single: `Bench.enqueue(payload)`; bulk: `Bench.enqueueMany(items)`",
     "groups: definitions on channel `flow`, one per limit (`groupConcurrency: 2`, and the default 1), each job with `jobGroup`; workers `Worker.layer({ concurrency, channels: [\"flow\"] })`",
+    "soak workloads only: `jobPostFinalizeDeleteSecs` = `--soak-retention-secs`, and `Orchestrator.layer()` (defaults: cleanup every 60 s in batches of 1,000) in the same process",
     "rate limit: a definition on channel `rated`, `cuckmq.setChannelRateLimit(\"rated\", { limit, period })` before the workers start (`Worker.layer({ concurrency, channels: [\"rated\"] })`), removed (`null`) after they stop"
   ],
   make: (ctx) => adapterOf(Library, ctx, true)

@@ -82,6 +82,13 @@ export const makeGraphileSystem = (options: {
         }
       },
       rateLimited: { unsupported: "no rate limit" },
+      // backlog workloads (bench/backlog.ts)
+      backlog: {
+        enqueueScheduled: async (is, runAt) => {
+          await utils.addJobs(is.map((i) => ({ identifier: "bench", payload: { i }, runAt })))
+        },
+        fillFinished: { unsupported: "deletes a job when it completes: no table of finished jobs" }
+      },
       purge: () =>
         adminQuery(ctx.databaseUrl, "TRUNCATE graphile_worker._private_jobs, graphile_worker._private_job_queues CASCADE"),
       close: async () => {

@@ -1,6 +1,6 @@
 /** pg-boss: batchSize 10, burst fetching while batches come back full, LISTEN/NOTIFY wake-ups on. */
 import type { Adapter, SystemDefinition } from "./types.js"
-import { indexOf, installedVersion } from "./util.js"
+import { adminQuery, indexOf, installedVersion } from "./util.js"
 
 /**
  * The part of pg-boss's API used here. pg-boss 12.38.0's published .d.ts files reference a type that
@@ -12,11 +12,11 @@ interface PgBoss {
   on(event: "error" | "warning", listener: (error: unknown) => void): unknown
   start(): Promise<unknown>
   stop(options?: { graceful?: boolean; close?: boolean; timeout?: number }): Promise<void>
-  createQueue(name: string, options?: { notify?: boolean }): Promise<void>
+  createQueue(name: string, options?: { notify?: boolean; deleteAfterSeconds?: number }): Promise<void>
   deleteQueue(name: string): Promise<void>
   getQueue(name: string): Promise<object | null>
   send(name: string, data?: object | null, options?: { group?: { id: string } }): Promise<string | null>
-  insert(name: string, jobs: ReadonlyArray<{ data?: object; group?: { id: string } }>): Promise<Array<string> | null>
+  insert(name: string, jobs: ReadonlyArray<{ data?: object; group?: { id: string }; startAfter?: Date }>): Promise<Array<string> | null>
   work(
     name: string,
     options: { batchSize?: number; localConcurrency?: number; burstWhenBatchFull?: boolean; groupConcurrency?: number },
@@ -25,7 +25,9 @@ interface PgBoss {
   offWork(name: string, options?: { id?: string; wait?: boolean }): Promise<void>
 }
 interface PgBossModule {
-  readonly PgBoss: new(options: { connectionString: string; max?: number; useListenNotify?: boolean }) => PgBoss
+  readonly PgBoss: new(
+    options: { connectionString: string; max?: number; useListenNotify?: boolean; maintenanceIntervalSeconds?: number }
+  ) => PgBoss
 }
 const pgBossSpecifier: string = "pg-boss"
 
@@ -46,20 +48,29 @@ export const system: SystemDefinition = {
     "single: `boss.send(\"bench\", payload)`; bulk: `boss.insert(\"bench\", jobs)`",
     `groups: queue \`flow\` (created as \`bench\`), each job with \`group: { id }\`; workers \`work("flow", { batchSize: ${BATCH_SIZE}, localConcurrency: concurrency, burstWhenBatchFull: true, groupConcurrency: limit }, handler)\` (\`groupConcurrency\`: the global per-group limit, counted in the database across nodes); the handler runs the batch's jobs one after the other`,
     "rate limit: none (pg-boss throttles and debounces enqueues with `singletonSeconds`, but has no limit on job starts)",
+    "soak workloads only: queues created with `deleteAfterSeconds` = `--soak-retention-secs`, and `maintenanceIntervalSeconds: 60` (deletion runs in maintenance; its default interval is 24 h)",
     "between workloads the queues are deleted and created again (`deleteQueue` + `createQueue`)"
   ],
   make: async (ctx) => {
     const { PgBoss } = (await import(pgBossSpecifier)) as PgBossModule
-    const boss = new PgBoss({ connectionString: ctx.databaseUrl, max: ctx.poolSize, useListenNotify: true })
+    // the soak workloads: completed jobs deleted after ctx.retentionSecs, by a maintenance pass every 60 s
+    const soak = ctx.retentionSecs !== undefined
+    const boss = new PgBoss({
+      connectionString: ctx.databaseUrl,
+      max: ctx.poolSize,
+      useListenNotify: true,
+      ...(soak ? { maintenanceIntervalSeconds: 60 } : {})
+    })
+    const queueOptions = { notify: true, ...(ctx.retentionSecs !== undefined ? { deleteAfterSeconds: ctx.retentionSecs } : {}) }
     boss.on("error", (e) => console.error(`[pg-boss] error: ${e instanceof Error ? e.message : String(e)}`))
     boss.on("warning", (w) => console.error(`[pg-boss] warning: ${JSON.stringify(w)}`))
     await boss.start()
     const createQueues = async () => {
-      await boss.createQueue(QUEUE, { notify: true })
-      await boss.createQueue(FLOW_QUEUE, { notify: true })
+      await boss.createQueue(QUEUE, queueOptions)
+      await boss.createQueue(FLOW_QUEUE, queueOptions)
     }
     for (const name of [QUEUE, FLOW_QUEUE]) {
-      if (!(await boss.getQueue(name))) await boss.createQueue(name, { notify: true })
+      if (!(await boss.getQueue(name))) await boss.createQueue(name, queueOptions)
     }
     const adapter: Adapter = {
       enqueue: async (i) => {
@@ -98,6 +109,27 @@ export const system: SystemDefinition = {
         }
       },
       rateLimited: { unsupported: "no rate limit on job starts (singletonSeconds throttles enqueues)" },
+      // backlog workloads (bench/backlog.ts)
+      backlog: {
+        enqueueScheduled: async (is, runAt) => {
+          await boss.insert(QUEUE, is.map((i) => ({ data: { i }, startAfter: runAt })))
+        },
+        fillFinished: async (n) => {
+          // completed jobs stay in pgboss.job (the queue's partition) until deletion_seconds after completion
+          // (default 7 days): completed over the last 23 h, none due for deletion
+          await adminQuery(
+            ctx.databaseUrl,
+            `INSERT INTO pgboss.job (name, data, state, policy, created_on, started_on, completed_on, keep_until)
+             SELECT '${QUEUE}', jsonb_build_object('i', 20000000 + k), 'completed', 'standard',
+               now() - make_interval(secs => 82800.0 * (${n} - k) / ${n}) - interval '10 ms',
+               now() - make_interval(secs => 82800.0 * (${n} - k) / ${n}) - interval '5 ms',
+               now() - make_interval(secs => 82800.0 * (${n} - k) / ${n}),
+               now() + interval '14 days'
+             FROM generate_series(1, ${n}) AS k`
+          )
+          return `${n.toLocaleString("en-US")} completed jobs in pgboss.job (queue \`${QUEUE}\`'s partition), completed over the last 23 h (deletion after 7 days by default)`
+        }
+      },
       purge: async () => {
         await boss.deleteQueue(QUEUE)
         await boss.deleteQueue(FLOW_QUEUE)

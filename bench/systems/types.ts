@@ -15,6 +15,12 @@ export interface SystemContext {
   readonly redis: { readonly host: string; readonly port: number; readonly prefix: string }
   /** The PostgreSQL connection pool size every PostgreSQL system gets (20). */
   readonly poolSize: number
+  /**
+   * Set for the soak workloads (bench/soak.ts): the retention of finalized jobs, in seconds, for the systems
+   * that keep them (cuckmq also runs its orchestrator, whose cleanup deletes them; pg-boss deletes them in
+   * its maintenance). Unset: each system's defaults.
+   */
+  readonly retentionSecs?: number | undefined
 }
 
 /** Called once per handler call, with the job's payload index. */
@@ -66,6 +72,24 @@ export interface RateLimited {
   ) => Promise<Workers>
 }
 
+// ---------------------------------------------------------------- backlog workloads (bench/backlog.ts)
+
+/**
+ * What the backlog workloads (backlog-0/100k/1m, finalized-1m) need beyond the plain API: a standing backlog
+ * of jobs that are waiting but not part of the measurement (scheduled far ahead, in the measured queue), and
+ * a table of finished jobs at retention.
+ */
+export interface Backlog {
+  /** Enqueues jobs `{ i }` into the plain workloads' queue, due at `runAt`, with one call of the bulk API. */
+  readonly enqueueScheduled: (is: ReadonlyArray<number>, runAt: Date) => Promise<void>
+  /**
+   * Puts `n` finished (succeeded) jobs of the plain queue into the system's table of finished jobs, spread
+   * over its retention so that none is due for removal yet (direct SQL: running a million jobs takes too
+   * long); resolves to a description of what was written. Unsupported: the system keeps no finished jobs.
+   */
+  readonly fillFinished: ((n: number) => Promise<string>) | Unsupported
+}
+
 /** Running workers: `stop` stops them gracefully. */
 export interface Workers {
   readonly stop: () => Promise<void>
@@ -82,6 +106,8 @@ export interface Adapter {
   readonly groups: Groups | Unsupported
   /** A rate-limited queue (workload rate-limited). */
   readonly rateLimited: RateLimited | Unsupported
+  /** The backlog workloads' extras; absent: those workloads report n/a for this system. */
+  readonly backlog?: Backlog | Unsupported
   /**
    * Removes every job (waiting, running or finished), of the flow-control queues too, so the next workload
    * starts from an empty queue.

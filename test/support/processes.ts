@@ -22,10 +22,19 @@ export interface Child {
 
 const root = path.resolve(import.meta.dirname, "../..")
 
-export const spawnFixture = (fixture: string, env: Record<string, string>): Effect.Effect<Child, never, Scope.Scope> =>
+/**
+ * Runs a fixture; `options.prefix` is a command to run it under (e.g. `ip netns exec <ns>`, which execs the
+ * program itself, so the pid and signals are the fixture's).
+ */
+export const spawnFixture = (
+  fixture: string,
+  env: Record<string, string>,
+  options: { readonly prefix?: ReadonlyArray<string> } = {}
+): Effect.Effect<Child, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.resolve(root, "test/fixtures", fixture)], {
+      const argv = [...(options.prefix ?? []), process.execPath, "--import", "tsx", path.resolve(root, "test/fixtures", fixture)]
+      const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
         cwd: root,
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "pipe"]
