@@ -55,8 +55,10 @@ const program = Effect.gen(function*() {
     while (done < n) yield* Effect.sleep("20 millis")
   })
 
-  const first = yield* SendReceipt.enqueueWithOutcome({ orderId: "o-1" })
-  const again = yield* SendReceipt.enqueueWithOutcome({ orderId: "o-1" })
+  // the receipt goes out a moment after checkout, so the retried request below finds it still waiting (an
+  // undelayed job could be claimed, run and succeed in between, and then its key is free again)
+  const first = yield* SendReceipt.enqueueWithOutcome({ orderId: "o-1" }, { delay: "200 millis" })
+  const again = yield* SendReceipt.enqueueWithOutcome({ orderId: "o-1" }, { delay: "200 millis" })
   yield* Effect.log(`receipt: ${first.outcome}, then ${again.outcome} (same job: ${first.id === again.id})`)
 
   const profile = yield* SyncProfile.enqueueManyWithOutcome([
