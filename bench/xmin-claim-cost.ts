@@ -26,8 +26,8 @@ const arg = (name: string, fallback: string) => {
 }
 const steps = arg("steps", "50000,100000,200000,400000").split(",").map(Number)
 const hold = arg("held", "true") === "true"
-// a lower bound on the ready index's scan (the design that would fix it: a claim starts where the last one
-// found its first job, with a periodic unbounded claim for stragglers): a prototype here, not the store's claim
+// the floored claim (src/internal/pg/claim.ts: a claim starts where the last one found its first job, with an
+// unfloored claim at least once a second for stragglers)
 const floor = arg("floor", "false") === "true"
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const schema = "soak_xmin_claim_cost"
@@ -47,10 +47,9 @@ await q(`INSERT INTO ${n.worker} (id, name, hostname, pid, channels, expires_at)
   VALUES ($1, 'xmin-claim-cost', 'localhost', 1, '{_default}', now() + interval '1 day')`, [worker])
 await q(`INSERT INTO ${n.definition} (name, channel, num_attempts, timeout_secs) VALUES ('job', '_default', 1, 60)`)
 
-const plain = claimSql(n, false, false, false)
-const claim = floor ? plain.replace("AND w.sort_at <= now()", "AND w.sort_at <= now() AND w.sort_at >= $5::timestamptz") : plain
-if (floor && claim === plain) throw new Error("the claim statement changed: no place for the floor")
-await q(`PREPARE cuckmq_claim(uuid, text[], int, float8${floor ? ", timestamptz" : ""}) AS ${claim}`)
+// with --floor=true, the store's floored claim (one floor, for the one level)
+const claim = claimSql(n, false, false, false, floor)
+await q(`PREPARE cuckmq_claim(uuid, text[], int, float8${floor ? ", text[], int[], timestamptz[]" : ""}) AS ${claim}`)
 const insert = (k: number) =>
   q(`INSERT INTO ${n.job} (name, channel, payload, max_attempts, timeout_secs)
     SELECT 'job', '_default', '{}', 1, 60 FROM generate_series(1, $1::int)`, [k])
@@ -61,7 +60,7 @@ const measure = async (label: string) => {
     // the floor: where the previous claim found its first job (here: just before these 100 were inserted)
     const [{ at }] = (await q("SELECT clock_timestamp()::text AS at")) as [{ at: string }]
     await insert(100)
-    const plan = await q(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE cuckmq_claim('${worker}', '{_default}', 100, 60${floor ? `, '${at}'` : ""})`)
+    const plan = await q(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE cuckmq_claim('${worker}', '{_default}', 100, 60${floor ? `, '{_default}', '{0}', ARRAY['${at}']::timestamptz[]` : ""})`)
     await q(`DELETE FROM ${n.job} WHERE worker_id = $1`, [worker])
     const top = (plan[0]!["QUERY PLAN"] as Array<{ Plan: Record<string, number>; "Execution Time": number }>)[0]!
     return { buffers: (top.Plan["Shared Hit Blocks"] ?? 0) + (top.Plan["Shared Read Blocks"] ?? 0), ms: top["Execution Time"] }
@@ -84,7 +83,7 @@ const passThrough = async (k: number) => {
   }
 }
 
-console.log(`claims of 100 ready jobs; ${hold ? "a snapshot held from the first step" : "no snapshot held (control)"}${floor ? "; prototype: the claim's scan starts at a floor" : ""}\n`)
+console.log(`claims of 100 ready jobs; ${hold ? "a snapshot held from the first step" : "no snapshot held (control)"}${floor ? "; the floored claim (its scan starts at the last claim's first job)" : ""}\n`)
 console.log(`| jobs through the queue | buffers per claim | claim execution (ms) | job heap / job_ready_idx |`)
 console.log(`|---|---:|---:|---:|`)
 await q(`VACUUM ANALYZE ${n.job}`)

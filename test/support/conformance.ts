@@ -569,6 +569,50 @@ export const conformance = (
       yield* store.deregisterWorker(w.id)
     }))
 
+  it.effect("a job that goes back keeps its place, also for a worker whose claims came back full: released, given back, rescued (one let out of its group goes behind the waiting)", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      const channel = n("place")
+      const group = `${prefix}-place`
+      yield* store.deploy([def(channel), def(n("place-g"), { channel })], Definition.firstDue)
+      const a = worker()
+      const b = worker()
+      const dead = worker(1)
+      for (const w of [a, b]) yield* store.registerWorker(w)
+      // one job per statement, a little apart: each has a place of its own in the queue
+      const one = (name: string, extra: Partial<Store.NewJob> = {}) =>
+        Effect.andThen(advance(0.005), Effect.map(store.enqueue(name, [newJob({}, extra)], noCommit), ([id]) => id!))
+      const g1 = yield* one(n("place-g"), { jobGroup: group })
+      const g2 = yield* one(n("place-g"), { jobGroup: group })
+      const p: Array<string> = []
+      for (let i = 0; i < 16; i++) p.push(yield* one(channel))
+      const take = (w: Store.WorkerRegistration, limit: number) => Effect.map(claimOf(w.id, channel, limit), (r) => r.jobs)
+
+      const first = yield* claimOf(a.id, channel, 1)
+      assert.deepStrictEqual(ids(first.jobs), [g1]) // g2 waits for its group
+      yield* store.registerWorker(dead)
+      assert.deepStrictEqual(ids(yield* take(dead, 2)), [p[0], p[1]])
+      const b1 = yield* take(b, 3)
+      assert.deepStrictEqual(ids(b1), [p[2], p[3], p[4]])
+      assert.deepStrictEqual(ids(yield* take(b, 3)), [p[5], p[6], p[7]])
+      // released: ahead of everything b has not claimed yet
+      yield* store.settle(b.id, [{ id: b1[0]!.id, claim: b1[0]!.claim, outcome: "Released" }])
+      assert.deepStrictEqual(ids(yield* take(b, 3)), [p[2], p[8], p[9]])
+      assert.deepStrictEqual(ids(yield* take(b, 3)), [p[10], p[11], p[12]])
+      // given back (held by b, which does not know it)
+      const owned = [p[2], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]].map(String)
+      assert.strictEqual(yield* store.releaseUnowned(b.id, owned), 1)
+      assert.deepStrictEqual(ids(yield* take(b, 1)), [p[3]])
+      // rescued: the dead worker's unstarted jobs
+      yield* advance(1.1)
+      assert.deepStrictEqual((yield* store.rescue(rescueNow())).jobs.map((j) => j.jobId).sort(), [p[0], p[1]].sort())
+      assert.deepStrictEqual(ids(yield* take(b, 2)), [p[0], p[1]])
+      // let out of its group (its head succeeded): behind the jobs already waiting, as groups take turns
+      yield* store.settle(a.id, settled(first.jobs))
+      assert.deepStrictEqual(ids(yield* take(b, 5)), [p[13], p[14], p[15], g2])
+      for (const w of [a, b]) yield* store.deregisterWorker(w.id)
+    }))
+
   it.effect("the fast path claims a job in its insert only for a worker whose lease is live", () =>
     Effect.gen(function*() {
       const store = yield* JobStore

@@ -65,6 +65,20 @@ const ready = "w.worker_id IS NULL AND NOT w.held"
 const excludedOf = (exclude: boolean) => exclude ? "AND w.name <> ALL($5::text[])" : ""
 
 /**
+ * A floored claim's extra parameters (after $5 when there are excluded names, else from $5): its floors, as
+ * three arrays of one (channel, priority, sort_at) per level, each level at most once. The join gives each
+ * level of `lv` its floor (NULL: none).
+ */
+const floorParam = (exclude: boolean) => exclude ? 6 : 5
+const floorJoinOf = (exclude: boolean, channel: string) => {
+  const p = floorParam(exclude)
+  return `  LEFT JOIN unnest($${p}::text[], $${p + 1}::int[], $${p + 2}::timestamptz[]) AS f(channel, priority, at)
+    ON f.channel = ${channel} AND f.priority = l.priority`
+}
+/** A floored claim's candidate scan starts at its level's floor (the btree descent skips the rows below). */
+const floorOf = (floored: boolean) => floored ? "AND w.sort_at >= COALESCE(lv.floor, '-infinity'::timestamptz)" : ""
+
+/**
  * Per channel `c.channel`, its priority levels with ready rows, highest first (`l.priority`): a skip scan of
  * the ready index, one probe per level. Shared by both claim shapes.
  */
@@ -102,7 +116,7 @@ const levelsOf = (n: Names) => `  CROSS JOIN LATERAL (
  *   costs the statement a CTE over the UPDATE, so workers ask for it only while their channels may be rate
  *   limited (`ClaimRequest.reportRefill`).
  */
-export const claimSql = (n: Names, exclude: boolean, marker: boolean, multiChannel = true) => {
+export const claimSql = (n: Names, exclude: boolean, marker: boolean, multiChannel = true, floored = false) => {
   // seconds from now (the worker waits by its own clock, which may differ from the database's), and whether
   // a channel of the claim is rate limited: computed once per statement (uncorrelated subqueries)
   const refillIn = "(SELECT CASE WHEN refill.at IS NOT NULL THEN GREATEST(extract(epoch FROM refill.at - now())::float8, 0) END FROM refill)"
@@ -127,18 +141,18 @@ chan AS (
   FOR UPDATE
 ),
 lv AS (
-  SELECT c.channel, l.priority,
+  SELECT c.channel, l.priority,${floored ? " f.at AS floor," : ""}
     CASE WHEN ch.rate_limit IS NULL THEN $3::int ELSE LEAST($3::int, GREATEST(ch.rate_limit - ch.used, 0)) END AS lim
   FROM unnest($2::text[]) AS c(channel)
   LEFT JOIN chan ch ON ch.name = c.channel
-${levelsOf(n)}
+${levelsOf(n)}${floored ? `\n${floorJoinOf(exclude, "c.channel")}` : ""}
   WHERE ch.paused IS NOT TRUE AND EXISTS (SELECT 1 FROM live)
 ),
 ${multiChannel ? "cand0" : "cand"} AS (
   SELECT j.id, j.name, j.channel, j.job_group, j.key${multiChannel ? ", lv.lim" : ""} FROM lv CROSS JOIN LATERAL (
     SELECT w.id, w.name, w.channel, w.job_group, w.sort_at - make_interval(secs => w.priority * $4::float8) AS key
     FROM ${n.job} w
-    WHERE w.channel = lv.channel AND w.priority = lv.priority AND ${ready} AND w.sort_at <= now() ${excluded}
+    WHERE w.channel = lv.channel AND w.priority = lv.priority AND ${ready} AND w.sort_at <= now() ${floorOf(floored)} ${excluded}
     ORDER BY w.sort_at, w.id
     LIMIT lv.lim
     FOR UPDATE SKIP LOCKED
@@ -308,13 +322,13 @@ WHERE NOT EXISTS (SELECT 1 FROM upd) AND (EXISTS (SELECT 1 FROM refill WHERE at 
  *
  * Parameters as the full shape's ($1 worker, $2 channels, $3 limit, $4 aging, $5 excluded names).
  */
-export const plainClaimSql = (n: Names, exclude: boolean) => {
+export const plainClaimSql = (n: Names, exclude: boolean, floored = false) => {
   const excluded = excludedOf(exclude)
   return `
 WITH lv AS (
-  SELECT c.channel, l.priority
+  SELECT c.channel, l.priority${floored ? ", f.at AS floor" : ""}
   FROM unnest($2::text[]) AS c(channel)
-${levelsOf(n)}
+${levelsOf(n)}${floored ? `\n${floorJoinOf(exclude, "c.channel")}` : ""}
   WHERE EXISTS (SELECT 1 FROM ${n.worker} WHERE id = $1::uuid AND expires_at > now())
     AND NOT EXISTS (SELECT 1 FROM ${n.channel} ch WHERE ch.name = ANY($2::text[]) AND (ch.paused OR ch.rate_limit IS NOT NULL))
 ),
@@ -322,7 +336,7 @@ cand AS (
   SELECT j.id, j.job_group FROM lv CROSS JOIN LATERAL (
     SELECT w.id, w.job_group, w.sort_at - make_interval(secs => w.priority * $4::float8) AS key
     FROM ${n.job} w
-    WHERE w.channel = lv.channel AND w.priority = lv.priority AND ${ready} AND w.sort_at <= now() ${excluded}
+    WHERE w.channel = lv.channel AND w.priority = lv.priority AND ${ready} AND w.sort_at <= now() ${floorOf(floored)} ${excluded}
     ORDER BY w.sort_at, w.id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -340,6 +354,9 @@ export const byClaimOrder = (agingSecs: number) => (a: JobStore.ClaimedJob, b: J
   (a.sortAt.getTime() - a.priority * agingSecs * 1000) - (b.sortAt.getTime() - b.priority * agingSecs * 1000) ||
   a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
+/** How often a worker's claim runs without its floors at the least (the longest a straggler waits). */
+export const unflooredEveryMs = 1_000
+
 /**
  * The claim as the store runs it. It chooses between the full shape (`claimSql`) and the plain one
  * (`plainClaimSql`) per worker, from what that worker's last claim showed:
@@ -353,20 +370,81 @@ export const byClaimOrder = (agingSecs: number) => (a: JobStore.ClaimedJob, b: J
  * So a claim returns what the full shape returns (jobs, held, refill time, rate limited): the plain shape
  * is an optimisation a caller cannot observe, except as one more statement when a run of plain claims ends.
  *
+ * Floors (a held snapshot, and the time between two vacuums). The entries of jobs claimed and deleted lie at
+ * the start of each level of the ready index; while a snapshot that may still see them is held, no scan can
+ * mark them dead, and every claim would walk all of them again: its cost would grow with the jobs that went
+ * through since the snapshot began (bench/results/soak.md). So after a claim that came back full, with no
+ * grouped job and nothing held, a worker keeps, per (channel, priority) level it took jobs of, the `sort_at`
+ * of the first one (less a millisecond: a `Date` has no microseconds), and its next claims scan each level
+ * from there. Below a floor there are only rows of jobs claimed since, rows that other claims had locked, and
+ * stragglers: jobs that became ready there later. A job that went back, was rescued or was let out of its
+ * group keeps its place, and the store sends a wake-up of all channels for it (to this process's workers and,
+ * by NOTIFY, to every other's): every store drops its floors then (`resetFloors`). What is left is a
+ * transaction's enqueue that commits after later jobs were claimed, a claim that rolled back, and the
+ * wake-ups a poll-only process cannot hear. For those, a claim that comes back short, and every claim at
+ * least once per `unflooredEveryMs`, runs without floors: such a straggler waits at most that long (and
+ * only while the workers' claims come back full). Claim order within a floored scan is unchanged.
  */
 export const claim = (sql: PgClient.PgClient, n: Names) => {
-  // [multi-channel][exclude][marker]
-  const texts = [false, true].map((multi) =>
-    [false, true].map((exclude) => [false, true].map((marker) => claimSql(n, exclude, marker, multi)))
+  // [floored][multi-channel][exclude][marker]
+  const texts = [false, true].map((floored) =>
+    [false, true].map((multi) =>
+      [false, true].map((exclude) => [false, true].map((marker) => claimSql(n, exclude, marker, multi, floored)))
+    )
   )
-  const plainTexts = [false, true].map((exclude) => plainClaimSql(n, exclude))
+  // [floored][exclude]
+  const plainTexts = [false, true].map((floored) => [false, true].map((exclude) => plainClaimSql(n, exclude, floored)))
   // workers whose next claim may be plain, with the channels and exclusions that claim was for
   const plainFor = new Map<string, string>()
+  // per worker: the shape its floors are for, the floors per level, and when it last claimed without them
+  const floorsOf = new Map<string, { key: string; levels: Map<string, Floor>; unflooredAt: number }>()
+  // counts `resetFloors`: a claim that was in flight across one keeps no floors (it may have scanned before
+  // the straggler that the reset was for became ready)
+  let epoch = 0
   const shapeKey = (r: JobStore.ClaimRequest) => `${r.channels.join("\u0000")}\u0001${r.excludeNames.join("\u0000")}`
-  const full = (r: JobStore.ClaimRequest, key: string, exclude: boolean, params: ReadonlyArray<unknown>) => {
+
+  /** After a claim: keeps, moves or drops the worker's floors. */
+  const track = (
+    r: JobStore.ClaimRequest,
+    key: string,
+    floored: boolean,
+    since: number,
+    jobs: ReadonlyArray<JobStore.ClaimedJob>,
+    keep: boolean
+  ) => {
+    const now = Date.now()
+    let entry = floorsOf.get(r.workerId)
+    if (entry === undefined || entry.key !== key) {
+      if (floorsOf.size >= 10_000) floorsOf.clear()
+      entry = { key, levels: new Map(), unflooredAt: now }
+      floorsOf.set(r.workerId, entry)
+    }
+    if (!floored) entry.unflooredAt = now
+    if (!keep || jobs.length < r.limit || since !== epoch) {
+      entry.levels.clear()
+      return
+    }
+    const firsts = new Map<string, Floor>()
+    for (const job of jobs) {
+      const level = `${job.channel}\u0000${job.priority}`
+      const at = job.sortAt.getTime() - 1
+      const seen = firsts.get(level)
+      if (seen === undefined || at < seen.at) firsts.set(level, { channel: job.channel, priority: job.priority, at })
+    }
+    for (const [level, floor] of firsts) entry.levels.set(level, floor)
+  }
+
+  const full = (
+    r: JobStore.ClaimRequest,
+    key: string,
+    exclude: boolean,
+    floored: boolean,
+    since: number,
+    params: ReadonlyArray<unknown>
+  ) => {
     const marker = r.reportRefill !== false
     const multi = r.channels.length > 1
-    return sql.unsafe<Row>(texts[multi ? 1 : 0]![exclude ? 1 : 0]![marker ? 1 : 0]!, params).pipe(
+    return sql.unsafe<Row>(texts[floored ? 1 : 0]![multi ? 1 : 0]![exclude ? 1 : 0]![marker ? 1 : 0]!, params).pipe(
       Effect.map((rows): JobStore.ClaimResult => {
         let held = 0
         let grouped = false
@@ -384,12 +462,14 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
         const refillAt = refillIn === null || refillIn === undefined ? undefined : new Date(Date.now() + Number(refillIn) * 1000)
         // without the marker row, a claim that took nothing cannot tell
         const rateLimited = first === undefined ? (marker ? false : undefined) : first.limited === true
-        if (jobs.length > 0 && jobs.length === r.limit && !grouped && held === 0 && first?.flow === false) {
+        const clean = jobs.length > 0 && jobs.length === r.limit && !grouped && held === 0 && first?.flow === false
+        if (clean) {
           // a hint only (the plain claim re-checks everything): bounded by clearing, should workers that
           // ended without deregistering (their process crashed) pile up
           if (plainFor.size >= 10_000) plainFor.clear()
           plainFor.set(r.workerId, key)
         } else plainFor.delete(r.workerId)
+        track(r, key, floored, since, jobs, clean)
         jobs.sort(byClaimOrder(r.priorityAgingSecs))
         return { jobs, held, refillAt, rateLimited }
       })
@@ -400,25 +480,48 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
     const params: Array<unknown> = [r.workerId, [...r.channels], r.limit, r.priorityAgingSecs]
     if (exclude) params.push([...r.excludeNames])
     const key = shapeKey(r)
+    const since = epoch
+    const floors = floorsOf.get(r.workerId)
+    const floored = floors !== undefined && floors.key === key && floors.levels.size > 0 &&
+      Date.now() - floors.unflooredAt < unflooredEveryMs
+    if (floored) {
+      const levels = [...floors.levels.values()]
+      params.push(levels.map((l) => l.channel), levels.map((l) => l.priority), levels.map((l) => new Date(l.at)))
+    }
     const statement = plainFor.get(r.workerId) === key
-      ? sql.unsafe<Row>(plainTexts[exclude ? 1 : 0]!, params).pipe(
+      ? sql.unsafe<Row>(plainTexts[floored ? 1 : 0]![exclude ? 1 : 0]!, params).pipe(
         Effect.flatMap((rows): Effect.Effect<JobStore.ClaimResult, import("effect/sql").SqlError.SqlError> => {
           if (rows.length === 0) {
             plainFor.delete(r.workerId)
-            return full(r, key, exclude, params)
+            return full(r, key, exclude, floored, since, params)
           }
           if (rows.length < r.limit) plainFor.delete(r.workerId)
-          const jobs = rows.map(toClaimedJob).sort(byClaimOrder(r.priorityAgingSecs))
+          const jobs = rows.map(toClaimedJob)
+          track(r, key, floored, since, jobs, true)
+          jobs.sort(byClaimOrder(r.priorityAgingSecs))
           // no channel of the claim is rate limited (the statement checked)
           return Effect.succeed({ jobs, held: 0, refillAt: undefined, rateLimited: false })
         })
       )
-      : full(r, key, exclude, params)
+      : full(r, key, exclude, floored, since, params)
     return statement.pipe(Effect.catchTag("SqlError", storageError("claim")))
   }
-  /** A deregistered worker claims no more: its hint goes. */
+  /** Jobs may have become ready below the floors (a wake-up of all channels): every next claim is unfloored. */
+  const resetFloors = () => {
+    epoch++
+    for (const entry of floorsOf.values()) entry.levels.clear()
+  }
+  /** A deregistered worker claims no more: its hint and its floors go. */
   const forget = (workerId: string) => {
     plainFor.delete(workerId)
+    floorsOf.delete(workerId)
   }
-  return { run, forget }
+  return { run, forget, resetFloors }
+}
+
+/** A level's floor: the claim scans its ready rows from `at` (epoch milliseconds) on. */
+interface Floor {
+  readonly channel: string
+  readonly priority: number
+  readonly at: number
 }

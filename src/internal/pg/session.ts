@@ -83,6 +83,8 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
 
     // ---- wake-ups in ----
     const hub = yield* PubSub.sliding<JobStore.Wakeup>(1024)
+    // told of every wake-up of all channels (sent here, or by another process), before the workers see it
+    let anyListener: (() => void) | undefined
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
     // notices in (a job someone awaits finalized, a cancellation requested), on a channel of their own
     const noticeHub = yield* PubSub.unbounded<JobStore.Notice>()
@@ -128,6 +130,7 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       }
       lostAt = undefined
       // (re)listening: notifications sent while nobody listened are lost, so every worker polls once
+      anyListener?.()
       PubSub.publishUnsafe(hub, { _tag: "Any" })
       PubSub.publishUnsafe(noticeHub, { _tag: "Reset" })
       const forwardNotices = Effect.forever(Effect.flatMap(Queue.take(noticeQueue), (n) => {
@@ -141,7 +144,9 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       const forward = Effect.forever(Effect.flatMap(Queue.take(queue), (n) => {
         const at = n.payload.indexOf(":")
         if (at < 0 || n.payload.slice(0, at) === senderId) return Effect.void
-        return PubSub.publish(hub, wakeupOf(n.payload.slice(at + 1)))
+        const wakeup = wakeupOf(n.payload.slice(at + 1))
+        if (wakeup._tag === "Any") anyListener?.()
+        return PubSub.publish(hub, wakeup)
       }))
       const ping = Effect.forever(Effect.andThen(
         Effect.sleep(Duration.millis(pingEveryMs)),
@@ -251,6 +256,7 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
     /** Wakes local workers now and, coalesced, every other process (`*` = any channel). */
     const wake = (channel: string | "*"): Effect.Effect<void> =>
       Effect.suspend(() => {
+        if (channel === "*") anyListener?.()
         PubSub.publishUnsafe(hub, wakeupOf(channel))
         pending.add(channel)
         if (notifying !== undefined) return Effect.void
@@ -275,7 +281,12 @@ export const make = (sql: PgClient.PgClient, options: Options) =>
       PubSub.publishUnsafe(noticeHub, notice)
     }
 
-    return { session, wakeups, wake, notices, noticeLocal, pollOnly }
+    /** `f` is told of every wake-up of all channels, before the workers see it (one listener). */
+    const onAnyWakeup = (f: () => void): void => {
+      anyListener = f
+    }
+
+    return { session, wakeups, wake, notices, noticeLocal, pollOnly, onAnyWakeup }
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>
 
 /** The `PgClient` type, re-exported for the store. */

@@ -140,6 +140,9 @@ export const make = (options: PgStoreOptions): Effect.Effect<JobStore.JobStore["
     const workers = Workers.make(sql, n)
     const schedules = Schedule.make(sql, n, session.wake)
     const claimJobs = claim(sql, n)
+    // a wake-up of all channels (a job went back, was rescued, a group slot freed: here or in another process)
+    // may have made jobs ready below the claims' floors: the next claims scan from the start
+    session.onAnyWakeup(claimJobs.resetFloors)
     const settleJobs = settle(sql, n, options.keepFinalized, noticeChannel(options.schema))
     const cancels = Cancel.make(sql, n, options.schema, options.keepFinalized)
     /**
