@@ -47,9 +47,9 @@ await q(`INSERT INTO ${n.worker} (id, name, hostname, pid, channels, expires_at)
   VALUES ($1, 'xmin-claim-cost', 'localhost', 1, '{_default}', now() + interval '1 day')`, [worker])
 await q(`INSERT INTO ${n.definition} (name, channel, num_attempts, timeout_secs) VALUES ('job', '_default', 1, 60)`)
 
-// with --floor=true, the store's floored claim (one floor, for the one level)
+// with --floor=true, the store's floored claim (the floor of the one level)
 const claim = claimSql(n, false, false, false, floor)
-await q(`PREPARE cuckmq_claim(uuid, text[], int, float8${floor ? ", text[], int[], timestamptz[]" : ""}) AS ${claim}`)
+await q(`PREPARE cuckmq_claim(uuid, text[], int, float8${floor ? ", text, int, float8" : ""}) AS ${claim}`)
 const insert = (k: number) =>
   q(`INSERT INTO ${n.job} (name, channel, payload, max_attempts, timeout_secs)
     SELECT 'job', '_default', '{}', 1, 60 FROM generate_series(1, $1::int)`, [k])
@@ -60,7 +60,7 @@ const measure = async (label: string) => {
     // the floor: where the previous claim found its first job (here: just before these 100 were inserted)
     const [{ at }] = (await q("SELECT clock_timestamp()::text AS at")) as [{ at: string }]
     await insert(100)
-    const plan = await q(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE cuckmq_claim('${worker}', '{_default}', 100, 60${floor ? `, '{_default}', '{0}', ARRAY['${at}']::timestamptz[]` : ""})`)
+    const plan = await q(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE cuckmq_claim('${worker}', '{_default}', 100, 60${floor ? `, '_default', 0, extract(epoch FROM '${at}'::timestamptz)` : ""})`)
     await q(`DELETE FROM ${n.job} WHERE worker_id = $1`, [worker])
     const top = (plan[0]!["QUERY PLAN"] as Array<{ Plan: Record<string, number>; "Execution Time": number }>)[0]!
     return { buffers: (top.Plan["Shared Hit Blocks"] ?? 0) + (top.Plan["Shared Read Blocks"] ?? 0), ms: top["Execution Time"] }

@@ -65,15 +65,15 @@ const ready = "w.worker_id IS NULL AND NOT w.held"
 const excludedOf = (exclude: boolean) => exclude ? "AND w.name <> ALL($5::text[])" : ""
 
 /**
- * A floored claim's extra parameters (after $5 when there are excluded names, else from $5): its floors, as
- * three arrays of one (channel, priority, sort_at) per level, each level at most once. The join gives each
- * level of `lv` its floor (NULL: none).
+ * A floored claim's extra parameters (after $5 when there are excluded names, else from $5): the one level
+ * it has a floor for (channel, priority) and the floor (epoch seconds). Scalars: arrays cost the client more
+ * to encode and the server a join, and a claim of one job pays for every microsecond.
  */
 const floorParam = (exclude: boolean) => exclude ? 6 : 5
-const floorJoinOf = (exclude: boolean, channel: string) => {
+/** The floor of level (`channel`, `l.priority`) of `lv`, NULL on every other level. */
+const floorColumnOf = (exclude: boolean, channel: string) => {
   const p = floorParam(exclude)
-  return `  LEFT JOIN unnest($${p}::text[], $${p + 1}::int[], $${p + 2}::timestamptz[]) AS f(channel, priority, at)
-    ON f.channel = ${channel} AND f.priority = l.priority`
+  return `CASE WHEN ${channel} = $${p}::text AND l.priority = $${p + 1}::int THEN to_timestamp($${p + 2}::float8) END AS floor`
 }
 /** A floored claim's candidate scan starts at its level's floor (the btree descent skips the rows below). */
 const floorOf = (floored: boolean) => floored ? "AND w.sort_at >= COALESCE(lv.floor, '-infinity'::timestamptz)" : ""
@@ -141,11 +141,11 @@ chan AS (
   FOR UPDATE
 ),
 lv AS (
-  SELECT c.channel, l.priority,${floored ? " f.at AS floor," : ""}
+  SELECT c.channel, l.priority,${floored ? ` ${floorColumnOf(exclude, "c.channel")},` : ""}
     CASE WHEN ch.rate_limit IS NULL THEN $3::int ELSE LEAST($3::int, GREATEST(ch.rate_limit - ch.used, 0)) END AS lim
   FROM unnest($2::text[]) AS c(channel)
   LEFT JOIN chan ch ON ch.name = c.channel
-${levelsOf(n)}${floored ? `\n${floorJoinOf(exclude, "c.channel")}` : ""}
+${levelsOf(n)}
   WHERE ch.paused IS NOT TRUE AND EXISTS (SELECT 1 FROM live)
 ),
 ${multiChannel ? "cand0" : "cand"} AS (
@@ -326,9 +326,9 @@ export const plainClaimSql = (n: Names, exclude: boolean, floored = false) => {
   const excluded = excludedOf(exclude)
   return `
 WITH lv AS (
-  SELECT c.channel, l.priority${floored ? ", f.at AS floor" : ""}
+  SELECT c.channel, l.priority${floored ? `, ${floorColumnOf(exclude, "c.channel")}` : ""}
   FROM unnest($2::text[]) AS c(channel)
-${levelsOf(n)}${floored ? `\n${floorJoinOf(exclude, "c.channel")}` : ""}
+${levelsOf(n)}
   WHERE EXISTS (SELECT 1 FROM ${n.worker} WHERE id = $1::uuid AND expires_at > now())
     AND NOT EXISTS (SELECT 1 FROM ${n.channel} ch WHERE ch.name = ANY($2::text[]) AND (ch.paused OR ch.rate_limit IS NOT NULL))
 ),
@@ -354,7 +354,7 @@ export const byClaimOrder = (agingSecs: number) => (a: JobStore.ClaimedJob, b: J
   (a.sortAt.getTime() - a.priority * agingSecs * 1000) - (b.sortAt.getTime() - b.priority * agingSecs * 1000) ||
   a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
-/** How often a worker's claim runs without its floors at the least (the longest a straggler waits). */
+/** How often a worker's claim runs without its floor at the least (the longest a straggler waits). */
 export const unflooredEveryMs = 1_000
 
 /**
@@ -374,9 +374,11 @@ export const unflooredEveryMs = 1_000
  * the start of each level of the ready index; while a snapshot that may still see them is held, no scan can
  * mark them dead, and every claim would walk all of them again: its cost would grow with the jobs that went
  * through since the snapshot began (bench/results/soak.md). So after a claim that came back full, with no
- * grouped job and nothing held, a worker keeps, per (channel, priority) level it took jobs of, the `sort_at`
- * of the first one (less a millisecond: a `Date` has no microseconds), and its next claims scan each level
- * from there. Below a floor there are only rows of jobs claimed since, rows that other claims had locked, and
+ * grouped job and nothing held, a worker keeps a floor for its head level (the highest priority it took, on
+ * the first channel it took that from): the `sort_at` of the first job there, less a millisecond (a `Date`
+ * has no microseconds), and its next claims scan that level from there (one level: scalar parameters cost a
+ * claim of one job next to nothing; the other levels are scanned as before). Below the floor there are only
+ * rows of jobs claimed since, rows that other claims had locked, and
  * stragglers: jobs that became ready there later. A job that went back, was rescued or was let out of its
  * group keeps its place, and the store sends a wake-up of all channels for it (to this process's workers and,
  * by NOTIFY, to every other's): every store drops its floors then (`resetFloors`). What is left is a
@@ -396,14 +398,14 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
   const plainTexts = [false, true].map((floored) => [false, true].map((exclude) => plainClaimSql(n, exclude, floored)))
   // workers whose next claim may be plain, with the channels and exclusions that claim was for
   const plainFor = new Map<string, string>()
-  // per worker: the shape its floors are for, the floors per level, and when it last claimed without them
-  const floorsOf = new Map<string, { key: string; levels: Map<string, Floor>; unflooredAt: number }>()
-  // counts `resetFloors`: a claim that was in flight across one keeps no floors (it may have scanned before
+  // per worker: the shape its floor is for, the floor, and when it last claimed without one
+  const floorsOf = new Map<string, { key: string; floor: Floor | undefined; unflooredAt: number }>()
+  // counts `resetFloors`: a claim that was in flight across one keeps no floor (it may have scanned before
   // the straggler that the reset was for became ready)
   let epoch = 0
   const shapeKey = (r: JobStore.ClaimRequest) => `${r.channels.join("\u0000")}\u0001${r.excludeNames.join("\u0000")}`
 
-  /** After a claim: keeps, moves or drops the worker's floors. */
+  /** After a claim: sets, moves or drops the worker's floor. */
   const track = (
     r: JobStore.ClaimRequest,
     key: string,
@@ -416,22 +418,26 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
     let entry = floorsOf.get(r.workerId)
     if (entry === undefined || entry.key !== key) {
       if (floorsOf.size >= 10_000) floorsOf.clear()
-      entry = { key, levels: new Map(), unflooredAt: now }
+      entry = { key, floor: undefined, unflooredAt: now }
       floorsOf.set(r.workerId, entry)
     }
     if (!floored) entry.unflooredAt = now
     if (!keep || jobs.length < r.limit || since !== epoch) {
-      entry.levels.clear()
+      entry.floor = undefined
       return
     }
-    const firsts = new Map<string, Floor>()
+    // the head level (the highest priority the claim took; its first channel), and its first job
+    let head = jobs[0]!
+    let at = head.sortAt.getTime()
     for (const job of jobs) {
-      const level = `${job.channel}\u0000${job.priority}`
-      const at = job.sortAt.getTime() - 1
-      const seen = firsts.get(level)
-      if (seen === undefined || at < seen.at) firsts.set(level, { channel: job.channel, priority: job.priority, at })
+      if (job.priority > head.priority) {
+        head = job
+        at = job.sortAt.getTime()
+      } else if (job.priority === head.priority && job.channel === head.channel && job.sortAt.getTime() < at) {
+        at = job.sortAt.getTime()
+      }
     }
-    for (const [level, floor] of firsts) entry.levels.set(level, floor)
+    entry.floor = { channel: head.channel, priority: head.priority, at: at - 1 }
   }
 
   const full = (
@@ -482,12 +488,11 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
     const key = shapeKey(r)
     const since = epoch
     const floors = floorsOf.get(r.workerId)
-    const floored = floors !== undefined && floors.key === key && floors.levels.size > 0 &&
-      Date.now() - floors.unflooredAt < unflooredEveryMs
-    if (floored) {
-      const levels = [...floors.levels.values()]
-      params.push(levels.map((l) => l.channel), levels.map((l) => l.priority), levels.map((l) => new Date(l.at)))
-    }
+    const floor = floors !== undefined && floors.key === key && Date.now() - floors.unflooredAt < unflooredEveryMs
+      ? floors.floor
+      : undefined
+    const floored = floor !== undefined
+    if (floored) params.push(floor.channel, floor.priority, floor.at / 1000)
     const statement = plainFor.get(r.workerId) === key
       ? sql.unsafe<Row>(plainTexts[floored ? 1 : 0]![exclude ? 1 : 0]!, params).pipe(
         Effect.flatMap((rows): Effect.Effect<JobStore.ClaimResult, import("effect/sql").SqlError.SqlError> => {
@@ -509,7 +514,7 @@ export const claim = (sql: PgClient.PgClient, n: Names) => {
   /** Jobs may have become ready below the floors (a wake-up of all channels): every next claim is unfloored. */
   const resetFloors = () => {
     epoch++
-    for (const entry of floorsOf.values()) entry.levels.clear()
+    for (const entry of floorsOf.values()) entry.floor = undefined
   }
   /** A deregistered worker claims no more: its hint and its floors go. */
   const forget = (workerId: string) => {
