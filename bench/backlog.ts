@@ -24,44 +24,13 @@
 import { performance } from "node:perf_hooks"
 import type { Check, Outcome } from "./protocol.js"
 import type { Adapter } from "./systems/types.js"
-import { enqueuePaced, type Env, sleep, Tally } from "./workloads.js"
+import { enqueueConcurrently, enqueuePaced, type Env, gc, percentile, sleep, Tally, within } from "./workloads.js"
 
 /** Payload indices of the backlog's jobs: far above any measured index, so one that runs is "unexpected". */
 const BACKLOG_BASE = 10_000_000
 const FILL_BATCH = 10_000
 /** How far ahead the backlog is scheduled. */
 const AHEAD_MS = 365 * 24 * 3600 * 1000
-
-const gc = (): void => {
-  const g = (globalThis as { gc?: () => void }).gc
-  if (g) g()
-}
-
-const within = async (promise: Promise<void>, ms: number): Promise<boolean> => {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([promise.then(() => true), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
-
-const enqueueConcurrently = async (adapter: Adapter, n: number, callers: number): Promise<void> => {
-  let next = 0
-  await Promise.all(Array.from({ length: callers }, async () => {
-    while (true) {
-      const i = next++
-      if (i >= n) return
-      await adapter.enqueue(i)
-    }
-  }))
-}
 
 const sum = (checks: ReadonlyArray<Check>): Check => ({
   duplicates: checks.reduce((a, c) => a + c.duplicates, 0),

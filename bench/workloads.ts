@@ -71,7 +71,7 @@ export class Tally {
 }
 
 /** Resolves to false when `ms` passes first. */
-const within = async (promise: Promise<void>, ms: number): Promise<boolean> => {
+export const within = async (promise: Promise<void>, ms: number): Promise<boolean> => {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), ms)
@@ -86,7 +86,7 @@ const within = async (promise: Promise<void>, ms: number): Promise<boolean> => {
 const range = (from: number, to: number): Array<number> => Array.from({ length: to - from }, (_, k) => from + k)
 
 /** `callers` concurrent loops, each enqueueing the next index with one call. */
-const enqueueConcurrently = async (adapter: Adapter, n: number, callers: number): Promise<void> => {
+export const enqueueConcurrently = async (adapter: Adapter, n: number, callers: number): Promise<void> => {
   let next = 0
   await Promise.all(Array.from({ length: callers }, async () => {
     while (true) {
@@ -119,7 +119,8 @@ export interface Env {
   readonly serverCpu: CpuProbe | undefined
 }
 
-const gc = (): void => {
+/** A full GC, when the process runs with `--expose-gc`. */
+export const gc = (): void => {
   const g = (globalThis as { gc?: () => void }).gc
   if (g) g()
 }
@@ -346,7 +347,8 @@ export const drainProcesses = async (env: Env, processes: number, hosts?: Readon
   }
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+/** The `p`th percentile of ascending `sorted` (nearest rank); NaN when empty. */
+export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 
 /** Enqueues 0..n-1 one call at a time at `rate` per second, recording each call's start in `starts`. */
