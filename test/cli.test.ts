@@ -11,10 +11,12 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, layer } from "@effect/vitest"
 import { Effect, Exit, Layer, Schema, Scope } from "effect"
+import { Pool } from "pg"
 import { SqlClient } from "effect/sql"
 import { Cuckmq, CuckmqAdmin, JobDefinition, Migrations, Worker } from "../src/index.js"
 import { count, waitUntil } from "./support/harness.js"
 import { databaseUrl, PgTest, uniqueSchema } from "./support/pg.js"
+import { pgbouncer, pgbouncerAvailable } from "./support/pgbouncer.js"
 
 const root = path.resolve(import.meta.dirname, "..")
 let buildDir = ""
@@ -464,6 +466,76 @@ describe("cuckmq command line (the built binary)", () => {
         assert.include(r.stderr, "cuckmq: the command line needs the package @effect/platform-node, which is not installed.")
         assert.include(r.stderr, "npm install @effect/platform-node")
         assert.notMatch(r.stderr, /\n\s+at /)
+      }).pipe(Effect.scoped))
+  })
+})
+
+describe.skipIf(!pgbouncerAvailable())("cuckmq command line through PgBouncer (pool_mode = transaction)", () => {
+  layer(PgTest({ maxConnections: 10 }), { excludeTestServices: true })((it) => {
+    it.effect("--transaction-pooler (or CUCKMQ_TRANSACTION_POOLER=1): migrate, status, jobs, pause while other clients take turns on the pooler's two server connections", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const bouncer = yield* pgbouncer(databaseUrl(), { default_pool_size: 2 })
+        // other clients through the pooler, in short transactions: the command line's consecutive transactions
+        // land on whichever server connection is free (a named prepared statement would not be there)
+        const others = new Pool({ connectionString: bouncer.url, max: 4 })
+        let churning = true
+        const churn = Promise.all([0, 1, 2, 3].map(async () => {
+          while (churning) await others.query("SELECT pg_sleep(0.001)")
+        }))
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(async () => {
+            churning = false
+            await churn.catch(() => undefined)
+            await others.end()
+          })
+        )
+        const via = (schema: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+          run(["--schema", schema, ...args], { DATABASE_URL: bouncer.url, ...env })
+        const viaJson = <A = any>(schema: string, ...args: ReadonlyArray<string>) =>
+          Effect.map(via(schema, ["--transaction-pooler", ...args, "--json"]), (r) => {
+            assert.strictEqual(r.code, 0, `cuckmq --transaction-pooler ${args.join(" ")} --json: ${r.stderr}`)
+            return JSON.parse(r.stdout) as A
+          })
+
+        const schema = uniqueSchema("cli_pgbouncer")
+        yield* dropSchema(schema)
+        const migrated = yield* viaJson<{ version: number }>(schema, "migrate")
+        assert.strictEqual(migrated.version, Migrations.latestVersion)
+        // the app, connected directly, deploys and enqueues 3 jobs delayed by an hour
+        const appScope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(appScope, Exit.void))
+        const app = yield* Layer.buildWithScope(Cuckmq.layer({ schema, definitions: [Later], migrate: false }), appScope)
+        const ids = yield* Effect.forEach([1, 2, 3], () => Later.enqueue({}, { delay: "1 hour" })).pipe(Effect.provideContext(app))
+
+        const stats = yield* viaJson<CuckmqAdmin.Statistics>(schema, "status")
+        const later = stats.channels.find((c) => c.channel === "cli-later")!
+        assert.deepStrictEqual([later.waiting.value, later.delayed.value], [0, 3])
+        const page = yield* viaJson<CuckmqAdmin.JobPage>(schema, "jobs", "list")
+        assert.sameMembers(page.jobs.map((j) => j.id), ids)
+        for (const id of ids) assert.strictEqual((yield* viaJson<CuckmqAdmin.JobDetail>(schema, "jobs", "show", id)).state, "delayed")
+        assert.deepStrictEqual(
+          yield* viaJson(schema, "jobs", "run-now", ids[0]!),
+          { action: "run-now", count: 1, jobIds: [ids[0]], refused: [] }
+        )
+        assert.deepStrictEqual(
+          yield* viaJson(schema, "jobs", "cancel", ids[1]!),
+          { action: "cancel", count: 1, jobIds: [ids[1]], refused: [] }
+        )
+        // the environment variable instead of the flag
+        const paused = yield* via(schema, ["pause", "cli-later"], { CUCKMQ_TRANSACTION_POOLER: "1" })
+        ok(paused, "pause with CUCKMQ_TRANSACTION_POOLER=1")
+        assert.strictEqual(paused.stdout.trim(), "channel cli-later: paused (rate limit: -)")
+        const bad = yield* via(schema, ["status"], { CUCKMQ_TRANSACTION_POOLER: "yes" })
+        assert.strictEqual(bad.code, 2, bad.stderr)
+        assert.include(bad.stderr, "CUCKMQ_TRANSACTION_POOLER must be 1, true, 0 or false")
+
+        // what the commands did, read directly
+        const rows = yield* sql<{ id: string; run_now: boolean }>`
+          SELECT id::text AS id, run_at <= now() AS run_now FROM ${sql(`${schema}.job`)} ORDER BY id`
+        assert.deepStrictEqual(rows.map((r) => [r.id, r.run_now]), [[ids[0], true], [ids[2], false]])
+        const channel = yield* sql<{ paused: boolean }>`SELECT paused FROM ${sql(`${schema}.job_channel`)} WHERE name = 'cli-later'`
+        assert.deepStrictEqual(channel.map((c) => c.paused), [true])
       }).pipe(Effect.scoped))
   })
 })

@@ -193,6 +193,12 @@ const root = Command.make("cuckmq").pipe(
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print one JSON document (for scripts) instead of tables"),
       Flag.withDefault(false)
+    ),
+    transactionPooler: Flag.Boolean("transaction-pooler").pipe(
+      Flag.withDescription(
+        "The URL goes through PgBouncer in transaction mode: unnamed statements, no startup parameters, no LISTEN; defaults to $CUCKMQ_TRANSACTION_POOLER (1 or true)"
+      ),
+      Flag.withDefault(false)
     )
   }),
   Command.withDescription("Operate a cuckmq job queue: migrate its schema, inspect and act on its jobs, channels and workers")
@@ -203,6 +209,8 @@ interface Context {
   readonly url: Option.Option<Redacted.Redacted<string>>
   readonly schema: string
   readonly json: boolean
+  /** The URL goes through a transaction-mode pooler (`--transaction-pooler` or `CUCKMQ_TRANSACTION_POOLER`). */
+  readonly transactionPooler: boolean
 }
 
 const context: Effect.Effect<Context, Failure, Command.CommandContext<"cuckmq">> = Effect.gen(function*() {
@@ -215,12 +223,30 @@ const context: Effect.Effect<Context, Failure, Command.CommandContext<"cuckmq">>
     ? flags.schema.value
     : Option.getOrElse(Option.filter(yield* env("CUCKMQ_SCHEMA"), (s) => s !== ""), () => Migrations.defaultSchema)
   const schema = yield* Migrations.validateSchemaName(schemaName).pipe(Effect.mapError((e) => badInput(e.message)))
-  return { url, schema, json: flags.json }
+  let transactionPooler = flags.transactionPooler
+  if (!transactionPooler) {
+    const raw = Option.getOrElse(yield* env("CUCKMQ_TRANSACTION_POOLER"), () => "").trim().toLowerCase()
+    if (raw === "1" || raw === "true") transactionPooler = true
+    else if (raw !== "" && raw !== "0" && raw !== "false") {
+      return yield* badInput(`CUCKMQ_TRANSACTION_POOLER must be 1, true, 0 or false, not ${JSON.stringify(raw)}`)
+    }
+  }
+  return { url, schema, json: flags.json, transactionPooler }
 })
 
-/** The database connection of one command: a small pool (a command runs a few statements), a bounded wait. */
-const database = (url: Redacted.Redacted<string>) =>
-  PgClient.layer({ url, maxConnections: 4, connectTimeout: "10 seconds", applicationName: "cuckmq-cli" })
+/**
+ * The database connection of one command: a small pool (a command runs a few statements), a bounded wait.
+ * Through a transaction-mode pooler, unnamed statements only (PgBouncer before 1.21 loses named prepared
+ * statements between transactions); `application_name` is a startup parameter PgBouncer knows.
+ */
+const database = (url: Redacted.Redacted<string>, transactionPooler: boolean) =>
+  PgClient.layer({
+    url,
+    maxConnections: 4,
+    connectTimeout: "10 seconds",
+    applicationName: "cuckmq-cli",
+    ...(transactionPooler ? { prepare: false } : {})
+  })
 
 /** The database URL of the command: `--database-url`, else `DATABASE_URL`; bad input when neither or not a URL. */
 const databaseUrl = (ctx: Context): Effect.Effect<Redacted.Redacted<string>, Failure> => {
@@ -257,7 +283,7 @@ const withDatabase = <A, E, R>(
       )
     )
     return yield* Effect.andThen(connect, effect).pipe(
-      Effect.provide(database(url)),
+      Effect.provide(database(url, ctx.transactionPooler)),
       Effect.mapError(toFailure(raw))
     )
   })
@@ -326,7 +352,11 @@ const sql = Command.make(
 
 /** The admin service on the schema: a Cuckmq context that neither migrates nor deploys, and CuckmqAdmin on it. */
 const adminLayer = (ctx: Context) =>
-  CuckmqAdmin.layer().pipe(Layer.provideMerge(Cuckmq.layer({ schema: ctx.schema, migrate: false, deploy: false })))
+  CuckmqAdmin.layer().pipe(
+    Layer.provideMerge(
+      Cuckmq.layer({ schema: ctx.schema, migrate: false, deploy: false, transactionPooler: ctx.transactionPooler })
+    )
+  )
 
 /** Runs `effect` with the admin service (and the Cuckmq context) of the schema. */
 const withAdmin = <A, E, R>(ctx: Context, effect: Effect.Effect<A, E, R>) =>
