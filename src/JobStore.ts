@@ -206,6 +206,17 @@ export interface UniqueOutcome {
 }
 
 /**
+ * A claim a worker knows it holds (`JobStore.releaseUnowned` keeps these): the job and its claim token.
+ *
+ * @since 0.2.0
+ */
+export interface OwnedClaim {
+  readonly id: string
+  /** The fencing token of the claim (`ClaimedJob.claim`). */
+  readonly claim: number
+}
+
+/**
  * A job as a worker claimed it.
  *
  * @since 0.1.0
@@ -666,10 +677,12 @@ export class JobStore extends Context.Service<JobStore, {
    */
   readonly claim: (request: ClaimRequest) => Effect.Effect<ClaimResult, StorageError>
   /**
-   * Releases every job the store says `workerId` holds that is not in `owned` (claims whose result never
-   * reached the worker, e.g. a connection lost mid-statement). Returns how many were released.
+   * Releases every job the store says `workerId` holds under a claim that is not in `owned` (claims whose
+   * result never reached the worker, e.g. a connection lost mid-statement). A job is kept only while its
+   * current claim is the one owned: a job owned under an earlier claim (its settlement not yet confirmed)
+   * that a lost claim took again is released. Returns how many were released.
    */
-  readonly releaseUnowned: (workerId: string, owned: ReadonlyArray<string>) => Effect.Effect<number, StorageError>
+  readonly releaseUnowned: (workerId: string, owned: ReadonlyArray<OwnedClaim>) => Effect.Effect<number, StorageError>
   /**
    * Applies a batch of settlements (at most one per job) in one round trip and frees the group slots of the
    * jobs that leave their worker.

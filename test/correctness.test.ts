@@ -98,7 +98,7 @@ describe("correctness regressions", () => {
                 ++claims === 1
                   ? Effect.fail(new CuckmqError.StorageError({ operation: "claim", message: "response lost", cause: undefined }))
                   : Effect.succeed(result)),
-            releaseUnowned: (workerId: string, owned: ReadonlyArray<string>) =>
+            releaseUnowned: (workerId: string, owned: ReadonlyArray<JobStore.OwnedClaim>) =>
               Effect.delay(store.releaseUnowned(workerId, owned), "1 second")
           }))
           const scope = yield* Scope.make()

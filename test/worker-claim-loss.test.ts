@@ -11,10 +11,11 @@
  * store wrapper, so it fails deterministically without the fix.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Exit, Option, Schema, Scope } from "effect"
+import { Deferred, Effect, Exit, Option, Schema, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Cuckmq, JobDefinition } from "../src/index.js"
+import { StorageError } from "../src/CuckmqError.js"
 import type { JobStore } from "../src/JobStore.js"
 import * as Engine from "../src/internal/engine.js"
 import * as WorkerInternal from "../src/internal/worker/index.js"
@@ -183,6 +184,64 @@ describe("a worker and statements that never answer", () => {
           yield* waitUntil("the job succeeded", Effect.map(jobState(cuckmq, id), (j) => j.state === "succeeded"), "10 seconds")
           yield* stop
           assert.deepStrictEqual(runs, [{ jobId: id, attempt: 1 }])
+        }).pipe(Effect.scoped))
+
+      it.effect(`${backend}: a job owned under an earlier claim whose settlement is still being retried is released by the reconcile when a lost claim took it again`, () =>
+        Effect.gen(function*() {
+          // found by test/interleaving.test.ts (memory, a drain that hung 40 s): the worker kept every job id it
+          // owned, whatever the claim, so a job it had settled (answer lost, retry pending) and claimed again
+          // (answer lost) stayed held for it, unknown, until the next periodic reconcile a minute later
+          const runs: Array<number> = []
+          const Job = JobDefinition.make({
+            name: "claim-loss",
+            channel: "c",
+            numAttempts: 3,
+            timeoutSecs: 0,
+            payload: Schema.Struct({ n: Schema.Number }),
+            // the first run snoozes for no time: the job is waiting again as soon as that settlement commits
+            handler: (_payload, meta) =>
+              Effect.suspend(() => {
+                runs.push(meta.attempt)
+                return runs.length === 1 ? JobDefinition.snooze(0) : Effect.void
+              })
+          })
+          const reconciled = yield* Deferred.make<void>()
+          let phase: "first run" | "claim to lose" | "lost" = "first run"
+          let snoozeWrites = 0
+          const lost = (operation: string) =>
+            new StorageError({ operation, message: `${operation} failed: injected fault (response lost)`, cause: undefined })
+          const { cuckmq, start } = yield* setup(backend, Job, (store) => ({
+            ...store,
+            // the snooze commits and its answer is lost; its retry waits until the worker has reconciled
+            settle: (workerId, settlements) => {
+              if (!settlements.some((x) => x.outcome === "Snooze")) return store.settle(workerId, settlements)
+              if (snoozeWrites++ > 0) return Effect.andThen(Deferred.await(reconciled), store.settle(workerId, settlements))
+              return Effect.andThen(store.settle(workerId, settlements), Effect.suspend(() => {
+                phase = "claim to lose"
+                return Effect.fail(lost("settle"))
+              }))
+            },
+            // meanwhile the next claim takes the job again, commits, and its answer is lost too
+            claim: (request) =>
+              Effect.flatMap(store.claim(request), (result) => {
+                if (phase !== "claim to lose" || result.jobs.length === 0) return Effect.succeed(result)
+                phase = "lost"
+                return Effect.fail(lost("claim"))
+              }),
+            releaseUnowned: (workerId, owned) =>
+              Effect.tap(store.releaseUnowned(workerId, owned), () => phase === "lost" ? Deferred.succeed(reconciled, undefined) : Effect.void),
+            // no fast path: the job must come through a claim
+            enqueue: (name, jobs, onCommit) => store.enqueue(name, jobs, onCommit)
+          }))
+          const stop = yield* start(60_000)
+          const id = yield* Job.enqueue({ n: 1 }).pipe(Effect.provideService(Cuckmq.Cuckmq, cuckmq))
+          // (without the fix the job stays claimed for the worker until its periodic reconcile, a minute on)
+          yield* waitUntil("the job succeeded", Effect.map(jobState(cuckmq, id), (j) => j.state === "succeeded"), "30 seconds")
+          yield* stop
+          assert.strictEqual(phase, "lost")
+          assert.strictEqual(snoozeWrites, 2, "the snooze was written, then written again (a no-op)")
+          assert.deepStrictEqual(runs, [1, 1], "run twice, the snooze spending no attempt")
+          assert.deepInclude(yield* jobState(cuckmq, id), { state: "succeeded", attempts: 1, claims: 3 })
         }).pipe(Effect.scoped))
     }
   })

@@ -450,11 +450,12 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
     }
 
     /** Gives back what `workerId` holds except `keep`; returns how many went back. */
-    const release = (workerId: string, keep: ReadonlySet<string>, now: number) => {
+    /** Gives back every job `workerId` holds except under the claims in `keep` (job id to claim token). */
+    const release = (workerId: string, keep: ReadonlyMap<string, number>, now: number) => {
       const freed: Array<string> = []
       let released = 0
       for (const job of jobs.values()) {
-        if (job.workerId !== workerId || keep.has(String(job.id))) continue
+        if (job.workerId !== workerId || keep.get(String(job.id)) === job.claims) continue
         if (giveBack(job)) freed.push(job.jobGroup!)
         released++
       }
@@ -757,7 +758,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
 
       deregisterWorker: (workerId) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
-          release(workerId, new Set(), now)
+          release(workerId, new Map(), now)
           workers.delete(workerId)
         }),
 
@@ -853,7 +854,7 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
           return { jobs: claimed, held, refillAt: refillAt === undefined ? undefined : new Date(refillAt), rateLimited }
         }),
 
-      releaseUnowned: (workerId, owned) => Effect.map(Clock.currentTimeMillis, (now) => release(workerId, new Set(owned), now)),
+      releaseUnowned: (workerId, owned) => Effect.map(Clock.currentTimeMillis, (now) => release(workerId, new Map(owned.map((o) => [o.id, o.claim])), now)),
 
       settle: (workerId, settlements) =>
         Effect.map(Clock.currentTimeMillis, (now) => {

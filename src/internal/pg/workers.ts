@@ -60,6 +60,14 @@ INSERT INTO ${n.worker} (id, name, hostname, pid, channels, session_key, expires
 VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::int, now() + make_interval(secs => $7::float8), $8::int)`
   const heartbeatSql = heartbeatSqlOf(n)
   const releaseSql = `SELECT ${n.fn("release_v2")}($1::uuid, $2::bigint[], $3::boolean) AS released`
+  // keeps a job only under the claim the worker owns ($2 ids, $3 claim tokens): a job it owned under an
+  // earlier claim (a settlement not yet confirmed) that a lost claim took again is not its to keep. The
+  // tokens are compared in the argument, so release_v2 (migration 2) stays as it is: a job whose claim
+  // changes between the two is one that left this worker (a settlement or a rescue), and release_v2 only
+  // touches the rows it still holds.
+  const releaseUnownedSql = `SELECT ${n.fn("release_v2")}($1::uuid, ARRAY(
+  SELECT j.id FROM ${n.job} j JOIN unnest($2::bigint[], $3::int[]) AS o(id, claim) ON j.id = o.id AND j.claims = o.claim
+  WHERE j.worker_id = $1::uuid), false) AS released`
 
   const registerWorker = (w: JobStore.WorkerRegistration) =>
     sql.unsafe(registerSql, [
@@ -93,7 +101,10 @@ VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::int, now() + make_interval(secs =>
     heartbeat,
     /** Resolves to how many jobs went back (the caller wakes workers when > 0). */
     deregisterWorker: (workerId: string) => release("deregister worker", workerId, [], true),
-    releaseUnowned: (workerId: string, owned: ReadonlyArray<string>) =>
-      release("release unowned jobs", workerId, owned, false)
+    releaseUnowned: (workerId: string, owned: ReadonlyArray<JobStore.OwnedClaim>) =>
+      sql.unsafe<Row>(releaseUnownedSql, [workerId, owned.map((o) => BigInt(o.id)), owned.map((o) => o.claim)]).pipe(
+        Effect.map((rows) => Number(rows[0]?.released ?? 0)),
+        Effect.catchTag("SqlError", storageError("release unowned jobs"))
+      )
   }
 }

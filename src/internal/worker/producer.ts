@@ -156,7 +156,7 @@ export const make = (env: Env, executor: Executor, lease: Lease) => {
       // wait until nothing the worker might still receive is in flight, and let nothing new start meanwhile
       if (state.claimsInFlight > 0 || state.reserved > 0) return false
       state.reconciling = true
-      const released = yield* Effect.result(store.releaseUnowned(state.workerId, Array.from(state.owned.keys()))).pipe(
+      const released = yield* Effect.result(store.releaseUnowned(state.workerId, Array.from(state.owned, ([id, claim]) => ({ id, claim })))).pipe(
         Effect.ensuring(Effect.sync(() => {
           state.reconciling = false
         }))
