@@ -15,7 +15,7 @@ import { Deferred, Effect, Exit, Option, Schema, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Cuckmq, JobDefinition } from "../src/index.js"
-import { StorageError } from "../src/CuckmqError.js"
+import { type JobSnooze, StorageError } from "../src/CuckmqError.js"
 import type { JobStore } from "../src/JobStore.js"
 import * as Engine from "../src/internal/engine.js"
 import * as WorkerInternal from "../src/internal/worker/index.js"
@@ -23,8 +23,11 @@ import { type Backend, contextOn } from "./support/faults.js"
 import { waitUntil } from "./support/harness.js"
 import { PgTest, uniqueSchema } from "./support/pg.js"
 
-/** Every run of the test definition's handler, by job id. */
-const makeRuns = () => {
+/**
+ * Every run of the test definition's handler, by job id; `outcome(n)` decides how the n-th run (from 1) ends
+ * (it succeeds unless told otherwise).
+ */
+const makeRuns = (outcome: (n: number) => Effect.Effect<void, JobSnooze> = () => Effect.void) => {
   const runs: Array<{ readonly jobId: string; readonly attempt: number }> = []
   const Job = JobDefinition.make({
     name: "claim-loss",
@@ -32,7 +35,11 @@ const makeRuns = () => {
     numAttempts: 3,
     timeoutSecs: 0,
     payload: Schema.Struct({ n: Schema.Number }),
-    handler: (_payload, meta) => Effect.sync(() => void runs.push({ jobId: meta.jobId, attempt: meta.attempt }))
+    handler: (_payload, meta) =>
+      Effect.suspend(() => {
+        runs.push({ jobId: meta.jobId, attempt: meta.attempt })
+        return outcome(runs.length)
+      })
   })
   return { runs, Job }
 }
@@ -191,20 +198,8 @@ describe("a worker and statements that never answer", () => {
           // found by test/interleaving.test.ts (memory, a drain that hung 40 s): the worker kept every job id it
           // owned, whatever the claim, so a job it had settled (answer lost, retry pending) and claimed again
           // (answer lost) stayed held for it, unknown, until the next periodic reconcile a minute later
-          const runs: Array<number> = []
-          const Job = JobDefinition.make({
-            name: "claim-loss",
-            channel: "c",
-            numAttempts: 3,
-            timeoutSecs: 0,
-            payload: Schema.Struct({ n: Schema.Number }),
-            // the first run snoozes for no time: the job is waiting again as soon as that settlement commits
-            handler: (_payload, meta) =>
-              Effect.suspend(() => {
-                runs.push(meta.attempt)
-                return runs.length === 1 ? JobDefinition.snooze(0) : Effect.void
-              })
-          })
+          // the first run snoozes for no time: the job is waiting again as soon as that settlement commits
+          const { Job, runs } = makeRuns((n) => n === 1 ? JobDefinition.snooze(0) : Effect.void)
           const reconciled = yield* Deferred.make<void>()
           let phase: "first run" | "claim to lose" | "lost" = "first run"
           let snoozeWrites = 0
@@ -240,7 +235,7 @@ describe("a worker and statements that never answer", () => {
           yield* stop
           assert.strictEqual(phase, "lost")
           assert.strictEqual(snoozeWrites, 2, "the snooze was written, then written again (a no-op)")
-          assert.deepStrictEqual(runs, [1, 1], "run twice, the snooze spending no attempt")
+          assert.deepStrictEqual(runs, [{ jobId: id, attempt: 1 }, { jobId: id, attempt: 1 }], "run twice, the snooze spending no attempt")
           assert.deepInclude(yield* jobState(cuckmq, id), { state: "succeeded", attempts: 1, claims: 3 })
         }).pipe(Effect.scoped))
     }

@@ -449,8 +449,10 @@ export const make = (options: { readonly keepFinalized: boolean }): Effect.Effec
       return { channel: name, paused: c?.paused ?? false, rateLimit: c?.rateLimit }
     }
 
-    /** Gives back what `workerId` holds except `keep`; returns how many went back. */
-    /** Gives back every job `workerId` holds except under the claims in `keep` (job id to claim token). */
+    /**
+     * Gives back every job `workerId` holds except under the claims in `keep` (job id to claim token);
+     * returns how many went back.
+     */
     const release = (workerId: string, keep: ReadonlyMap<string, number>, now: number) => {
       const freed: Array<string> = []
       let released = 0

@@ -90,8 +90,9 @@ VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::int, now() + make_interval(secs =>
       Effect.catchTag("SqlError", storageError("heartbeat"))
     )
 
-  const release = (operation: string, workerId: string, keep: ReadonlyArray<string>, deleteWorker: boolean) =>
-    sql.unsafe<Row>(releaseSql, [workerId, keep.map((id) => BigInt(id)), deleteWorker]).pipe(
+  /** Runs a statement of release_v2 and resolves to how many jobs went back. */
+  const release = (operation: string, statement: string, params: ReadonlyArray<unknown>) =>
+    sql.unsafe<Row>(statement, params).pipe(
       Effect.map((rows) => Number(rows[0]?.released ?? 0)),
       Effect.catchTag("SqlError", storageError(operation))
     )
@@ -100,11 +101,8 @@ VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::int, now() + make_interval(secs =>
     registerWorker,
     heartbeat,
     /** Resolves to how many jobs went back (the caller wakes workers when > 0). */
-    deregisterWorker: (workerId: string) => release("deregister worker", workerId, [], true),
+    deregisterWorker: (workerId: string) => release("deregister worker", releaseSql, [workerId, [], true]),
     releaseUnowned: (workerId: string, owned: ReadonlyArray<JobStore.OwnedClaim>) =>
-      sql.unsafe<Row>(releaseUnownedSql, [workerId, owned.map((o) => BigInt(o.id)), owned.map((o) => o.claim)]).pipe(
-        Effect.map((rows) => Number(rows[0]?.released ?? 0)),
-        Effect.catchTag("SqlError", storageError("release unowned jobs"))
-      )
+      release("release unowned jobs", releaseUnownedSql, [workerId, owned.map((o) => BigInt(o.id)), owned.map((o) => o.claim)])
   }
 }
