@@ -23,7 +23,6 @@
  */
 import { performance } from "node:perf_hooks"
 import type { Check, Outcome } from "./protocol.js"
-import type { Adapter } from "./systems/types.js"
 import { enqueueConcurrently, enqueuePaced, type Env, gc, percentile, sleep, Tally, within } from "./workloads.js"
 
 /** Payload indices of the backlog's jobs: far above any measured index, so one that runs is "unexpected". */

@@ -7,7 +7,7 @@
  *   its per-job counts.
  */
 import { performance } from "node:perf_hooks"
-import { type ChildConfig, errorMessage, type NetHost, netWorkload, type Outcome, type SystemMessage, type SystemResult, type WorkerCommand, type WorkerMessage, type WorkloadName } from "./protocol.js"
+import { type ChildConfig, errorMessage, type NetHost, netWorkload, type Outcome, type ProducerCommand, type ProducerMessage, type SystemMessage, type SystemResult, type WorkerCommand, type WorkerMessage, type WorkloadName } from "./protocol.js"
 import { type CpuProbe, postgresProbe, redisProbe } from "./serverCpu.js"
 import { byName } from "./systems/index.js"
 import type { Adapter, SystemContext, Workers } from "./systems/types.js"
@@ -23,7 +23,9 @@ import {
   groupBacklog,
   groupsLimit,
   latency,
+  latencyCrossProcess,
   rateLimited,
+  runProducer,
   Tally
 } from "./workloads.js"
 
@@ -36,7 +38,7 @@ if (!config) {
 // the parent is gone (killed or interrupted): do not linger as an orphan
 process.on("disconnect", () => process.exit(1))
 
-const sendMessage = (message: SystemMessage | WorkerMessage): Promise<void> =>
+const sendMessage = (message: SystemMessage | WorkerMessage | ProducerMessage): Promise<void> =>
   new Promise((resolve) => {
     if (!process.send) {
       console.log(JSON.stringify(message))
@@ -87,6 +89,9 @@ const runSystem = async (cfg: Extract<ChildConfig, { role: "system" }>): Promise
     "drain-2proc": () => drainProcesses(env, s.processes),
     "drain-4proc": () => drainProcesses(env, 4),
     latency: () => latency(env),
+    "latency-xproc": () => latencyCrossProcess(env),
+    "drain-c10-events": () => drain(env, s.jobs, 10, true, "reads"),
+    "drain-c10-idle-sub": () => drain(env, s.jobs, 10, true, "idle"),
     "groups-limit2": () => groupsLimit(env),
     "group-backlog": () => groupBacklog(env),
     "rate-limited": () => rateLimited(env),
@@ -190,7 +195,14 @@ const runWorker = async (cfg: Extract<ChildConfig, { role: "worker" }>): Promise
   await adapter.close().catch(() => {})
 }
 
-const main = config.role === "system" ? runSystem(config) : runWorker(config)
+const runProducerChild = async (cfg: Extract<ChildConfig, { role: "producer" }>): Promise<void> => {
+  const adapter: Adapter = await byName(cfg.system).make(cfg.ctx)
+  await runProducer(adapter, cfg, sendMessage, (f) => process.on("message", (raw) => f(raw as ProducerCommand)))
+  // closing sends what is still pending (cuckmq: the last wake-ups)
+  await adapter.close().catch(() => {})
+}
+
+const main = config.role === "system" ? runSystem(config) : config.role === "worker" ? runWorker(config) : runProducerChild(config)
 main.then(
   () => {
     // some clients keep timers or sockets open after close: do not wait for them

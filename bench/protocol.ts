@@ -33,6 +33,9 @@ export const workloadNames = [
   "drain-2proc",
   "drain-4proc",
   "latency",
+  "latency-xproc",
+  "drain-c10-events",
+  "drain-c10-idle-sub",
   "groups-limit2",
   "group-backlog",
   "rate-limited",
@@ -65,6 +68,8 @@ export interface Sizes {
   readonly latencyRate: number
   /** Worker concurrency of the latency workload. */
   readonly latencyConcurrency: number
+  /** Enqueues the producer of latency-xproc makes before it is timed (its code and connections warm). */
+  readonly producerWarmJobs: number
   /** Worker processes of the multi-process drain, and the concurrency of each. */
   readonly processes: number
   readonly processConcurrency: number
@@ -114,6 +119,16 @@ export type ChildConfig =
     readonly ctx: SystemContext
     readonly concurrency: number
     readonly jobs: number
+  }
+  | {
+    /** The producer of latency-xproc: enqueues `jobs` jobs one at a time at `rate`/s on "go". */
+    readonly role: "producer"
+    readonly system: string
+    readonly ctx: SystemContext
+    readonly jobs: number
+    readonly rate: number
+    /** Enqueues before "warmed" (the parent purges them): the producer's code and connections warm. */
+    readonly warmJobs: number
   }
 
 /** Handler calls checked against the jobs enqueued. */
@@ -235,6 +250,17 @@ export type WorkerCommand =
   | { readonly type: "pause" }
   | { readonly type: "go" }
   | { readonly type: "stop" }
+
+/** Producer child (latency-xproc) to its parent. */
+export type ProducerMessage =
+  | { readonly type: "ready" }
+  | { readonly type: "warmed" }
+  /** The enqueue calls' start times (wall clock, ms: `performance.timeOrigin + performance.now()`), a Float64Array in base64. */
+  | { readonly type: "produced"; readonly starts: string }
+  | { readonly type: "fatal"; readonly message: string }
+
+/** Parent to producer child. */
+export type ProducerCommand = { readonly type: "warm" } | { readonly type: "go" }
 
 export const errorMessage = (e: unknown): string =>
   e instanceof Error ? e.message : typeof e === "string" ? e : JSON.stringify(e)

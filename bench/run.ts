@@ -145,6 +145,7 @@ const sizes: Sizes = {
   latencyJobs: quick ? 100 : 500,
   latencyRate: 50,
   latencyConcurrency: 10,
+  producerWarmJobs: 50,
   processes: 2,
   processConcurrency: 10,
   processWarmJobs: intFlag("process-warm-jobs", quick ? 200 : 2_000),
@@ -465,6 +466,8 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
   },
   { label: "drain c=10 (jobs/s ↑)", workload: "drain-c10", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "drain c=50 (jobs/s ↑)", workload: "drain-c50", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: "drain c=10 with one event subscriber reading every event (jobs/s ↑)", workload: "drain-c10-events", value: perSec, format: (x) => `${fmtInt(x)}/s` },
+  { label: "drain c=10 with one event subscriber that never reads (jobs/s ↑)", workload: "drain-c10-idle-sub", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: `drain of a ${fmtInt(sizes.backlogJobs)}-job backlog, c=10 (jobs/s ↑)`, workload: "drain-backlog", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "drain 1 process × c=10, forked like the multi-process drains (jobs/s ↑)", workload: "drain-1proc", value: perSec, format: (x) => `${fmtInt(x)}/s` },
   { label: "drain 2 processes × c=10 (jobs/s ↑)", workload: "drain-2proc", value: perSec, format: (x) => `${fmtInt(x)}/s` },
@@ -472,6 +475,9 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
   { label: "latency p50 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p50 : undefined), format: fmtMs },
   { label: "latency p95 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p95 : undefined), format: fmtMs },
   { label: "latency p99 (ms ↓)", workload: "latency", value: (o) => (o.kind === "latency" ? o.p99 : undefined), format: fmtMs },
+  { label: "latency-xproc: p50, producer in another process (ms ↓)", workload: "latency-xproc", value: (o) => (o.kind === "latency" ? o.p50 : undefined), format: fmtMs },
+  { label: "latency-xproc: p95 (ms ↓)", workload: "latency-xproc", value: (o) => (o.kind === "latency" ? o.p95 : undefined), format: fmtMs },
+  { label: "latency-xproc: p99 (ms ↓)", workload: "latency-xproc", value: (o) => (o.kind === "latency" ? o.p99 : undefined), format: fmtMs },
   {
     label: `groups-limit2: drain of ${fmtInt(sizes.jobs)} jobs in ${fmtInt(sizes.groups)} groups, limit ${sizes.groupLimit} per group, c=${sizes.flowConcurrency} (jobs/s ↑)`,
     workload: "groups-limit2",
@@ -519,6 +525,18 @@ const rows = (c1Capped: boolean): ReadonlyArray<Row> => [
   {
     label: "Node CPU per 1,000 jobs, c=10 drain (s ↓)",
     workload: "drain-c10",
+    value: (o) => (o.kind === "throughput" ? o.cost?.nodeCpuPer1k : undefined),
+    format: fmtSecs
+  },
+  {
+    label: "Node CPU per 1,000 jobs, c=10 drain with a reading event subscriber (s ↓)",
+    workload: "drain-c10-events",
+    value: (o) => (o.kind === "throughput" ? o.cost?.nodeCpuPer1k : undefined),
+    format: fmtSecs
+  },
+  {
+    label: "Node CPU per 1,000 jobs, c=10 drain with an event subscriber that never reads (s ↓)",
+    workload: "drain-c10-idle-sub",
     value: (o) => (o.kind === "throughput" ? o.cost?.nodeCpuPer1k : undefined),
     format: fmtSecs
   },
@@ -719,6 +737,8 @@ const render = (results: Results, machine: Machine, meta: { startedAt: Date; sec
       `- **drain of a backlog**: as the c=10 drain, with ${fmtInt(sizes.backlogJobs)} jobs pre-enqueued (\`--backlog-jobs\`): the cost of a claim as the table grows.`,
       `- **drain 1, 2 and 4 processes** (drain-1proc, drain-2proc, drain-4proc): ${fmtInt(sizes.jobs)} pre-enqueued jobs; that many child processes each first run ${fmtInt(sizes.processWarmJobs)} warm-up jobs apiece (not timed; their workers then stop), then each connect and start workers at concurrency ${sizes.processConcurrency} on a “go” message; they report their handler-call counts every 10 ms over IPC; timed from “go” until the counts sum to ${fmtInt(sizes.jobs)}.`,
       `- **latency**: workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s, then ${fmtInt(sizes.latencyJobs)} jobs enqueued one at a time at ${sizes.latencyRate}/s from the same process; latency = enqueue-call start to handler start; percentiles per run (nearest rank), then the median over runs.`,
+      `- **latency-xproc**: as **latency**, with the jobs enqueued by another process: a producer child that connects, makes ${fmtInt(sizes.producerWarmJobs)} warm-up enqueues (purged before the workers start; a web process that enqueues has warm code and connections), then enqueues ${fmtInt(sizes.latencyJobs)} jobs one at a time at ${sizes.latencyRate}/s; latency = enqueue-call start in the producer to handler start in the workers' process, both on the machine's wall clock (\`performance.timeOrigin + performance.now()\`).`,
+      `- **drain-c10-events / drain-c10-idle-sub**: the c=10 drain with an event subscriber in the workers' process, subscribed before the workers start and stopped after: one that reads every event (cuckmq: \`cuckmq.subscribe\` run by a fiber that counts them; the run fails if it read fewer events than jobs), or one that subscribes and never reads. The cost of a subscriber is the ratio of these to drain c=10 in the same run; systems without an event stream in the adapter report n/a.`,
       `- **groups-limit2**: ${fmtInt(sizes.jobs)} jobs in ${fmtInt(sizes.groups)} groups (${fmtInt(Math.ceil(sizes.jobs / sizes.groups))} per group, each group's jobs enqueued one after the other, so that a claim in queue order meets many jobs of one group), a concurrency limit of ${sizes.groupLimit} per group (a system with another fixed limit runs with it, marked), pre-enqueued with the bulk API; workers at concurrency ${sizes.flowConcurrency} in the same process; the handler sleeps ${sizes.flowHoldMs} ms and counts the jobs of its group running at once (the most seen is reported: above the limit is a violation); timed from the call that starts the workers until the ${fmtInt(sizes.jobs)}th handler call.`,
       `- **group-backlog**: ${fmtInt(sizes.groupBacklogJobs)} jobs waiting in one group (limit 1), inserted with the bulk API, ${fmtInt(sizes.groupBacklogBatch)} per call (untimed; the time is in the notes), then workers (concurrency ${sizes.latencyConcurrency}) started and idle for 1 s while the backlog's group runs one job at a time, then ${fmtInt(sizes.latencyJobs)} other jobs, each in a group of its own, enqueued one at a time at ${sizes.latencyRate}/s: their latency, enqueue-call start to handler start (percentiles as in **latency**). Handler as in groups-limit2.`,
       `- **rate-limited**: a queue limited to ${fmtInt(sizes.rateLimit)} job starts per second by the system (cuckmq \`setChannelRateLimit\`, BullMQ's worker \`limiter\`), ${fmtInt(2 * sizes.rateLimit * sizes.rateSecs)} jobs waiting (twice what the span allows); workers at concurrency ${sizes.flowConcurrency}; handler start times recorded for ${sizes.rateSecs} s from the first start: the achieved rate (starts / ${sizes.rateSecs} s; the bound with fixed windows is the limit times ${sizes.rateSecs}, plus one period's worth) and the most starts in any 1 s span (sliding; fixed windows allow up to twice the limit across a window boundary). Checked for duplicates only (most jobs are left unrun on purpose).`,

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
-import type { ChildConfig, Check, Cost, NetHost, Outcome, Sizes, WorkerCommand, WorkerMessage } from "./protocol.js"
+import type { ChildConfig, Check, Cost, NetHost, Outcome, ProducerCommand, ProducerMessage, Sizes, WorkerCommand, WorkerMessage } from "./protocol.js"
 import type { CpuProbe } from "./serverCpu.js"
 import type { Adapter, FlowHandler, SystemContext, SystemDefinition } from "./systems/types.js"
 
@@ -155,10 +155,22 @@ export const enqueueBulk = async (env: Env): Promise<Outcome> => {
 }
 
 /** Pre-enqueues n jobs, starts workers at `concurrency` in this process and times until n handler calls. */
-export const drain = async (env: Env, n: number, concurrency: number, measureCost: boolean): Promise<Outcome> => {
+export const drain = async (
+  env: Env,
+  n: number,
+  concurrency: number,
+  measureCost: boolean,
+  /** An event subscriber in the process during the drain: one that reads ("reads") or one that never does. */
+  subscriber?: "reads" | "idle"
+): Promise<Outcome> => {
+  const subscribe = env.adapter.subscribe
+  if (subscriber !== undefined && (subscribe === undefined || "unsupported" in subscribe)) {
+    return { kind: "na", reason: subscribe?.unsupported ?? "no event subscription in the adapter" }
+  }
   await env.prepare("purge")
   await preEnqueue(env.adapter, n, env.sizes)
   await env.prepare("tidy")
+  const subscription = subscriber !== undefined && typeof subscribe === "function" ? await subscribe(subscriber === "reads") : undefined
   gc()
   const tally = new Tally(n)
   const done = tally.until(n)
@@ -172,6 +184,7 @@ export const drain = async (env: Env, n: number, concurrency: number, measureCos
   const server1 = env.serverCpu?.()
   await sleep(env.sizes.settleMs)
   await workers.stop()
+  const eventsRead = await subscription?.stop()
   const check = tally.check()
   if (!finished) {
     return {
@@ -179,6 +192,10 @@ export const drain = async (env: Env, n: number, concurrency: number, measureCos
       message: `timed out after ${env.sizes.timeoutSecs} s with ${tally.total} of ${n} handler calls`,
       check
     }
+  }
+  // a reading subscriber that read nothing measured nothing
+  if (subscriber === "reads" && !(eventsRead! >= n)) {
+    return { kind: "error", message: `the subscriber read ${eventsRead} events for ${n} jobs`, check }
   }
   const perK = n / 1000
   const cost: Cost | undefined = measureCost
@@ -352,15 +369,129 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 
 /** Enqueues 0..n-1 one call at a time at `rate` per second, recording each call's start in `starts`. */
-export const enqueuePaced = async (adapter: Adapter, n: number, rate: number, starts: Float64Array): Promise<void> => {
+export const enqueuePaced = async (
+  adapter: Adapter,
+  n: number,
+  rate: number,
+  starts: Float64Array,
+  clock: () => number = () => performance.now()
+): Promise<void> => {
   const interval = 1000 / rate
   const t0 = performance.now()
   for (let k = 0; k < n; k++) {
     const wait = t0 + k * interval - performance.now()
     if (wait > 0) await sleep(wait)
-    starts[k] = performance.now()
+    starts[k] = clock()
     await adapter.enqueue(k)
   }
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes of this machine. */
+const wallNow = (): number => performance.timeOrigin + performance.now()
+
+/**
+ * Idle workers in this process; jobs enqueued one at a time at a fixed rate by another process (a warmed
+ * producer child: the usual deployment, a web process enqueues and worker processes run); enqueue-call
+ * start (in the producer) to handler start (here), on the machine's wall clock.
+ */
+export const latencyCrossProcess = async (env: Env): Promise<Outcome> => {
+  const n = env.sizes.latencyJobs
+  await env.prepare("purge")
+  const config: ChildConfig = {
+    role: "producer",
+    system: env.definition.name,
+    ctx: env.ctx,
+    jobs: n,
+    rate: env.sizes.latencyRate,
+    warmJobs: env.sizes.producerWarmJobs
+  }
+  const child = spawn(process.execPath, [...process.execArgv, childEntry, JSON.stringify(config)], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  const waiters = new Map<ProducerMessage["type"], (m: ProducerMessage) => void>()
+  let failure: string | undefined
+  const next = (type: ProducerMessage["type"], ms: number) =>
+    within(new Promise<void>((resolve) => waiters.set(type, () => resolve())), ms)
+  child.on("message", (raw) => {
+    const message = raw as ProducerMessage
+    if (message.type === "fatal") failure = message.message
+    waiters.get(message.type)?.(message)
+  })
+  const send = (command: ProducerCommand) => child.send(command)
+  try {
+    if (!(await next("ready", 60_000))) return { kind: "error", message: `producer process not ready after 60 s${failure ? `: ${failure}` : ""}` }
+    const warmed = next("warmed", 60_000)
+    send({ type: "warm" })
+    if (!(await warmed)) return { kind: "error", message: `producer warm-up not done after 60 s${failure ? `: ${failure}` : ""}` }
+    await env.prepare("purge") // the warm-up's jobs
+    await env.prepare("tidy")
+    const received = new Float64Array(n).fill(NaN)
+    const tally = new Tally(n)
+    const done = tally.until(n)
+    const onJob = (i: number) => {
+      if (Number.isInteger(i) && i >= 0 && i < n && tally.counts[i] === 0) received[i] = wallNow()
+      tally.onJob(i)
+    }
+    const workers = await env.adapter.startWorkers(env.sizes.latencyConcurrency, onJob)
+    await sleep(1000) // idle
+    gc()
+    let produced: Extract<ProducerMessage, { type: "produced" }> | undefined
+    const producedP = new Promise<void>((resolve) => waiters.set("produced", (m) => {
+      produced = m as typeof produced
+      resolve()
+    }))
+    send({ type: "go" })
+    const finished = await within(Promise.all([done, producedP]).then(() => undefined), env.sizes.timeoutSecs * 1000)
+    await sleep(env.sizes.settleMs)
+    await workers.stop()
+    const check = tally.check()
+    if (!finished || produced === undefined) {
+      return { kind: "error", message: `timed out with ${tally.total} of ${n} handler calls${failure ? `; producer: ${failure}` : ""}`, check }
+    }
+    const buf = Buffer.from(produced.starts, "base64")
+    const starts = new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8)
+    const sorted = Array.from(received, (t, i) => t - starts[i]!).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+    return {
+      kind: "latency",
+      jobs: n,
+      p50: percentile(sorted, 50),
+      p95: percentile(sorted, 95),
+      p99: percentile(sorted, 99),
+      max: sorted[sorted.length - 1] ?? NaN,
+      check
+    }
+  } finally {
+    await within(exited, 30_000)
+    if (child.exitCode === null) child.kill("SIGKILL")
+  }
+}
+
+/**
+ * The producer child of latency-xproc: connects, warms up (`warmJobs` enqueues, which the parent purges),
+ * then enqueues 0..jobs-1 at `rate`, and sends the calls' start times (wall clock).
+ */
+export const runProducer = async (
+  adapter: Adapter,
+  cfg: { readonly jobs: number; readonly rate: number; readonly warmJobs: number },
+  send: (m: ProducerMessage) => Promise<void>,
+  commands: (f: (c: ProducerCommand) => void) => void
+): Promise<void> => {
+  const go = new Promise<void>((resolve) =>
+    commands((c) => {
+      if (c.type === "warm") {
+        void (async () => {
+          for (let k = 0; k < cfg.warmJobs; k++) await adapter.enqueue(cfg.jobs + k)
+          await send({ type: "warmed" })
+        })()
+      } else resolve()
+    })
+  )
+  await send({ type: "ready" })
+  await go
+  const starts = new Float64Array(cfg.jobs)
+  await enqueuePaced(adapter, cfg.jobs, cfg.rate, starts, wallNow)
+  await send({ type: "produced", starts: Buffer.from(starts.buffer).toString("base64") })
 }
 
 /** Idle workers; jobs enqueued one at a time at a fixed rate; enqueue-call start to handler start. */

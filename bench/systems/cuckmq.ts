@@ -3,7 +3,7 @@
  * `cuckmq-baseline`: the same adapter over the library of another commit (`--baseline=<git ref>`, checked
  * out by run.ts), so that the cost of a change is measured side by side in one run.
  */
-import { Duration, Effect, Exit, Layer, ManagedRuntime, Redacted, Schema, Scope } from "effect"
+import { Duration, Effect, Exit, Layer, ManagedRuntime, Redacted, Schema, Scope, Stream } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import * as Library from "../../src/index.js"
 import type { Adapter, FlowHandler, OnJob, SystemDefinition } from "./types.js"
@@ -110,6 +110,27 @@ const adapterOf = async (
         }
       }
       : { unsupported: "not measured for the baseline (its commit may have no channel rate limits)" },
+    subscribe: async (reads) => {
+      // a subscription in a scope of its own: `cuckmq.subscribe` (a Stream from that moment), read by a
+      // fiber that counts the events, or never read at all
+      let read = 0
+      const scope = await runtime.runPromise(Scope.make())
+      await runtime.runPromise(Effect.gen(function*() {
+        const cuckmq = yield* Cuckmq.Cuckmq
+        const events = yield* cuckmq.subscribe
+        if (reads) {
+          yield* Effect.forkIn(Stream.runForEach(events, () => Effect.sync(() => {
+            read++
+          })), scope)
+        }
+      }).pipe(Scope.provide(scope)))
+      return {
+        stop: async () => {
+          await runtime.runPromise(Scope.close(scope, Exit.void))
+          return read
+        }
+      }
+    },
     // backlog workloads (bench/backlog.ts)
     backlog: {
       enqueueScheduled: (is, runAt) => {

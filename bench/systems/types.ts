@@ -106,6 +106,12 @@ export interface Adapter {
   readonly groups: Groups | Unsupported
   /** A rate-limited queue (workload rate-limited). */
   readonly rateLimited: RateLimited | Unsupported
+  /**
+   * An event subscriber in this process (drain-c10-events, drain-c10-idle-sub): `reads` true, one that reads
+   * every event as it comes; false, one that subscribes and never reads. `stop` ends it and resolves to the
+   * events it read. Absent: those workloads report n/a for this system.
+   */
+  readonly subscribe?: ((reads: boolean) => Promise<{ readonly stop: () => Promise<number> }>) | Unsupported
   /** The backlog workloads' extras; absent: those workloads report n/a for this system. */
   readonly backlog?: Backlog | Unsupported
   /**
