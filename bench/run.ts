@@ -9,7 +9,8 @@
  * --group-backlog-jobs=N (the one group's backlog of the group-backlog workload, 1,000,000), --rate-limit=N and
  * --rate-secs=N (the rate-limited workload: N starts/s, observed for N s; 500 and 10), --workloads=a,b (a subset of the
  * workloads), --baseline=<git ref> (adds the system `cuckmq-baseline`: this repository's library at that commit,
- * checked out into a temporary worktree, run beside the current one to measure what a change costs). The soak
+ * checked out into a temporary worktree, run beside the current one to measure what a change costs; `cuckmq-no-archive`,
+ * cuckmq keeping no finalized jobs, also runs only when named in --only). The soak
  * workloads (bench/soak.ts; run them alone, `--workloads=soak` or `--workloads=soak-xmin`): --soak-minutes=N (60),
  * --xmin-minutes=N (the held snapshot, 10), --xmin-start-minutes=N (centred by default), --soak-rate=N|max (1000 jobs/s;
  * max: capacity mode), --soak-depth=N (capacity mode's backlog, 10000), --soak-sample-secs=N (10),
@@ -194,7 +195,7 @@ const systems: ReadonlyArray<SystemDefinition> = (only
     }
     return s
   })
-  : allSystems).filter((s) => s.name !== "cuckmq-baseline" || baselineRef !== undefined)
+  : allSystems.filter((s) => s.name !== "cuckmq-no-archive")).filter((s) => s.name !== "cuckmq-baseline" || baselineRef !== undefined)
 const workloadsFlag = listFlag("workloads")
 const workloads: ReadonlyArray<WorkloadName> = workloadsFlag
   ? workloadsFlag.map((w) => {

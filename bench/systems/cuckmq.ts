@@ -21,7 +21,9 @@ const RATED_CHANNEL = "rated"
 const adapterOf = async (
   lib: typeof Library,
   ctx: Parameters<SystemDefinition["make"]>[0],
-  flowControl: boolean
+  flowControl: boolean,
+  /** Keep finalized jobs (the default 24 h); false: `jobPostFinalizeDeleteSecs: 0`, nothing archived. */
+  archive = true
 ): Promise<Adapter> => {
   const { Cuckmq, JobDefinition, Worker } = lib
   let onJob: OnJob = () => {}
@@ -49,8 +51,11 @@ const adapterOf = async (
   // the soak workloads: a short retention of finalized jobs, and the orchestrator whose cleanup deletes them
   const soak = ctx.retentionSecs !== undefined
   const Context = (soak
-    ? Layer.provideMerge(lib.Orchestrator.layer(), Cuckmq.layer({ definitions, jobPostFinalizeDeleteSecs: ctx.retentionSecs }))
-    : Cuckmq.layer({ definitions })).pipe(Layer.provideMerge(Pg))
+    ? Layer.provideMerge(
+      lib.Orchestrator.layer(),
+      Cuckmq.layer({ definitions, jobPostFinalizeDeleteSecs: archive ? ctx.retentionSecs : 0 })
+    )
+    : Cuckmq.layer({ definitions, ...(archive ? {} : { jobPostFinalizeDeleteSecs: 0 }) })).pipe(Layer.provideMerge(Pg))
   const runtime = ManagedRuntime.make(Context)
   await runtime.runPromise(Effect.void) // build the context: connect, migrate, deploy
   /** Starts one worker on `channels` in a scope of its own; `stop` closes the scope (graceful shutdown). */
@@ -188,4 +193,21 @@ export const system: SystemDefinition = {
     "rate limit: a definition on channel `rated`, `cuckmq.setChannelRateLimit(\"rated\", { limit, period })` before the workers start (`Worker.layer({ concurrency, channels: [\"rated\"] })`), removed (`null`) after they stop"
   ],
   make: (ctx) => adapterOf(Library, ctx, true)
+}
+
+/**
+ * cuckmq with `jobPostFinalizeDeleteSecs: 0`: a finalized job is deleted, not archived in `job_finalized`.
+ * Not a default system (run it with `--only=...,cuckmq-no-archive`): it measures what the archive of
+ * finished jobs, on by default, costs against the bare loop (which keeps nothing).
+ */
+export const noArchive: SystemDefinition = {
+  name: "cuckmq-no-archive",
+  label: "cuckmq, finalized jobs not kept",
+  backend: "postgres",
+  packageVersion: system.packageVersion,
+  settings: (ctx) => [
+    "as cuckmq, with `Cuckmq.layer({ definitions, jobPostFinalizeDeleteSecs: 0 })`: a finalized job is deleted, not archived",
+    ...system.settings(ctx).slice(0, 1)
+  ],
+  make: (ctx) => adapterOf(Library, ctx, true, false)
 }

@@ -2,7 +2,7 @@
 import { system as bareLoop } from "./bare-loop.js"
 import { system as bullmq } from "./bullmq.js"
 import { system as bullmqPg } from "./bullmq-pg.js"
-import { baseline as cuckmqBaseline, system as cuckmq } from "./cuckmq.js"
+import { baseline as cuckmqBaseline, noArchive as cuckmqNoArchive, system as cuckmq } from "./cuckmq.js"
 import { system as effectPersistedQueue } from "./effect-persisted-queue.js"
 import { system as graphileWorker } from "./graphile-worker.js"
 import { system as graphileWorkerBatched } from "./graphile-worker-batched.js"
@@ -12,6 +12,7 @@ import type { SystemDefinition } from "./types.js"
 export const systems: ReadonlyArray<SystemDefinition> = [
   cuckmq,
   cuckmqBaseline,
+  cuckmqNoArchive,
   bareLoop,
   graphileWorker,
   graphileWorkerBatched,
