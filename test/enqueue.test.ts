@@ -1,5 +1,5 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Cuckmq, JobDefinition } from "../src/index.js"
 import { PgWithSchema, uniqueSchema } from "./support/pg.js"
@@ -285,6 +285,50 @@ describe("deploy and enqueue", () => {
           assert.strictEqual(error._tag, "StorageError")
           assert.include(error.message, "closed")
         }
+      }))
+
+    it.effect("closing the store while its inserts wait on a lock: every caller is answered, with its id or a StorageError", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(Cuckmq.layer({ schema, definitions: [Sms] }), scope)
+        // inserts block behind a lock another transaction holds until told to go
+        const go = yield* Deferred.make<void>()
+        const locked = yield* Deferred.make<void>()
+        const holder = yield* Effect.forkChild(sql.withTransaction(Effect.gen(function*() {
+          yield* sql`LOCK TABLE ${sql(table("job"))} IN SHARE ROW EXCLUSIVE MODE`
+          yield* Deferred.succeed(locked, undefined)
+          yield* Deferred.await(go)
+        })))
+        yield* Deferred.await(locked)
+        const base = 900_000
+        const calls = yield* Effect.forkChild(Effect.forEach(
+          Array.from({ length: 50 }, (_, k) => base + k),
+          (n) => Effect.result(Sms.enqueue({ n }).pipe(Effect.provideContext(context))),
+          { concurrency: "unbounded" }
+        ))
+        yield* Effect.sleep("300 millis") // the first batches are in flight, the rest wait for them
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* Effect.sleep("300 millis")
+        yield* Deferred.succeed(go, undefined)
+        yield* Fiber.join(holder)
+        const results = yield* Fiber.join(calls).pipe(Effect.timeoutOrElse({
+          duration: "30 seconds",
+          orElse: () => Effect.die(new Error("a caller was never answered after the store closed"))
+        }))
+        yield* Fiber.join(closing)
+        const ids = results.flatMap((r) => (r._tag === "Success" ? [r.success] : []))
+        for (const r of results) {
+          if (r._tag === "Failure") {
+            assert.strictEqual(r.failure._tag, "StorageError")
+            assert.include(r.failure.message, "closed")
+          }
+        }
+        const [row] = yield* sql<{ n: bigint }>`
+          SELECT count(*) AS n FROM ${sql(table("job"))} WHERE name = 'sms' AND (payload->>'n')::int >= ${base}`
+        // a job whose caller got an id was written; one that was refused (closed) may or may not have been
+        assert.isAtLeast(Number(row!.n), ids.length)
+        yield* sql`DELETE FROM ${sql(table("job"))} WHERE name = 'sms' AND (payload->>'n')::int >= ${base}`
       }))
 
     it.effect("bad input is a typed error with a readable message and writes nothing", () =>

@@ -391,10 +391,14 @@ export const make = (ctx: Context) =>
         return Effect.andThen(writeItems(taken[0], current), loop)
       })
       return Effect.ensuring(loop, Effect.sync(() => {
-        // interrupted (the store is closing): the batch in flight may or may not have been written
-        // (after a normal exit every caller of `current` is answered already, and this changes nothing)
-        const failure = Effect.fail(closedError("maybe"))
-        for (const item of current) Deferred.doneUnsafe(item.deferred, failure)
+        // interrupted (the store is closing): the batch in flight may or may not have been written. After a
+        // normal exit every caller of `current` is answered already, and the error is not even built (a
+        // StorageError costs a stack trace: a few percent of an enqueue's CPU when each job is a batch)
+        const unanswered = current.filter((item) => !Deferred.isDoneUnsafe(item.deferred))
+        if (unanswered.length > 0) {
+          const failure = Effect.fail(closedError("maybe"))
+          for (const item of unanswered) Deferred.doneUnsafe(item.deferred, failure)
+        }
         if (counted) insertsInFlight--
       }))
     })
