@@ -418,7 +418,13 @@ export const latencyCrossProcess = async (env: Env): Promise<Outcome> => {
     if (message.type === "fatal") failure = message.message
     waiters.get(message.type)?.(message)
   })
-  const send = (command: ProducerCommand) => child.send(command)
+  // a producer that died: its IPC channel is closed, and a send would throw (or emit an unhandled error)
+  child.on("error", (e) => {
+    failure ??= errorText(e)
+  })
+  const send = (command: ProducerCommand) => {
+    if (child.connected) child.send(command)
+  }
   try {
     if (!(await next("ready", 60_000))) return { kind: "error", message: `producer process not ready after 60 s${failure ? `: ${failure}` : ""}` }
     const warmed = next("warmed", 60_000)
@@ -462,10 +468,14 @@ export const latencyCrossProcess = async (env: Env): Promise<Outcome> => {
       check
     }
   } finally {
+    // an early return leaves the producer waiting for "go": closing the channel ends it (child.ts)
+    if (child.connected) child.disconnect()
     await within(exited, 30_000)
     if (child.exitCode === null) child.kill("SIGKILL")
   }
 }
+
+const errorText = (e: unknown): string => e instanceof Error ? e.message : String(e)
 
 /**
  * The producer child of latency-xproc: connects, warms up (`warmJobs` enqueues, which the parent purges),
@@ -483,7 +493,7 @@ export const runProducer = async (
         void (async () => {
           for (let k = 0; k < cfg.warmJobs; k++) await adapter.enqueue(cfg.jobs + k)
           await send({ type: "warmed" })
-        })()
+        })().catch((e: unknown) => send({ type: "fatal", message: `warm-up enqueue failed: ${errorText(e)}` }))
       } else resolve()
     })
   )

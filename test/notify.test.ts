@@ -34,6 +34,7 @@ describe("wake-ups across processes", () => {
         seen.clear()
         // the workers: a context of their own (another process, as far as wake-ups go)
         const workerScope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(workerScope, Exit.void))
         yield* Layer.buildWithScope(
           Worker.layer({ pollIntervalSecs: 3600, concurrency: 10 }).pipe(
             Layer.provide(Cuckmq.layer({ schema, definitions: [Ping, Count] })),
@@ -63,7 +64,6 @@ describe("wake-ups across processes", () => {
         while (seen.size < 330 && Date.now() < deadline) yield* Effect.sleep("20 millis")
         assert.strictEqual(seen.size, 330, "every job ran without a poll")
         assert.isTrue([...seen.values()].every((n) => n === 1), "each once")
-        yield* Scope.close(workerScope, Exit.void)
       }).pipe(Effect.scoped))
   })
 })
