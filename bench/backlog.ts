@@ -23,7 +23,7 @@
  */
 import { performance } from "node:perf_hooks"
 import type { Check, Outcome } from "./protocol.js"
-import { enqueueConcurrently, enqueuePaced, type Env, gc, percentile, sleep, Tally, within } from "./workloads.js"
+import { enqueueConcurrently, enqueuePaced, type Env, gc, percentile, sleep, sortedFinite, Tally, within } from "./workloads.js"
 
 /** Payload indices of the backlog's jobs: far above any measured index, so one that runs is "unexpected". */
 const BACKLOG_BASE = 10_000_000
@@ -115,7 +115,7 @@ export const backlogWorkload = async (env: Env, waitingFull: number, finishedFul
   await idle.stop()
   const check = sum([tally.check(), lat.check()])
   if (!latFinished) return { kind: "error", message: `latency timed out with ${lat.total} of ${m} handler calls (${note})`, check }
-  const sorted = Array.from(latencies).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  const sorted = sortedFinite(latencies)
   return {
     kind: "backlog",
     waiting,

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
-import type { ChildConfig, Check, Cost, NetHost, Outcome, ProducerCommand, ProducerMessage, Sizes, WorkerCommand, WorkerMessage } from "./protocol.js"
+import { type ChildConfig, type Check, type Cost, errorMessage, type NetHost, type Outcome, type ProducerCommand, type ProducerMessage, type Sizes, type WorkerCommand, type WorkerMessage } from "./protocol.js"
 import type { CpuProbe } from "./serverCpu.js"
 import type { Adapter, FlowHandler, SystemContext, SystemDefinition } from "./systems/types.js"
 
@@ -368,6 +368,22 @@ export const drainProcesses = async (env: Env, processes: number, hosts?: Readon
 export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 
+/** The finite values of `xs`, ascending (latency samples; NaN: a job that never started). */
+export const sortedFinite = (xs: ArrayLike<number>): Array<number> =>
+  Array.from(xs).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+
+/** A latency outcome from ascending samples (`sortedFinite`). */
+const latencyOutcome = (jobs: number, sorted: ReadonlyArray<number>, check: Check, note?: string): Outcome => ({
+  kind: "latency",
+  jobs,
+  p50: percentile(sorted, 50),
+  p95: percentile(sorted, 95),
+  p99: percentile(sorted, 99),
+  max: sorted[sorted.length - 1] ?? NaN,
+  check,
+  ...(note !== undefined ? { note } : {})
+})
+
 /** Enqueues 0..n-1 one call at a time at `rate` per second, recording each call's start in `starts`. */
 export const enqueuePaced = async (
   adapter: Adapter,
@@ -420,7 +436,7 @@ export const latencyCrossProcess = async (env: Env): Promise<Outcome> => {
   })
   // a producer that died: its IPC channel is closed, and a send would throw (or emit an unhandled error)
   child.on("error", (e) => {
-    failure ??= errorText(e)
+    failure ??= errorMessage(e)
   })
   const send = (command: ProducerCommand) => {
     if (child.connected) child.send(command)
@@ -457,16 +473,7 @@ export const latencyCrossProcess = async (env: Env): Promise<Outcome> => {
     }
     const buf = Buffer.from(produced.starts, "base64")
     const starts = new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8)
-    const sorted = Array.from(received, (t, i) => t - starts[i]!).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-    return {
-      kind: "latency",
-      jobs: n,
-      p50: percentile(sorted, 50),
-      p95: percentile(sorted, 95),
-      p99: percentile(sorted, 99),
-      max: sorted[sorted.length - 1] ?? NaN,
-      check
-    }
+    return latencyOutcome(n, sortedFinite(Array.from(received, (t, i) => t - starts[i]!)), check)
   } finally {
     // an early return leaves the producer waiting for "go": closing the channel ends it (child.ts)
     if (child.connected) child.disconnect()
@@ -474,8 +481,6 @@ export const latencyCrossProcess = async (env: Env): Promise<Outcome> => {
     if (child.exitCode === null) child.kill("SIGKILL")
   }
 }
-
-const errorText = (e: unknown): string => e instanceof Error ? e.message : String(e)
 
 /**
  * The producer child of latency-xproc: connects, warms up (`warmJobs` enqueues, which the parent purges),
@@ -493,7 +498,7 @@ export const runProducer = async (
         void (async () => {
           for (let k = 0; k < cfg.warmJobs; k++) await adapter.enqueue(cfg.jobs + k)
           await send({ type: "warmed" })
-        })().catch((e: unknown) => send({ type: "fatal", message: `warm-up enqueue failed: ${errorText(e)}` }))
+        })().catch((e: unknown) => send({ type: "fatal", message: `warm-up enqueue failed: ${errorMessage(e)}` }))
       } else resolve()
     })
   )
@@ -528,16 +533,7 @@ export const latency = async (env: Env): Promise<Outcome> => {
   if (!finished) {
     return { kind: "error", message: `timed out with ${tally.total} of ${n} handler calls`, check }
   }
-  const sorted = Array.from(latencies).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  return {
-    kind: "latency",
-    jobs: n,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-    p99: percentile(sorted, 99),
-    max: sorted[sorted.length - 1] ?? NaN,
-    check
-  }
+  return latencyOutcome(n, sortedFinite(latencies), check)
 }
 
 // ---------------------------------------------------------------- flow control
@@ -702,7 +698,7 @@ export const groupBacklog = async (env: Env): Promise<Outcome> => {
   const check: Check = { duplicates: all.duplicates, missing, unexpected: all.unexpected }
   const backlogMax = counter.maxOf("backlog")
   const note = `backlog of ${b.toLocaleString("en-US")} jobs in one group inserted in ${insertSecs.toFixed(1)} s; ${backlogRan.toLocaleString("en-US")} of them ran meanwhile, at most ${backlogMax} at once${backlogMax > limit ? ` (LIMIT ${limit} EXCEEDED)` : ""}`
-  const sorted = Array.from(latencies).filter((x) => Number.isFinite(x)).sort((a, c) => a - c)
+  const sorted = sortedFinite(latencies)
   if (!finished) {
     const startedOnes = sorted.length > 0
       ? `; latency of those started: p50 ${Math.round(percentile(sorted, 50))} ms, p99 ${Math.round(percentile(sorted, 99))} ms`
@@ -713,16 +709,7 @@ export const groupBacklog = async (env: Env): Promise<Outcome> => {
       check
     }
   }
-  return {
-    kind: "latency",
-    jobs: m,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-    p99: percentile(sorted, 99),
-    max: sorted[sorted.length - 1] ?? NaN,
-    check,
-    note
-  }
+  return latencyOutcome(m, sorted, check, note)
 }
 
 /**
