@@ -482,6 +482,55 @@ describe("correctness regressions", () => {
         }).pipe(Effect.scoped))
     })
 
+    it.effect("11. a promotion that waited for its group's lock counts the jobs the lock's holder let out: it lets out no more than the group has room for", () => {
+      // Found by CI (the conformance case "raising it promotes held jobs" failed once): the promotion after an
+      // enqueue of held jobs started just before a settlement, waited for the group row the settlement had
+      // locked, and then did not count the job the settlement had promoted as waiting (its sort_at, the
+      // settlement's statement time, was later than the promotion's own statement time), so it let out a
+      // second job for the one free slot.
+      const Job = JobDefinition.make({ name: "promote-race", groupConcurrency: 1, handler: () => Effect.void })
+      return withContext("promote_lock", { definitions: [Job] }, ({ schema }) =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const job = sql(inSchema(schema, "job"))
+          const group = sql(inSchema(schema, "job_group"))
+          const freeSlots = sql(inSchema(schema, "free_slots_v3"))
+          const ids = yield* Job.enqueueMany([0, 1, 2].map(() => ({ payload: {}, jobGroup: "g" })))
+          const heldOf = Effect.map(
+            sql<{ id: string; held: boolean }>`SELECT id::text AS id, held FROM ${job} ORDER BY id`,
+            (rows) => rows.map((r) => r.held)
+          )
+          assert.deepStrictEqual(yield* heldOf, [false, true, true], "one slot: the first waits, the others are held")
+          // the group's row (a promotion gives a group without one its row; nothing is let out: no room)
+          yield* sql`SELECT ${freeSlots}(ARRAY['g'], ARRAY[0])`
+          assert.deepStrictEqual(yield* heldOf, [false, true, true])
+          const locked = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          // the lock's holder: the group row, as a settlement or a cancellation holds it
+          const holder = yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`SELECT 1 FROM ${group} WHERE name = 'g' FOR UPDATE`
+            yield* Deferred.succeed(locked, undefined)
+            yield* Deferred.await(release)
+            // what a cancellation of the waiting job does: it goes, and its group gets a promotion
+            yield* sql`DELETE FROM ${job} WHERE id = ${ids[0]!}`
+            yield* sql`SELECT ${freeSlots}(ARRAY['g'], ARRAY[0])`
+          })).pipe(Effect.forkChild)
+          yield* Deferred.await(locked)
+          // a promotion (count 0, as after an enqueue of held jobs) that begins now and waits for the lock
+          const waiter = yield* sql`SELECT ${freeSlots}(ARRAY['g'], ARRAY[0])`.pipe(Effect.forkChild)
+          yield* waitUntil("the promotion waits for the group's lock", Effect.map(
+            sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%free_slots_v3%' AND datname = current_database()
+                AND pid <> pg_backend_pid()`,
+            (rows) => rows[0]!.n >= 1
+          ))
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(holder)
+          yield* Fiber.join(waiter)
+          assert.deepStrictEqual(yield* heldOf, [false, true], "the holder let out the next job; the last stays held")
+        }))
+    })
+
     it.effect("10a. input PostgreSQL would refuse is refused first, with the right typed error, writing nothing", () => {
       const Job = JobDefinition.make({ name: "inputs", payload: Schema.Struct({ s: Schema.String }), handler: () => Effect.void })
       return withContext("bad_input", { definitions: [Job] }, ({ schema }) =>

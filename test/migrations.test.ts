@@ -17,7 +17,7 @@ describe("Migrations", () => {
         const applied = results.filter((r) => r.length > 0)
         assert.strictEqual(applied.length, 1)
         const all = [[1, "init"], [2, "claims_starts_slots_sessions"], [3, "flow_control"], [4, "admin_statistics"],
-          [5, "attempt_control"], [6, "unique_jobs"], [7, "results_cancellation"]]
+          [5, "attempt_control"], [6, "unique_jobs"], [7, "results_cancellation"], [8, "promotion_clock"]]
         assert.deepStrictEqual(applied[0]!.map(([id, name]) => [id, name]), all)
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql<{ id: number; name: string }>`
@@ -77,7 +77,7 @@ describe("Migrations", () => {
         assert.strictEqual(Number(before!.n), 1)
         yield* sql.withTransaction(Effect.forEach(upgrade, (s) => sql.unsafe(s), { discard: true }))
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
-        assert.strictEqual(Migrations.latestVersion, 7)
+        assert.strictEqual(Migrations.latestVersion, 8)
       }).pipe(Effect.scoped))
 
     it.effect("migration 5 upgrades a version-4 schema with live jobs: snoozes 0, no time limit, settle_v2 kept", () =>
@@ -128,6 +128,29 @@ describe("Migrations", () => {
           SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
           WHERE n.nspname = ${other} AND p.proname LIKE 'settle_%' ORDER BY p.proname`
         assert.deepStrictEqual(fns.map((f) => f.proname), ["settle_v2", "settle_v3", "settle_v4"])
+        assert.deepStrictEqual(yield* Migrations.migrate(other), [])
+      }).pipe(Effect.scoped))
+
+    it.effect("migration 8 replaces free_slots_v3 of a version-7 schema in place: the same signature, dated by the snapshot's clock", () =>
+      Effect.gen(function*() {
+        const other = `${schema}_v7`
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(other)} CASCADE`))
+        const all = yield* Migrations.generateMigrationSql(other)
+        const v8 = yield* Migrations.generateMigrationSql(other, { fromVersion: 7 })
+        const own = v8.slice(2)
+        yield* sql.withTransaction(Effect.forEach(all.filter((s) => !own.includes(s)), (s) => sql.unsafe(s), { discard: true }))
+        const freeSlots = sql<{ src: string; args: string }>`
+          SELECT p.prosrc AS src, pg_get_function_identity_arguments(p.oid) AS args
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = ${other} AND p.proname = 'free_slots_v3'`
+        const [before] = yield* freeSlots
+        assert.notInclude(before!.src, "clock_timestamp()")
+        yield* sql.withTransaction(Effect.forEach(v8, (s) => sql.unsafe(s), { discard: true }))
+        const after = yield* freeSlots
+        assert.strictEqual(after.length, 1, "replaced, not overloaded")
+        assert.strictEqual(after[0]!.args, before!.args)
+        assert.include(after[0]!.src, "(SELECT clock_timestamp())")
         assert.deepStrictEqual(yield* Migrations.migrate(other), [])
       }).pipe(Effect.scoped))
 

@@ -250,7 +250,7 @@ describe("Runtime under a role without DDL rights", () => {
         if (behind._tag !== "SchemaNotMigrated") return
         assert.deepInclude(behind, { schema: "behind", version: 1, required: Migrations.latestVersion })
         assert.deepStrictEqual(behind.missing, Ddl.migrations("behind").slice(1).map(([id, name]) => `${id}_${name}`))
-        assert.match(behind.message, /at version 1; this cuckmq needs version 7: missing migrations 2_claims_starts_slots_sessions, 3_flow_control, 4_admin_statistics, 5_attempt_control, 6_unique_jobs, 7_results_cancellation/)
+        assert.match(behind.message, /at version 1; this cuckmq needs version 8: missing migrations 2_claims_starts_slots_sessions, 3_flow_control, 4_admin_statistics, 5_attempt_control, 6_unique_jobs, 7_results_cancellation, 8_promotion_clock/)
         const none = yield* Effect.flip(Effect.scoped(Layer.build(
           Cuckmq.layer({ schema: "nothing_here", migrate: false }).pipe(Layer.provide(RolePg))
         )))

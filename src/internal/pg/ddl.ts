@@ -353,6 +353,15 @@ export const v7 = (schema: string): ReadonlyArray<string> => {
   ]
 }
 
+/**
+ * Version 8: a fix of `free_slots_v3` (the promotion every settlement, release, rescue, cancellation and
+ * enqueue of held jobs runs): it counts a group's due ready jobs, and dates the jobs it lets out, by the clock
+ * each statement reads once its snapshot is taken instead of by the caller's statement's start, so a call
+ * that waited for a group's lock counts the jobs the lock's holder let out (see `freeSlotsV3Function`). Same
+ * signature and contract: processes of version 7 call it unchanged.
+ */
+export const v8 = (schema: string): ReadonlyArray<string> => [freeSlotsV3Function(names(schema), "snapshot")]
+
 /** One migration: `[id, name, statements]`, each statement SQL text. */
 export type Migration = readonly [number, string, ReadonlyArray<string>]
 
@@ -364,7 +373,8 @@ export const migrations = (schema: string): ReadonlyArray<Migration> => [
   [4, "admin_statistics", v4(schema)],
   [5, "attempt_control", v5(schema)],
   [6, "unique_jobs", v6(schema)],
-  [7, "results_cancellation", v7(schema)]
+  [7, "results_cancellation", v7(schema)],
+  [8, "promotion_clock", v8(schema)]
 ]
 
 /** Compiles fragments to SQL text with the PostgreSQL compiler (no connection needed). */

@@ -32,11 +32,12 @@ const heldChannelsSql = (n: Names) => `    SELECT free.name, free.k, c.channel F
 
 /**
  * How many waiting, unheld, due jobs group `grp` has (SQL expressions), counted up to `limit` on
- * job_group_idx: what enqueue and promotion count against a group's concurrency.
+ * job_group_idx: what enqueue and promotion count against a group's concurrency. Due: `sort_at` at or before
+ * `now` (an SQL expression; the statement's time unless given).
  */
-export const readyCountSql = (n: Names, grp: string, limit: string) =>
+export const readyCountSql = (n: Names, grp: string, limit: string, now = "statement_timestamp()") =>
   `(SELECT count(*) FROM (SELECT 1 FROM ${n.job} u WHERE u.job_group = ${grp} AND u.worker_id IS NULL AND NOT u.held
-    AND u.sort_at <= statement_timestamp() LIMIT ${limit}) r)`
+    AND u.sort_at <= ${now} LIMIT ${limit}) r)`
 
 /**
  * `free_slots_v2(groups, counts)`: frees `counts[i]` slots of `groups[i]` and makes up to as many held jobs
@@ -96,10 +97,20 @@ export const groupBudgetSql = (g: string) => `CASE
  * waiting, unheld, due jobs (so promotions never outnumber what the group can run), the oldest `k` held
  * jobs per channel by run time, behind the jobs already waiting (`sort_at` = now): claims go round-robin
  * across busy groups. A group with room whose rate budget is spent (and held jobs) is blocked until its
- * window ends, when `promoteGroups` promotes it. Returns how many groups had jobs promoted. Part of
- * migration 3.
+ * window ends, when `promoteGroups` promotes it. Returns how many groups had jobs promoted.
+ *
+ * `clock`: what "now" is for the count of due ready jobs and for the promoted jobs' `sort_at`.
+ * - `"statement"` (migration 3, as shipped): `statement_timestamp()`, the start of the caller's statement. A
+ *   bug: a call that waited for a group's lock while its holder promoted jobs (whose `sort_at` is the
+ *   holder's statement time, later than ours) did not count those jobs as due, and let out more jobs than the
+ *   group had room for (claims hold the surplus again, so no limit was exceeded, but they could run out of
+ *   order and a group's held jobs were not the oldest).
+ * - `"snapshot"` (migration 8): the clock read by each statement once its snapshot is taken (an uncorrelated
+ *   subquery, evaluated once, at its first use), later than the commit of every job that snapshot sees.
  */
-export const freeSlotsV3Function = (n: Names) => `
+export const freeSlotsV3Function = (n: Names, clock: "statement" | "snapshot" = "statement") => {
+  const now = clock === "statement" ? "statement_timestamp()" : "(SELECT clock_timestamp())"
+  return `
 CREATE OR REPLACE FUNCTION ${n.fn("free_slots_v3")}(p_groups text[], p_counts integer[])
 RETURNS integer LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -117,7 +128,7 @@ BEGIN
   -- a new statement: its snapshot sees every hold committed before we took the group locks
   WITH free AS (
     SELECT g.name, LEAST(
-      ${groupConcurrencySql("g")} - g.running - ${readyCountSql(n, "g.name", groupConcurrencySql("g"))},
+      ${groupConcurrencySql("g")} - g.running - ${readyCountSql(n, "g.name", groupConcurrencySql("g"), now)},
       ${groupBudgetSql("g")}) AS k
     FROM ${n.group} g
     WHERE g.name = ANY(p_groups) AND g.running < ${groupConcurrencySql("g")}
@@ -137,7 +148,7 @@ ${heldChannelsSql(n)}
     ) p
   ),
   promoted AS (
-    UPDATE ${n.job} j SET held = false, sort_at = GREATEST(j.run_at, statement_timestamp())
+    UPDATE ${n.job} j SET held = false, sort_at = GREATEST(j.run_at, ${now})
     WHERE j.id = ANY(ARRAY(SELECT id FROM pick)) AND j.held
     RETURNING j.job_group
   )
@@ -148,11 +159,12 @@ ${heldChannelsSql(n)}
   WHERE g.name = ANY(p_groups) AND g.blocked_until IS NULL AND g.window_start IS NOT NULL
     AND COALESCE(g.rate_limit, g.def_rate_limit) IS NOT NULL
     AND ${groupBudgetSql("g")} <= 0
-    AND ${groupConcurrencySql("g")} - g.running - ${readyCountSql(n, "g.name", groupConcurrencySql("g"))} > 0
+    AND ${groupConcurrencySql("g")} - g.running - ${readyCountSql(n, "g.name", groupConcurrencySql("g"), now)} > 0
     AND EXISTS (SELECT 1 FROM ${n.job} h WHERE h.job_group = g.name AND h.held);
   RETURN v_promoted;
 END
 $fn$`
+}
 
 /** Version 2's `free_slots_v2` (called by settle_v2, release_v2 and rescue_v2), now version 3's promotion. */
 export const freeSlotsV2Delegate = (n: Names) => `
